@@ -1,0 +1,10 @@
+DROP TABLE dbinit_files;
+DROP TABLE refresh_tokens;
+DROP TABLE refresh_families;
+DROP TABLE signing_keys;
+DROP TABLE group_links;
+DROP TABLE claim_group_claims;
+DROP TABLE user_claim_groups;
+DROP TABLE claims;
+DROP TABLE claim_groups;
+DROP TABLE users;

@@ -1,0 +1,242 @@
+//! The command line: `tessera [--config FILE] [--dbinit FILE] [serve|migrate|validate|hash-password]`.
+//! Stoke's single-dash `-config`/`-dbinit` spellings are accepted too.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::clock::SystemClock;
+use crate::config::{self, Config, LoadedConfig};
+use crate::crypto::password::{self, Hasher};
+use crate::startup::{self, Application};
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "A lightweight self-hosted token service (Stoke-compatible)")]
+pub struct Cli {
+    /// Configuration file (default: ./config.yaml when it exists, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A dbinit file to apply at start-up (overrides users.user_init_file).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub dbinit: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrate the database, apply dbinit, and serve (the default).
+    Serve,
+    /// Migrate the database and apply dbinit, then exit.
+    Migrate,
+    /// Check the configuration and print it with secrets redacted.
+    Validate {
+        /// Treat unknown keys as errors.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Read a password from stdin and print dbinit lines for it.
+    HashPassword {
+        /// Print Stoke's password_hash/password_salt pair instead of a PHC string.
+        #[arg(long)]
+        stoke: bool,
+    },
+}
+
+/// Rewrites Stoke's `-config x` / `-dbinit=x` into the double-dash forms.
+fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| {
+            for flag in ["-config", "-dbinit"] {
+                if a == flag || a.starts_with(&format!("{flag}=")) {
+                    return format!("-{a}");
+                }
+            }
+            a
+        })
+        .collect()
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse_from(normalize_args(std::env::args()));
+    match cli.command.as_ref().unwrap_or(&Command::Serve) {
+        Command::Validate { strict } => validate(&cli, *strict),
+        Command::HashPassword { stoke } => hash_password(&cli, *stoke),
+        Command::Migrate => with_config(&cli, |loaded| migrate(&cli, loaded)),
+        Command::Serve => with_config(&cli, |loaded| serve(&cli, loaded)),
+    }
+}
+
+fn load(cli: &Cli, strict: bool) -> Result<LoadedConfig, config::ConfigError> {
+    config::load(cli.config.as_deref(), std::env::vars(), strict)
+}
+
+fn print_warnings(loaded: &[config::Problem]) {
+    for w in loaded {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn with_config(cli: &Cli, f: impl FnOnce(LoadedConfig) -> ExitCode) -> ExitCode {
+    match load(cli, false) {
+        Ok(loaded) => {
+            print_warnings(&loaded.warnings);
+            f(loaded)
+        }
+        Err(e) => {
+            print_warnings(&e.warnings);
+            eprint!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(cli: &Cli, strict: bool) -> ExitCode {
+    match load(cli, strict) {
+        Ok(loaded) => {
+            print_warnings(&loaded.warnings);
+            match serde_yaml_ng::to_string(&loaded.config) {
+                Ok(text) => println!("# effective configuration (secrets redacted)\n{text}"),
+                Err(e) => eprintln!("error: cannot print the configuration: {e}"),
+            }
+            eprintln!("configuration is valid");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            print_warnings(&e.warnings);
+            eprint!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
+    if let Err(e) = crate::telemetry::init(&loaded.config.logging) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    match startup::prepare(&loaded.config, cli.dbinit.as_deref(), &SystemClock) {
+        Ok(prepared) => {
+            announce_superuser(prepared.superuser_password.as_deref());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
+    if let Err(e) = crate::telemetry::init(&loaded.config.logging) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config: Config = loaded.config;
+    let dbinit = cli.dbinit.clone();
+    runtime.block_on(async move {
+        let app = match Application::build(config, dbinit).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        announce_superuser(app.superuser_password.as_deref());
+        tracing::info!(port = app.port(), "tessera listening");
+        match app.run_until_stopped().await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "server failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Shows the generated superuser password once, on stdout only (never in the log file).
+fn announce_superuser(password: Option<&str>) {
+    if let Some(pw) = password {
+        println!("Created superuser 'sadmin' password={pw}");
+        println!("(shown once: sign in and change it)");
+    }
+}
+
+fn hash_password(cli: &Cli, stoke: bool) -> ExitCode {
+    let params = match cli.config.as_deref() {
+        Some(_) => match load(cli, false) {
+            Ok(loaded) => loaded.config.security.password_hash,
+            Err(e) => {
+                eprint!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => config::PasswordHashConfig::default(),
+    };
+    let password = match read_password() {
+        Ok(pw) if pw.is_empty() => {
+            eprintln!("error: empty password");
+            return ExitCode::FAILURE;
+        }
+        Ok(pw) => pw,
+        Err(e) => {
+            eprintln!("error: could not read the password: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let lines = if stoke {
+        password::stoke_pair(&password).map(|(hash, salt)| format!("password_hash: {hash}\npassword_salt: {salt}"))
+    } else {
+        Hasher::new(&params).and_then(|h| h.hash(&password)).map(|phc| format!("password_hash: \"{phc}\""))
+    };
+    match lines {
+        Ok(lines) => {
+            println!("# Add to the user's entry in the dbinit file:");
+            println!("{lines}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One password: prompted without echo on a terminal, else the first line of stdin.
+fn read_password() -> std::io::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let _ = std::io::stderr().flush();
+        return rpassword::prompt_password("password: ");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stoke_single_dash_flags() {
+        let args = normalize_args(["tessera", "-config", "c.yaml", "-dbinit=d.yaml", "migrate"].map(String::from));
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string());
+        let cli = cli.unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(cli.config, Some(PathBuf::from("c.yaml")));
+        assert_eq!(cli.dbinit, Some(PathBuf::from("d.yaml")));
+        assert!(matches!(cli.command, Some(Command::Migrate)));
+    }
+}

@@ -1,0 +1,529 @@
+//! Reading a configuration: the YAML file, `TESSERA__SECTION__KEY` environment overrides, YAML 1.1 booleans,
+//! unknown-key warnings and a list of every problem found (not just the first).
+//!
+//! The schema used to check keys and coerce scalars is the default configuration itself, serialized: every
+//! key that exists has a default, so the default tree names every known key and its type.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::{Mapping, Value};
+
+use super::{Config, ProviderConfig};
+
+/// Environment variables with this prefix override the file: `TESSERA__TOKENS__KEY_DURATION=6h`.
+pub const ENV_PREFIX: &str = "TESSERA__";
+
+/// One thing wrong (or suspicious) in the configuration, with where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file (or environment variable) the value came from.
+    pub source: String,
+    /// The dotted key, e.g. `tokens.key_duration`; empty when the whole file is at fault.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.source, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.source, self.key, self.message)
+        }
+    }
+}
+
+/// A configuration that loaded, with the warnings found on the way.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub warnings: Vec<Problem>,
+    /// The file it was read from, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// Every problem that stops a configuration from loading, plus the warnings.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Loads the configuration from `file` (or `config.yaml` in the working directory when it exists, or the
+/// defaults), applies the environment overrides in `env`, and checks it. `strict` turns unknown keys into errors.
+pub fn load(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    strict: bool,
+) -> Result<LoadedConfig, ConfigError> {
+    let (text, path) = match file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => (text, Some(path.to_path_buf())),
+            Err(e) => {
+                return Err(ConfigError {
+                    problems: vec![Problem {
+                        source: path.display().to_string(),
+                        key: String::new(),
+                        message: format!("cannot read config file: {e}"),
+                    }],
+                    warnings: Vec::new(),
+                });
+            }
+        },
+        None => {
+            let default = Path::new("config.yaml");
+            match std::fs::read_to_string(default) {
+                Ok(text) => (text, Some(default.to_path_buf())),
+                Err(_) => (String::new(), None),
+            }
+        }
+    };
+    let source = path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "(defaults)".into());
+    let mut loaded = load_from_str(&text, &source, env, strict)?;
+    loaded.file = path;
+    Ok(loaded)
+}
+
+/// Like [`load`], from text already read; `source` names it in messages.
+pub fn load_from_str(
+    text: &str,
+    source: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+    strict: bool,
+) -> Result<LoadedConfig, ConfigError> {
+    let mut report = Report::default();
+    let mut tree = match parse_yaml(text) {
+        Ok(tree) => tree,
+        Err(message) => {
+            return Err(ConfigError {
+                problems: vec![Problem { source: source.into(), key: String::new(), message }],
+                warnings: Vec::new(),
+            });
+        }
+    };
+    rename_aliases(&mut tree);
+    let env_keys = apply_env(&mut tree, env);
+    let origin = |key: &str| -> String {
+        env_keys
+            .iter()
+            .find(|(path, _)| key == path.as_str() || key.starts_with(&format!("{path}.")))
+            .map(|(_, var)| format!("environment variable {var}"))
+            .unwrap_or_else(|| source.to_string())
+    };
+
+    let schema = schema_of(&Config::default());
+    let provider_schema = schema_of(&ProviderConfig::default());
+    let mut unknown = Vec::new();
+    coerce(&mut tree, &schema, "", &provider_schema, &mut unknown);
+    for (key, message) in unknown {
+        report.unknown(strict, Problem { source: origin(&key), key, message });
+    }
+
+    let mut sections = match tree {
+        Value::Mapping(m) => m,
+        _ => Mapping::new(),
+    };
+    let mut take = |name: &str| sections.remove(name).unwrap_or(Value::Null);
+    let mut errors = Vec::new();
+    let mut config = Config {
+        server: section("server", take("server"), &mut errors),
+        database: section("database", take("database"), &mut errors),
+        logging: section("logging", take("logging"), &mut errors),
+        tokens: section("tokens", take("tokens"), &mut errors),
+        telemetry: section("telemetry", take("telemetry"), &mut errors),
+        users: section("users", take("users"), &mut errors),
+        cluster: section("cluster", take("cluster"), &mut errors),
+        security: section("security", take("security"), &mut errors),
+        email: section("email", take("email"), &mut errors),
+        registration: section("registration", take("registration"), &mut errors),
+    };
+    for (key, message) in errors {
+        report.problems.push(Problem { source: origin(&key), key, message });
+    }
+
+    load_provider_dir(&mut config, &provider_schema, strict, &mut report);
+    if config.users.enable_ldap && !config.users.providers.iter().any(|p| p.name == "ldap") {
+        config.users.providers.push(ProviderConfig {
+            name: "ldap".into(),
+            kind: "ldap".into(),
+            ldap: config.users.ldap.clone(),
+        });
+    }
+
+    for (key, message, fatal) in super::validate::check(&config) {
+        let problem = Problem { source: origin(&key), key, message };
+        if fatal {
+            report.problems.push(problem);
+        } else {
+            report.warnings.push(problem);
+        }
+    }
+
+    if report.problems.is_empty() {
+        Ok(LoadedConfig { config, warnings: report.warnings, file: None })
+    } else {
+        Err(ConfigError { problems: report.problems, warnings: report.warnings })
+    }
+}
+
+#[derive(Default)]
+struct Report {
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Report {
+    fn unknown(&mut self, strict: bool, problem: Problem) {
+        if strict { self.problems.push(problem) } else { self.warnings.push(problem) }
+    }
+}
+
+/// Keys spelt differently by Stoke's code and its README, renamed to the one Tessera documents.
+const ALIASES: &[(&[&str], &str, &str)] = &[(&["database", "mysql"], "flag", "flags")];
+
+fn rename_aliases(tree: &mut Value) {
+    for (parents, from, to) in ALIASES {
+        let mut node = Some(&mut *tree);
+        for p in *parents {
+            node = node.and_then(|n| n.get_mut(*p));
+        }
+        if let Some(Value::Mapping(map)) = node {
+            if !map.contains_key(*to) {
+                if let Some(v) = map.remove(*from) {
+                    map.insert(Value::String((*to).into()), v);
+                }
+            }
+        }
+    }
+}
+
+fn parse_yaml(text: &str) -> Result<Value, String> {
+    if text.trim().is_empty() {
+        return Ok(Value::Mapping(Mapping::new()));
+    }
+    match serde_yaml_ng::from_str::<Value>(text) {
+        Ok(Value::Null) => Ok(Value::Mapping(Mapping::new())),
+        Ok(v @ Value::Mapping(_)) => Ok(v),
+        Ok(_) => Err("the file must be a YAML mapping of sections (server:, database:, …)".into()),
+        Err(e) => Err(format!("not valid YAML: {e}")),
+    }
+}
+
+fn schema_of<T: serde::Serialize>(value: &T) -> Value {
+    serde_yaml_ng::to_value(value).unwrap_or(Value::Null)
+}
+
+/// Writes each `TESSERA__A__B=v` into the tree at `a.b` (as a string; [`coerce`] types it). Returns the
+/// dotted keys set, with the variable that set each.
+fn apply_env(tree: &mut Value, env: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in env {
+        if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
+            if !rest.is_empty() {
+                vars.insert(name.clone(), value);
+            }
+        }
+    }
+    let mut set = Vec::new();
+    for (name, value) in vars {
+        let path: Vec<String> = name[ENV_PREFIX.len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+        if path.iter().any(|p| p.is_empty()) {
+            continue;
+        }
+        let mut node = &mut *tree;
+        for segment in &path {
+            if !matches!(node, Value::Mapping(_)) {
+                *node = Value::Mapping(Mapping::new());
+            }
+            let Value::Mapping(map) = node else { break };
+            node = map.entry(Value::String(segment.clone())).or_insert(Value::Null);
+        }
+        *node = Value::String(value);
+        set.push((path.join("."), name));
+    }
+    set
+}
+
+/// Walks `tree` beside `schema`: types scalars the way the schema expects (YAML 1.1 booleans such as `yes`
+/// and `off`, numbers and lists from environment strings, numbers where text is expected) and lists keys the
+/// schema does not know, each with the closest known key.
+fn coerce(tree: &mut Value, schema: &Value, path: &str, provider_schema: &Value, unknown: &mut Vec<(String, String)>) {
+    match (schema, &mut *tree) {
+        (Value::Mapping(known), Value::Mapping(given)) if !known.is_empty() => {
+            for (key, value) in given.iter_mut() {
+                let Some(name) = key.as_str() else {
+                    unknown.push((path.to_string(), format!("key {key:?} is not a string")));
+                    continue;
+                };
+                let child = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+                match known.get(name) {
+                    Some(sub) => coerce(value, sub, &child, provider_schema, unknown),
+                    None => unknown.push((child, unknown_key_message(name, known))),
+                }
+            }
+        }
+        (Value::Bool(_), Value::String(s)) => {
+            if let Some(b) = yaml11_bool(s) {
+                *tree = Value::Bool(b);
+            }
+        }
+        (Value::Number(_), Value::String(s)) => {
+            if let Ok(n) = serde_yaml_ng::from_str::<Value>(s.trim()) {
+                if n.is_number() {
+                    *tree = n;
+                }
+            }
+        }
+        (Value::String(_), Value::Number(n)) => *tree = Value::String(n.to_string()),
+        (Value::String(_), Value::Bool(b)) => *tree = Value::String(b.to_string()),
+        (Value::Sequence(_), Value::String(s)) => {
+            // From the environment: a comma-separated list.
+            let items = s.split(',').map(str::trim).filter(|s| !s.is_empty());
+            *tree = Value::Sequence(items.map(|s| Value::String(s.into())).collect());
+        }
+        (Value::Sequence(_), Value::Sequence(items)) if path == "users.providers" => {
+            for (i, item) in items.iter_mut().enumerate() {
+                coerce(item, provider_schema, &format!("{path}[{i}]"), provider_schema, unknown);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn unknown_key_message(name: &str, known: &Mapping) -> String {
+    let closest = known
+        .keys()
+        .filter_map(Value::as_str)
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match closest {
+        Some((score, k)) if score > 0.7 => format!("unknown key (ignored); did you mean `{k}`?"),
+        _ => "unknown key (ignored)".into(),
+    }
+}
+
+/// YAML 1.1 booleans, which Stoke's Go YAML library accepts: yes/no, on/off, y/n, true/false.
+fn yaml11_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "yes" | "y" | "on" | "true" | "1" => Some(true),
+        "no" | "n" | "off" | "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Deserializes one section. On an error it records it, drops the offending value (so the default applies)
+/// and tries again, so that every bad key is reported, not only the first.
+fn section<T: DeserializeOwned + Default>(name: &str, mut value: Value, errors: &mut Vec<(String, String)>) -> T {
+    if value.is_null() {
+        return T::default();
+    }
+    for _ in 0..100 {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(parsed) => return parsed,
+            Err(e) => {
+                let segments: Vec<serde_path_to_error::Segment> = e.path().iter().cloned().collect();
+                let key = dotted(name, &segments);
+                errors.push((key, e.into_inner().to_string()));
+                if segments.is_empty() || !remove_at(&mut value, &segments) {
+                    return T::default();
+                }
+            }
+        }
+    }
+    T::default()
+}
+
+fn dotted(section: &str, segments: &[serde_path_to_error::Segment]) -> String {
+    use serde_path_to_error::Segment;
+    let mut key = section.to_string();
+    for segment in segments {
+        match segment {
+            Segment::Map { key: k } => {
+                key.push('.');
+                key.push_str(k);
+            }
+            Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            Segment::Enum { variant } => {
+                key.push('.');
+                key.push_str(variant);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    key
+}
+
+fn remove_at(value: &mut Value, segments: &[serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    let Some((last, parents)) = segments.split_last() else { return false };
+    let mut node = value;
+    for segment in parents {
+        node = match (segment, node) {
+            (Segment::Map { key }, Value::Mapping(m)) => match m.get_mut(key.as_str()) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Segment::Seq { index }, Value::Sequence(s)) => match s.get_mut(*index) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, node) {
+        (Segment::Map { key }, Value::Mapping(m)) => m.remove(key.as_str()).is_some(),
+        (Segment::Seq { index }, Value::Sequence(s)) if *index < s.len() => {
+            s.remove(*index);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Adds one provider per `*.yaml` file of `users.provider_config_dir` (a missing directory is a warning).
+fn load_provider_dir(config: &mut Config, provider_schema: &Value, strict: bool, report: &mut Report) {
+    let dir = config.users.provider_config_dir.clone();
+    if dir.is_empty() {
+        return;
+    }
+    let files = match yaml_files_in(Path::new(&dir)) {
+        Ok(files) => files,
+        Err(message) => {
+            report.warnings.push(Problem { source: dir, key: "users.provider_config_dir".into(), message });
+            return;
+        }
+    };
+    for file in files {
+        let source = file.display().to_string();
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) => {
+                report.problems.push(Problem { source, key: String::new(), message: format!("cannot read: {e}") });
+                continue;
+            }
+        };
+        let mut tree = match parse_yaml(&text) {
+            Ok(tree) => tree,
+            Err(message) => {
+                report.problems.push(Problem { source, key: String::new(), message });
+                continue;
+            }
+        };
+        let mut unknown = Vec::new();
+        coerce(&mut tree, provider_schema, "", provider_schema, &mut unknown);
+        for (key, message) in unknown {
+            report.unknown(strict, Problem { source: source.clone(), key, message });
+        }
+        let mut errors = Vec::new();
+        let mut provider: ProviderConfig = section("provider", tree, &mut errors);
+        for (key, message) in errors {
+            report.problems.push(Problem { source: source.clone(), key, message });
+        }
+        if provider.name.is_empty() {
+            provider.name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        }
+        config.users.providers.push(provider);
+    }
+}
+
+/// The `*.yaml` and `*.yml` files directly in `dir`, sorted by name.
+pub(crate) fn yaml_files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("directory {} cannot be read ({e}); skipped", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let loaded = load_from_str("", "t", no_env(), false).map_err(|e| e.to_string());
+        let loaded = loaded.unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(loaded.config.server.port, 8080);
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn yaml11_booleans_and_env_overrides() {
+        let text = "tokens:\n  include_issued_at: no\n  persist_keys: on\n";
+        let env = vec![
+            ("TESSERA__SERVER__PORT".to_string(), "9090".to_string()),
+            ("TESSERA__TOKENS__KEY_DURATION".to_string(), "6h".to_string()),
+            ("TESSERA__SERVER__ALLOWED_HOSTS".to_string(), "a.example, b.example".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let loaded = load_from_str(text, "t", env, false).map_err(|e| e.to_string());
+        let c = loaded.unwrap_or_else(|e| unreachable!("{e}")).config;
+        assert!(!c.tokens.include_issued_at);
+        assert!(c.tokens.persist_keys);
+        assert_eq!(c.server.port, 9090);
+        assert_eq!(c.tokens.key_duration.as_secs(), 6 * 3600);
+        assert_eq!(c.server.allowed_hosts, vec!["a.example", "b.example"]);
+    }
+
+    #[test]
+    fn every_bad_key_is_reported() {
+        let text = "server:\n  port: lots\ntokens:\n  key_duration: 3x\n  token_duration: forever\n";
+        let err = load_from_str(text, "cfg.yaml", no_env(), false).err();
+        let keys: Vec<String> = err.map(|e| e.problems.into_iter().map(|p| p.key).collect()).unwrap_or_default();
+        assert!(keys.contains(&"server.port".to_string()), "{keys:?}");
+        assert!(keys.contains(&"tokens.key_duration".to_string()), "{keys:?}");
+        assert!(keys.contains(&"tokens.token_duration".to_string()), "{keys:?}");
+    }
+
+    #[test]
+    fn env_problems_name_the_variable() {
+        let env = vec![("TESSERA__TOKENS__TOKEN_DURATION".to_string(), "soon".to_string())];
+        let err = load_from_str("", "cfg.yaml", env, false).err();
+        let sources: Vec<String> = err.map(|e| e.problems.into_iter().map(|p| p.source).collect()).unwrap_or_default();
+        assert_eq!(sources, vec!["environment variable TESSERA__TOKENS__TOKEN_DURATION"]);
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_closest_and_strict_refuses() {
+        let text = "telemetry:\n  metric_export_url: x\n";
+        let loaded = load_from_str(text, "t", no_env(), false).map_err(|e| e.to_string());
+        let warnings = loaded.unwrap_or_else(|e| unreachable!("{e}")).warnings;
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].key, "telemetry.metric_export_url");
+        assert!(warnings[0].message.contains("metric_exporter_url"), "{}", warnings[0].message);
+        assert!(load_from_str(text, "t", no_env(), true).is_err());
+    }
+
+    #[test]
+    fn broken_yaml_is_one_clear_problem() {
+        let err = load_from_str("server: [\n", "bad.yaml", no_env(), false).err();
+        let problems = err.map(|e| e.problems).unwrap_or_default();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].to_string().starts_with("bad.yaml: not valid YAML"), "{}", problems[0]);
+    }
+}

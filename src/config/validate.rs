@@ -1,0 +1,259 @@
+//! Checks that need the whole configuration (or more than a type): each returns the key, what is wrong, and
+//! whether it stops the start (`true`) or is only a warning.
+
+use super::{Backend, Config, DatabaseConfig, TokensConfig};
+
+type Finding = (String, String, bool);
+
+pub(super) fn check(c: &Config) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    let mut fail = |key: &str, msg: String| out.push((key.into(), msg, true));
+
+    if let Err(msg) = c.database.resolve() {
+        fail(if c.database.url.is_empty() { "database.type" } else { "database.url" }, msg);
+    }
+    if c.database.max_connections == 0 {
+        fail("database.max_connections", "must be at least 1".into());
+    }
+    if c.database.connect_timeout.as_duration().is_zero() {
+        fail("database.connect_timeout", "must be more than 0".into());
+    }
+    if !["OFF", "NORMAL", "FULL", "EXTRA"].contains(&c.database.sqlite.synchronous.to_ascii_uppercase().as_str()) {
+        fail("database.sqlite.synchronous", format!("{:?} is not one of OFF, NORMAL, FULL, EXTRA", c.database.sqlite.synchronous));
+    }
+    if !["trace", "debug", "info", "warn", "warning", "error", "fatal", "panic"]
+        .contains(&c.logging.level.to_ascii_lowercase().as_str())
+    {
+        fail("logging.level", format!("{:?} is not one of trace, debug, info, warn, error", c.logging.level));
+    }
+    if let Err(msg) = c.tokens.jws_algorithm() {
+        fail(if msg.contains("num_bits") { "tokens.num_bits" } else { "tokens.algorithm" }, msg);
+    }
+    if ![2048, 3072, 4096].contains(&c.tokens.rsa_key_bits) {
+        fail("tokens.rsa_key_bits", format!("{} is not one of 2048, 3072, 4096", c.tokens.rsa_key_bits));
+    }
+    let (k, t) = (c.tokens.key_duration.as_duration(), c.tokens.token_duration.as_duration());
+    if t.is_zero() {
+        fail("tokens.token_duration", "must be more than 0".into());
+    } else if k <= t * 2 {
+        fail(
+            "tokens.key_duration",
+            format!(
+                "must be more than twice tokens.token_duration ({} <= 2 x {}): a key is published 2T before it signs",
+                c.tokens.key_duration, c.tokens.token_duration
+            ),
+        );
+    }
+    if !c.server.tls_private_key.is_empty() || !c.server.tls_public_cert.is_empty() {
+        fail(
+            "server.tls_private_key",
+            "TLS termination is not built into Tessera yet: leave tls_private_key/tls_public_cert empty and put a TLS proxy in front".into(),
+        );
+    }
+    let hash = &c.security.password_hash;
+    if hash.iterations == 0 {
+        fail("security.password_hash.iterations", "must be at least 1".into());
+    }
+    if hash.parallelism == 0 {
+        fail("security.password_hash.parallelism", "must be at least 1".into());
+    }
+    if hash.memory_kib < 8 * hash.parallelism.max(1) {
+        fail("security.password_hash.memory_kib", "must be at least 8 x parallelism".into());
+    }
+    if c.security.max_password_bytes == 0 {
+        fail("security.max_password_bytes", "must be at least 1".into());
+    }
+    if !["closed", "open", "confirm"].contains(&c.registration.mode.as_str()) {
+        fail("registration.mode", format!("{:?} is not one of closed, open, confirm", c.registration.mode));
+    }
+    if !["none", "starttls", "tls"].contains(&c.email.smtp_security.as_str()) {
+        fail("email.smtp_security", format!("{:?} is not one of none, starttls, tls", c.email.smtp_security));
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, p) in c.users.providers.iter().enumerate() {
+        let key = format!("users.providers[{i}]");
+        if p.name.is_empty() {
+            fail(&format!("{key}.name"), "a provider needs a name".into());
+        } else if !names.insert(p.name.clone()) {
+            fail(&format!("{key}.name"), format!("provider name {:?} is used twice", p.name));
+        }
+        if !p.kind.eq_ignore_ascii_case("ldap") {
+            fail(&format!("{key}.type"), format!("provider type {:?} is not supported (only ldap)", p.kind));
+        }
+        let url = p.ldap.server_url.as_str();
+        if !(url.starts_with("ldap://") || url.starts_with("ldaps://") || url.starts_with("ldapi://")) {
+            fail(&format!("{key}.server_url"), format!("{url:?} must begin with ldap://, ldaps:// or ldapi://"));
+        }
+    }
+
+    let mut warn = |key: &str, msg: String| out.push((key.into(), msg, false));
+    if c.cluster.enabled {
+        warn(
+            "cluster.enabled",
+            "Tessera replicas share keys through their common database; peer federation is not used".into(),
+        );
+    }
+    if c.telemetry.trace_provider != "none" && !c.telemetry.trace_provider.is_empty() {
+        warn("telemetry.trace_provider", "trace export is not supported; /metrics serves Prometheus text".into());
+    }
+    if c.database.resolve().map(|(b, _)| b == Backend::Sqlite).unwrap_or(false)
+        && c.database.sqlite.flags.split('&').any(|f| f == "cache=shared")
+        && !c.database.sqlite.flags.split('&').any(|f| f == "mode=memory")
+    {
+        warn(
+            "database.sqlite.flags",
+            "cache=shared is ignored for a file database (with WAL it only adds lock errors)".into(),
+        );
+    }
+    out
+}
+
+impl DatabaseConfig {
+    /// The backend and connection URL this configuration selects: `url` when set (its scheme decides),
+    /// otherwise Stoke's `type` and section.
+    pub fn resolve(&self) -> Result<(Backend, String), String> {
+        if !self.url.is_empty() {
+            let url = self.url.expose();
+            let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+            let backend = match scheme {
+                "sqlite" | "file" => Backend::Sqlite,
+                "postgres" | "postgresql" => Backend::Postgres,
+                "mysql" | "mariadb" => Backend::Mysql,
+                _ if url.starts_with("file:") => Backend::Sqlite,
+                _ => {
+                    return Err(
+                        "the URL must start with sqlite://, postgres://, postgresql://, mysql:// or mariadb://".into(),
+                    );
+                }
+            };
+            let url = match backend {
+                Backend::Mysql => url.replacen("mariadb://", "mysql://", 1),
+                Backend::Postgres => url.to_string(),
+                Backend::Sqlite => sqlite_target(url.strip_prefix("sqlite://").unwrap_or(url), &self.sqlite.flags),
+            };
+            return Ok((backend, url));
+        }
+        match self.kind.to_ascii_lowercase().as_str() {
+            "sqlite" | "sqlite3" => Ok((Backend::Sqlite, sqlite_target(&self.sqlite.file, &self.sqlite.flags))),
+            "postgres" | "postgresql" => {
+                let p = &self.postgres;
+                let mut url = format!(
+                    "postgres://{}:{}@{}:{}/{}",
+                    encode(&p.user),
+                    encode(p.password.expose()),
+                    p.host,
+                    p.port,
+                    encode(&p.database)
+                );
+                if !p.extra_args.is_empty() {
+                    url.push('?');
+                    url.push_str(&p.extra_args.trim().replace(' ', "&"));
+                }
+                Ok((Backend::Postgres, url))
+            }
+            "mysql" | "mariadb" => {
+                let m = &self.mysql;
+                let mut url = format!(
+                    "mysql://{}:{}@{}:{}/{}",
+                    encode(&m.user),
+                    encode(m.password.expose()),
+                    m.host,
+                    m.port,
+                    encode(&m.database)
+                );
+                if !m.flags.is_empty() {
+                    url.push('?');
+                    url.push_str(&m.flags);
+                }
+                Ok((Backend::Mysql, url))
+            }
+            other => Err(format!("{other:?} is not one of sqlite, postgres, mysql")),
+        }
+    }
+}
+
+fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// What to hand SQLite: a plain path, or a `file:` URI carrying the flags as URI parameters. Go-driver flags
+/// (leading `_`, such as `_fk=1`) are dropped, and so is `cache=shared` unless the database is in memory.
+fn sqlite_target(file: &str, flags: &str) -> String {
+    let file = file.strip_prefix("file:").unwrap_or(file);
+    let (path, inline) = file.split_once('?').unwrap_or((file, ""));
+    let params: Vec<&str> = inline.split('&').chain(flags.split('&')).filter(|p| !p.is_empty()).collect();
+    let memory = params.contains(&"mode=memory");
+    let kept: Vec<&str> = params
+        .into_iter()
+        .filter(|p| !p.starts_with('_') && (memory || *p != "cache=shared"))
+        .collect();
+    if kept.is_empty() {
+        return path.to_string();
+    }
+    let escaped = percent_encoding::utf8_percent_encode(path, SQLITE_PATH).to_string();
+    format!("file:{escaped}?{}", kept.join("&"))
+}
+
+const SQLITE_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'?').add(b'#').add(b'%').add(b' ');
+
+impl TokensConfig {
+    /// The JWS algorithm name the `algorithm`/`num_bits` pair selects.
+    pub fn jws_algorithm(&self) -> Result<&'static str, String> {
+        let alg = self.algorithm.as_str();
+        let by_bits = |names: [&'static str; 3]| match self.num_bits {
+            256 => Ok(names[0]),
+            384 => Ok(names[1]),
+            512 | 521 => Ok(names[2]),
+            n => Err(format!("tokens.num_bits {n} is not one of 256, 384, 512 for {alg}")),
+        };
+        match alg.to_ascii_uppercase().as_str() {
+            "ECDSA" | "EC" => by_bits(["ES256", "ES384", "ES512"]),
+            "RSA" | "PSS" => by_bits(["PS256", "PS384", "PS512"]),
+            "EDDSA" | "ED25519" => Ok("EdDSA"),
+            "ES256" => Ok("ES256"),
+            "ES384" => Ok("ES384"),
+            "ES512" => Ok("ES512"),
+            "PS256" => Ok("PS256"),
+            "PS384" => Ok("PS384"),
+            "PS512" => Ok("PS512"),
+            "RS256" => Ok("RS256"),
+            _ => Err(format!(
+                "{alg:?} is not supported: use ECDSA, EdDSA or RSA (Stoke's names) or ES256, ES384, ES512, EdDSA, PS256, PS384, PS512, RS256"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_flags_become_uri_parameters() {
+        assert_eq!(sqlite_target("tessera.db", ""), "tessera.db");
+        assert_eq!(sqlite_target("stoke.db", "cache=shared&_fk=1"), "stoke.db");
+        assert_eq!(sqlite_target("t.db", "mode=memory&cache=shared"), "file:t.db?mode=memory&cache=shared");
+        assert_eq!(sqlite_target("a b#.db", "mode=ro"), "file:a%20b%23.db?mode=ro");
+    }
+
+    #[test]
+    fn key_duration_must_exceed_twice_token_duration() {
+        let mut c = Config::default();
+        c.tokens.key_duration = crate::config::GoDuration::from_secs(60);
+        c.tokens.token_duration = crate::config::GoDuration::from_secs(30);
+        let keys: Vec<String> = check(&c).into_iter().filter(|f| f.2).map(|f| f.0).collect();
+        assert_eq!(keys, vec!["tokens.key_duration"]);
+    }
+
+    #[test]
+    fn algorithms_map_to_jws_names() {
+        let mut t = TokensConfig::default();
+        assert_eq!(t.jws_algorithm(), Ok("ES256"));
+        t.num_bits = 512;
+        assert_eq!(t.jws_algorithm(), Ok("ES512"));
+        t.algorithm = "RSA".into();
+        assert_eq!(t.jws_algorithm(), Ok("PS512"));
+        t.algorithm = "HS256".into();
+        assert!(t.jws_algorithm().is_err());
+    }
+}

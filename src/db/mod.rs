@@ -1,0 +1,199 @@
+//! The database: one connection enum over the three backends, an r2d2 pool, embedded migrations and dbinit.
+//!
+//! Everything here is blocking; async callers go through [`Db::run`], which moves the work to tokio's blocking
+//! pool. Backend-specific SQL stays in this module and in [`migrations`]. This module knows nothing of HTTP.
+
+pub mod dbinit;
+pub mod migrations;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel::sqlite::SqliteConnection;
+
+use crate::config::{Backend, DatabaseConfig};
+
+/// A connection to whichever backend the configuration selects.
+#[cfg(feature = "mysql")]
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(PgConnection),
+    Mysql(diesel::mysql::MysqlConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// A connection to whichever backend the configuration selects.
+#[cfg(not(feature = "mysql"))]
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Why a database call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had within the pool timeout: the database is down or overloaded.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// The configuration asks for a backend this build does not include.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl DbError {
+    /// Whether this is a unique-constraint violation (the caller usually answers 409).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+impl From<r2d2::PoolError> for DbError {
+    fn from(e: r2d2::PoolError) -> Self {
+        DbError::Unavailable(e.to_string())
+    }
+}
+
+/// Opens connections of one backend, never by trial: the backend was decided from the configuration.
+#[derive(Debug)]
+pub struct Manager {
+    backend: Backend,
+    url: String,
+    sqlite_pragmas: String,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.url).map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(&self.sqlite_pragmas).map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            Backend::Postgres => PgConnection::establish(&self.url)
+                .map(DbConn::Postgres)
+                .map_err(r2d2::Error::ConnectionError),
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => diesel::mysql::MysqlConnection::establish(&self.url)
+                .map(DbConn::Mysql)
+                .map_err(r2d2::Error::ConnectionError),
+            #[cfg(not(feature = "mysql"))]
+            Backend::Mysql => Err(r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
+                "this build has no MySQL support (build with --features mysql)".into(),
+            ))),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        // A connection left inside a failed transaction is not handed out again.
+        match conn {
+            DbConn::Sqlite(c) => is_broken(c),
+            DbConn::Postgres(c) => is_broken(c),
+            #[cfg(feature = "mysql")]
+            DbConn::Mysql(c) => is_broken(c),
+        }
+    }
+}
+
+fn is_broken<C: Connection>(conn: &mut C) -> bool {
+    use diesel::connection::TransactionManager;
+    C::TransactionManager::is_broken_transaction_manager(conn)
+}
+
+/// The pool, and which backend it talks to.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+    backend: Backend,
+}
+
+pub type PooledConn = PooledConnection<Manager>;
+
+impl Db {
+    /// Opens the pool and one connection, so an unreachable database fails here with a clear message.
+    pub fn connect(cfg: &DatabaseConfig) -> Result<Db, DbError> {
+        let (backend, url) = cfg.resolve().map_err(DbError::Unsupported)?;
+        let memory = backend == Backend::Sqlite && url.contains("mode=memory");
+        let sqlite_pragmas = format!(
+            "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = {};",
+            cfg.sqlite.busy_timeout.as_duration().as_millis(),
+            cfg.sqlite.synchronous.to_ascii_uppercase(),
+        );
+        let manager = Manager { backend, url, sqlite_pragmas };
+        // A shared in-memory SQLite database lives as long as one connection does, and its shared cache
+        // would answer concurrent writers with lock errors: it gets exactly one, kept open.
+        let max_size = if memory { 1 } else { cfg.max_connections.max(1) };
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(1))
+            .connection_timeout(cfg.connect_timeout.as_duration().max(Duration::from_millis(100)))
+            .test_on_check_out(backend != Backend::Sqlite)
+            .build(manager)
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A connection for blocking code (start-up, CLI commands).
+    pub fn get(&self) -> Result<PooledConn, DbError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        match tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            f(&mut conn)
+        })
+        .await
+        {
+            Ok(result) => result,
+            Err(e) => Err(E::from(DbError::Unavailable(format!("database task failed: {e}")))),
+        }
+    }
+
+    /// Connections in use and idle, for `/metrics`.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections - s.idle_connections, s.idle_connections)
+    }
+}
+
+/// A new row id: a random positive integer below 2^53, so JavaScript clients read it exactly. Ids are made
+/// by the application so that inserts need no `RETURNING` (which MySQL lacks).
+pub fn new_id() -> i64 {
+    ((rand::random::<u64>() >> 11) as i64).max(1)
+}
+
+/// Seconds since the Unix epoch.
+pub type Timestamp = i64;

@@ -1,0 +1,129 @@
+//! The one diesel schema, shared by all three backends (the migrations keep them identical).
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        email -> Nullable<Text>,
+        fname -> Text,
+        lname -> Text,
+        source -> Text,
+        password_hash -> Nullable<Text>,
+        password_salt -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    claim_groups (id) {
+        id -> BigInt,
+        name -> Text,
+        description -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    claims (id) {
+        id -> BigInt,
+        name -> Text,
+        short_name -> Text,
+        value -> Text,
+        description -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    user_claim_groups (user_id, claim_group_id) {
+        user_id -> BigInt,
+        claim_group_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    claim_group_claims (claim_group_id, claim_id) {
+        claim_group_id -> BigInt,
+        claim_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    group_links (id) {
+        id -> BigInt,
+        link_type -> Text,
+        resource_spec -> Text,
+        claim_group_id -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        algorithm -> Text,
+        public_jwk -> Text,
+        private_key -> Text,
+        rotation_step -> BigInt,
+        publish_at -> BigInt,
+        sign_from -> BigInt,
+        expires_at -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    refresh_families (id) {
+        id -> Text,
+        user_id -> BigInt,
+        created_at -> BigInt,
+        last_used_at -> BigInt,
+        expires_at -> BigInt,
+        refresh_count -> BigInt,
+        filter_claims -> Nullable<Text>,
+        revoked_at -> Nullable<BigInt>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        family_id -> Text,
+        created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        successor_hash -> Nullable<Text>,
+        successor_sealed -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    dbinit_files (file_name, content_hash) {
+        file_name -> Text,
+        content_hash -> Text,
+        applied_at -> BigInt,
+    }
+}
+
+diesel::joinable!(user_claim_groups -> users (user_id));
+diesel::joinable!(user_claim_groups -> claim_groups (claim_group_id));
+diesel::joinable!(claim_group_claims -> claim_groups (claim_group_id));
+diesel::joinable!(claim_group_claims -> claims (claim_id));
+diesel::joinable!(group_links -> claim_groups (claim_group_id));
+diesel::joinable!(refresh_families -> users (user_id));
+diesel::joinable!(refresh_tokens -> refresh_families (family_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    claim_groups,
+    claims,
+    user_claim_groups,
+    claim_group_claims,
+    group_links,
+    signing_keys,
+    refresh_families,
+    refresh_tokens,
+    dbinit_files,
+);

@@ -1,0 +1,92 @@
+//! The one error type at the HTTP edge. Inner layers return their own precise errors; handlers map them here.
+//! Bodies are `{"error": "<stable snake_case code>", "message": "<for humans>"}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::db::DbError;
+
+/// How long a client should wait before retrying when the database is unavailable.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed (bad JSON, a missing or invalid field).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 404: no such route or entity.
+    #[error("{0}")]
+    NotFound(String),
+    /// 413: the body is larger than `server.max_body_bytes`.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// 415: the body is not `application/json`.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 503 with `Retry-After`: the database cannot be reached within the pool timeout.
+    #[error("the database is unavailable; retry shortly")]
+    Unavailable,
+    /// 500: a bug or an unexpected failure; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into() }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::NotFound(_) => "not_found",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Unavailable => "database_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status_code());
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(cause = %cause, "request failed");
+        }
+        if matches!(self, ApiError::Unavailable) {
+            builder.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
+        }
+        builder.json(ErrorBody { error: self.code(), message: self.to_string() })
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(cause) => {
+                tracing::warn!(cause = %cause, "database unavailable");
+                ApiError::Unavailable
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Tessera: a lightweight self-hosted token service, drop-in compatible with Stoke.
+//!
+//! A request flows one way: `routes` → `services` → `db` / `crypto`. `startup` wires them together; `cli` is
+//! the command line on top.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod routes;
+pub mod services;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,22 @@
+//! Liveness and readiness probes.
+
+use actix_web::{HttpResponse, web};
+use diesel::connection::SimpleConnection;
+
+use crate::db::DbError;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The process is up and serving HTTP.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The database answers; 503 with `Retry-After` otherwise.
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .db
+        .run(|conn| conn.batch_execute("SELECT 1").map_err(|e| DbError::Unavailable(e.to_string())))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
+}

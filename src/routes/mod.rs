@@ -1,0 +1,39 @@
+//! HTTP routes: extract, authorize, call a service, map to a DTO. No business logic and no SQL here.
+
+mod health;
+
+use actix_web::{HttpRequest, error::JsonPayloadError, web};
+
+use crate::error::ApiError;
+
+/// Registers every route, and the JSON and query extractor settings, on an App.
+pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::JsonConfig::default().limit(max_body_bytes).error_handler(json_error))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::bad_request("invalid_query", e.to_string()).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError::bad_request("invalid_path", e.to_string()).into()
+            }))
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+            .default_service(web::to(not_found));
+    }
+}
+
+/// Turns JSON extraction failures into stable 4xx errors (never a 500).
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => ApiError::PayloadTooLarge,
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::bad_request("invalid_field", e.to_string()),
+        JsonPayloadError::Deserialize(e) => ApiError::bad_request("invalid_json", e.to_string()),
+        other => ApiError::bad_request("invalid_body", other.to_string()),
+    };
+    api.into()
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such endpoint".into()))
+}

@@ -1,0 +1,176 @@
+//! Start-up data: Stoke's admin claims and the superuser `sadmin` when no one holds `stk=S`.
+
+use diesel::prelude::*;
+
+use crate::crypto::password::{Hasher, PasswordError};
+use crate::db::dbinit::{add_group_claim, add_user_group};
+use crate::db::schema::{claim_group_claims, claim_groups, claims, user_claim_groups, users};
+use crate::db::{DbConn, DbError, new_id};
+
+/// The claim key of Stoke's admin console permissions.
+pub const ADMIN_CLAIM: &str = "stk";
+pub const SUPERUSER: &str = "sadmin";
+
+/// Stoke's admin claims, created when `users.create_stoke_claims` is on (names and descriptions as Stoke's).
+const STOKE_CLAIMS: [(&str, &str, &str); 8] = [
+    ("Read Claims", "Grants read access to claims", "c"),
+    ("Write Claims", "Grants read/write access to claims", "C"),
+    ("Read Users", "Grants read access to users", "u"),
+    ("Write Users", "Grants read/write access to users", "U"),
+    ("Read Groups", "Grants read access to groups", "g"),
+    ("Write Groups", "Grants read/write access to groups", "G"),
+    ("Super Read", "Grants read access to all stoke admin", "s"),
+    ("Monitoring Access", "Grants read access to stoke monitoring", "m"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+}
+
+impl From<diesel::result::Error> for BootstrapError {
+    fn from(e: diesel::result::Error) -> Self {
+        BootstrapError::Db(DbError::Query(e))
+    }
+}
+
+/// Creates each missing `stk` admin claim. A name already taken by another claim is left alone.
+pub fn ensure_stoke_claims(conn: &mut DbConn, now: i64) -> Result<(), BootstrapError> {
+    for (name, description, value) in STOKE_CLAIMS {
+        let exists = claims::table
+            .filter(claims::short_name.eq(ADMIN_CLAIM))
+            .filter(claims::value.eq(value))
+            .count()
+            .get_result::<i64>(conn)?;
+        let name_taken = claims::table.filter(claims::name.eq(name)).count().get_result::<i64>(conn)?;
+        if exists == 0 && name_taken == 0 {
+            insert_claim(conn, name, description, value, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure some user holds `stk=S`. When nobody does, creates (or reuses) `sadmin` with a new random
+/// password, puts it in a superuser group, and returns that password so the caller can show it once.
+pub fn ensure_superuser(conn: &mut DbConn, hasher: &Hasher, now: i64) -> Result<Option<String>, BootstrapError> {
+    conn.transaction(|conn| {
+        let super_groups: Vec<i64> = claim_group_claims::table
+            .inner_join(claims::table)
+            .filter(claims::short_name.eq(ADMIN_CLAIM))
+            .filter(claims::value.eq("S"))
+            .select(claim_group_claims::claim_group_id)
+            .load(conn)?;
+        let members = user_claim_groups::table
+            .filter(user_claim_groups::claim_group_id.eq_any(&super_groups))
+            .count()
+            .get_result::<i64>(conn)?;
+        if members > 0 {
+            return Ok(None);
+        }
+        let group_id = match super_groups.first() {
+            Some(&id) => id,
+            None => superuser_group(conn, now)?,
+        };
+        let password = random_password();
+        let hash = hasher.hash(&password)?;
+        let existing = users::table
+            .filter(users::username.eq(SUPERUSER))
+            .select(users::id)
+            .first::<i64>(conn)
+            .optional()?;
+        let user_id = match existing {
+            Some(id) => {
+                diesel::update(users::table.find(id))
+                    .set((
+                        users::password_hash.eq(Some(&hash)),
+                        users::password_salt.eq(None::<String>),
+                        users::updated_at.eq(now),
+                        users::version.eq(users::version + 1),
+                    ))
+                    .execute(conn)?;
+                id
+            }
+            None => {
+                let id = new_id();
+                diesel::insert_into(users::table)
+                    .values((
+                        users::id.eq(id),
+                        users::username.eq(SUPERUSER),
+                        users::email.eq(None::<String>),
+                        users::fname.eq("Stoke"),
+                        users::lname.eq("Admin"),
+                        users::source.eq("LOCAL"),
+                        users::password_hash.eq(Some(&hash)),
+                        users::password_salt.eq(None::<String>),
+                        users::created_at.eq(now),
+                        users::updated_at.eq(now),
+                        users::version.eq(0),
+                    ))
+                    .execute(conn)?;
+                id
+            }
+        };
+        add_user_group(conn, user_id, group_id)?;
+        Ok(Some(password))
+    })
+}
+
+/// The group that grants `stk=S`, created with its claim when neither exists.
+fn superuser_group(conn: &mut DbConn, now: i64) -> Result<i64, BootstrapError> {
+    let claim_id = match claims::table
+        .filter(claims::short_name.eq(ADMIN_CLAIM))
+        .filter(claims::value.eq("S"))
+        .select(claims::id)
+        .first::<i64>(conn)
+        .optional()?
+    {
+        Some(id) => id,
+        None => insert_claim(conn, "Stoke Super User", "Grants superuser management access to the stoke server", "S", now)?,
+    };
+    let group_id = match claim_groups::table
+        .filter(claim_groups::name.eq("Stoke Superusers"))
+        .select(claim_groups::id)
+        .first::<i64>(conn)
+        .optional()?
+    {
+        Some(id) => id,
+        None => {
+            let id = new_id();
+            diesel::insert_into(claim_groups::table)
+                .values((
+                    claim_groups::id.eq(id),
+                    claim_groups::name.eq("Stoke Superusers"),
+                    claim_groups::description.eq("Stoke server superusers"),
+                    claim_groups::created_at.eq(now),
+                ))
+                .execute(conn)?;
+            id
+        }
+    };
+    add_group_claim(conn, group_id, claim_id)?;
+    Ok(group_id)
+}
+
+fn insert_claim(conn: &mut DbConn, name: &str, description: &str, value: &str, now: i64) -> Result<i64, BootstrapError> {
+    let id = new_id();
+    diesel::insert_into(claims::table)
+        .values((
+            claims::id.eq(id),
+            claims::name.eq(name),
+            claims::short_name.eq(ADMIN_CLAIM),
+            claims::value.eq(value),
+            claims::description.eq(description),
+            claims::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// 24 random bytes as URL-safe base64: 32 characters, 192 bits.
+fn random_password() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
+}

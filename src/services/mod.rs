@@ -1,0 +1,4 @@
+//! Business flows, independent of HTTP: they take a connection (or the pool) and `now`, and return domain
+//! results. Routes call them; they call `db/` and `crypto/`, never back up.
+
+pub mod bootstrap;

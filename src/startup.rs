@@ -1,0 +1,154 @@
+//! Building the application: database, migrations, dbinit, bootstrap, then the HTTP server on a bound
+//! listener (port 0 works, so tests get a free port).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::crypto::password::Hasher;
+use crate::db::{Db, DbError, dbinit, migrations};
+use crate::routes;
+use crate::services::bootstrap;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database ({key}): {source}")]
+    Database { key: &'static str, source: DbError },
+    #[error("dbinit {0}")]
+    DbInit(#[from] dbinit::DbInitError),
+    #[error("{0}")]
+    Bootstrap(#[from] bootstrap::BootstrapError),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+/// What start-up prepared, for `serve` and for `migrate`.
+pub struct Prepared {
+    pub db: Db,
+    pub hasher: Hasher,
+    /// The superuser password when `sadmin` was (re)created; shown once.
+    pub superuser_password: Option<String>,
+}
+
+/// Connects, migrates, applies dbinit files (`--dbinit`, `users.user_init_file`, `users.user_init_dir`), and
+/// makes sure a superuser exists. Blocking; call it from a blocking context.
+pub fn prepare(config: &Config, dbinit_file: Option<&Path>, clock: &dyn Clock) -> Result<Prepared, StartupError> {
+    let db_key = if config.database.url.is_empty() { "database.type" } else { "database.url" };
+    let db = Db::connect(&config.database).map_err(|source| StartupError::Database { key: db_key, source })?;
+    let hasher = Hasher::new(&config.security.password_hash).map_err(|e| StartupError::Config(e.to_string()))?;
+    let mut conn = db.get().map_err(|source| StartupError::Database { key: db_key, source })?;
+    let applied = migrations::run(&mut conn).map_err(|source| StartupError::Database { key: db_key, source })?;
+    if applied > 0 {
+        tracing::info!(applied, backend = db.backend().name(), "database migrated");
+    }
+    for file in init_files(config, dbinit_file) {
+        let outcome = dbinit::apply_file(&mut conn, &file, clock.now())?;
+        tracing::info!(file = %file.display(), ?outcome, "dbinit");
+    }
+    if config.users.create_stoke_claims {
+        bootstrap::ensure_stoke_claims(&mut conn, clock.now())?;
+    }
+    let superuser_password = bootstrap::ensure_superuser(&mut conn, &hasher, clock.now())?;
+    drop(conn);
+    Ok(Prepared { db, hasher, superuser_password })
+}
+
+/// The dbinit files to apply, in order: `--dbinit` (or `users.user_init_file`), then `users.user_init_dir`.
+fn init_files(config: &Config, cli: Option<&Path>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    match cli {
+        Some(path) => files.push(path.to_path_buf()),
+        None if !config.users.user_init_file.is_empty() => files.push(PathBuf::from(&config.users.user_init_file)),
+        None => {}
+    }
+    if !config.users.user_init_dir.is_empty() {
+        match crate::config::yaml_files_in(Path::new(&config.users.user_init_dir)) {
+            Ok(found) => files.extend(found),
+            Err(message) => tracing::warn!(key = "users.user_init_dir", "{message}"),
+        }
+    }
+    files
+}
+
+/// A built, listening server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+    /// The superuser password when start-up created `sadmin`.
+    pub superuser_password: Option<String>,
+}
+
+impl Application {
+    /// Prepares the database and binds `server.address:server.port`.
+    pub async fn build(config: Config, dbinit_file: Option<PathBuf>) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, dbinit_file, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        config: Config,
+        dbinit_file: Option<PathBuf>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let config = Arc::new(config);
+        let prepared = {
+            let (config, clock) = (config.clone(), clock.clone());
+            tokio::task::spawn_blocking(move || prepare(&config, dbinit_file.as_deref(), clock.as_ref()))
+                .await
+                .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))??
+        };
+        let address = match config.server.address.as_str() {
+            "" => "0.0.0.0",
+            a => a,
+        };
+        let addr = format!("{address}:{}", config.server.port);
+        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?.port();
+
+        let state = web::Data::new(AppState {
+            config: config.clone(),
+            db: prepared.db,
+            clock,
+            hasher: prepared.hasher,
+        });
+        let max_body = config.server.max_body_bytes;
+        let server_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(server_state.clone())
+                .configure(routes::configure(max_body))
+        })
+        .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1))
+        .client_request_timeout(config.server.timeout.0);
+        if config.server.workers > 0 {
+            server = server.workers(config.server.workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind { addr: format!("{address}:{port}"), source })?
+            .run();
+        Ok(Application { port, server, state, superuser_password: prepared.superuser_password })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state, for tests that look behind the API.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests (graceful shutdown) and returns.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

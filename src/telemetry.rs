@@ -1,0 +1,42 @@
+//! Logging setup: tracing to stdout (pretty or JSON lines) and optionally to `logging.log_file` (JSON lines).
+
+use std::fs::OpenOptions;
+use std::sync::Mutex;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::LoggingConfig;
+
+/// Installs the global subscriber. `RUST_LOG`, when set, overrides `logging.level`. Calling it twice is
+/// harmless (the second call does nothing), which keeps tests simple.
+pub fn init(cfg: &LoggingConfig) -> Result<(), String> {
+    let level = match cfg.level.to_ascii_lowercase().as_str() {
+        "fatal" | "panic" => "error".to_string(),
+        "warning" => "warn".to_string(),
+        other => other.to_string(),
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},actix_server=warn,r2d2=warn")));
+
+    let stdout = cfg.write_to_stdout.then(|| {
+        if cfg.pretty_stdout {
+            tracing_subscriber::fmt::layer().with_target(false).boxed()
+        } else {
+            tracing_subscriber::fmt::layer().json().with_current_span(true).boxed()
+        }
+    });
+    let file = if cfg.log_file.is_empty() {
+        None
+    } else {
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&cfg.log_file)
+            .map_err(|e| format!("logging.log_file: cannot open {}: {e}", cfg.log_file))?;
+        Some(tracing_subscriber::fmt::layer().json().with_writer(Mutex::new(f)).boxed())
+    };
+    let _ = tracing_subscriber::registry().with(filter).with(stdout).with(file).try_init();
+    Ok(())
+}
