@@ -13,7 +13,11 @@ use crate::crypto::password::{self, Hasher};
 use crate::startup::{self, Application};
 
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about = "A lightweight self-hosted token service (Stoke-compatible)")]
+#[command(
+    name = "tessera",
+    version,
+    about = "A lightweight self-hosted token service (Stoke-compatible)"
+)]
 pub struct Cli {
     /// Configuration file (default: ./config.yaml when it exists, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]
@@ -200,7 +204,9 @@ fn hash_password(cli: &Cli, stoke: bool) -> ExitCode {
     let lines = if stoke {
         password::stoke_pair(&password).map(|(hash, salt)| format!("password_hash: {hash}\npassword_salt: {salt}"))
     } else {
-        Hasher::new(&params).and_then(|h| h.hash(&password)).map(|phc| format!("password_hash: \"{phc}\""))
+        Hasher::new(&params)
+            .and_then(|h| h.hash(&password))
+            .map(|phc| format!("password_hash: \"{phc}\""))
     };
     match lines {
         Ok(lines) => {

@@ -40,7 +40,10 @@ struct ErrorBody<'a> {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code, message: message.into() }
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn code(&self) -> &'static str {
@@ -75,7 +78,10 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unavailable) {
             builder.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
         }
-        builder.json(ErrorBody { error: self.code(), message: self.to_string() })
+        builder.json(ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+        })
     }
 }
 

@@ -41,10 +41,16 @@ pub struct Prepared {
 /// Connects, migrates, applies dbinit files (`--dbinit`, `users.user_init_file`, `users.user_init_dir`), and
 /// makes sure a superuser exists. Blocking; call it from a blocking context.
 pub fn prepare(config: &Config, dbinit_file: Option<&Path>, clock: &dyn Clock) -> Result<Prepared, StartupError> {
-    let db_key = if config.database.url.is_empty() { "database.type" } else { "database.url" };
+    let db_key = if config.database.url.is_empty() {
+        "database.type"
+    } else {
+        "database.url"
+    };
     let db = Db::connect(&config.database).map_err(|source| StartupError::Database { key: db_key, source })?;
     let hasher = Hasher::new(&config.security.password_hash).map_err(|e| StartupError::Config(e.to_string()))?;
-    let mut conn = db.get().map_err(|source| StartupError::Database { key: db_key, source })?;
+    let mut conn = db
+        .get()
+        .map_err(|source| StartupError::Database { key: db_key, source })?;
     let applied = migrations::run(&mut conn).map_err(|source| StartupError::Database { key: db_key, source })?;
     if applied > 0 {
         tracing::info!(applied, backend = db.backend().name(), "database migrated");
@@ -58,7 +64,11 @@ pub fn prepare(config: &Config, dbinit_file: Option<&Path>, clock: &dyn Clock) -
     }
     let superuser_password = bootstrap::ensure_superuser(&mut conn, &hasher, clock.now())?;
     drop(conn);
-    Ok(Prepared { db, hasher, superuser_password })
+    Ok(Prepared {
+        db,
+        hasher,
+        superuser_password,
+    })
 }
 
 /// The dbinit files to apply, in order: `--dbinit` (or `users.user_init_file`), then `users.user_init_dir`.
@@ -110,8 +120,14 @@ impl Application {
             a => a,
         };
         let addr = format!("{address}:{}", config.server.port);
-        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?.port();
+        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr, source })?
+            .port();
 
         let state = web::Data::new(AppState {
             config: config.clone(),
@@ -133,9 +149,17 @@ impl Application {
         }
         let server = server
             .listen(listener)
-            .map_err(|source| StartupError::Bind { addr: format!("{address}:{port}"), source })?
+            .map_err(|source| StartupError::Bind {
+                addr: format!("{address}:{port}"),
+                source,
+            })?
             .run();
-        Ok(Application { port, server, state, superuser_password: prepared.superuser_password })
+        Ok(Application {
+            port,
+            server,
+            state,
+            superuser_password: prepared.superuser_password,
+        })
     }
 
     pub fn port(&self) -> u16 {

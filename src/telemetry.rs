@@ -35,8 +35,17 @@ pub fn init(cfg: &LoggingConfig) -> Result<(), String> {
             .append(true)
             .open(&cfg.log_file)
             .map_err(|e| format!("logging.log_file: cannot open {}: {e}", cfg.log_file))?;
-        Some(tracing_subscriber::fmt::layer().json().with_writer(Mutex::new(f)).boxed())
+        Some(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(Mutex::new(f))
+                .boxed(),
+        )
     };
-    let _ = tracing_subscriber::registry().with(filter).with(stdout).with(file).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(stdout)
+        .with(file)
+        .try_init();
     Ok(())
 }

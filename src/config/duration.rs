@@ -134,7 +134,11 @@ impl Serialize for GoDuration {
 
 impl<'de> Deserialize<'de> for GoDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(DurationVisitor { bare_unit: 1_000_000_000 }).map(GoDuration)
+        deserializer
+            .deserialize_any(DurationVisitor {
+                bare_unit: 1_000_000_000,
+            })
+            .map(GoDuration)
     }
 }
 
@@ -146,7 +150,9 @@ impl Serialize for Millis {
 
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(DurationVisitor { bare_unit: 1_000_000 }).map(Millis)
+        deserializer
+            .deserialize_any(DurationVisitor { bare_unit: 1_000_000 })
+            .map(Millis)
     }
 }
 

@@ -114,7 +114,11 @@ pub fn load_from_str(
         Ok(tree) => tree,
         Err(message) => {
             return Err(ConfigError {
-                problems: vec![Problem { source: source.into(), key: String::new(), message }],
+                problems: vec![Problem {
+                    source: source.into(),
+                    key: String::new(),
+                    message,
+                }],
                 warnings: Vec::new(),
             });
         }
@@ -134,7 +138,14 @@ pub fn load_from_str(
     let mut unknown = Vec::new();
     coerce(&mut tree, &schema, "", &provider_schema, &mut unknown);
     for (key, message) in unknown {
-        report.unknown(strict, Problem { source: origin(&key), key, message });
+        report.unknown(
+            strict,
+            Problem {
+                source: origin(&key),
+                key,
+                message,
+            },
+        );
     }
 
     let mut sections = match tree {
@@ -156,7 +167,11 @@ pub fn load_from_str(
         registration: section("registration", take("registration"), &mut errors),
     };
     for (key, message) in errors {
-        report.problems.push(Problem { source: origin(&key), key, message });
+        report.problems.push(Problem {
+            source: origin(&key),
+            key,
+            message,
+        });
     }
 
     load_provider_dir(&mut config, &provider_schema, strict, &mut report);
@@ -169,7 +184,11 @@ pub fn load_from_str(
     }
 
     for (key, message, fatal) in super::validate::check(&config) {
-        let problem = Problem { source: origin(&key), key, message };
+        let problem = Problem {
+            source: origin(&key),
+            key,
+            message,
+        };
         if fatal {
             report.problems.push(problem);
         } else {
@@ -178,9 +197,16 @@ pub fn load_from_str(
     }
 
     if report.problems.is_empty() {
-        Ok(LoadedConfig { config, warnings: report.warnings, file: None })
+        Ok(LoadedConfig {
+            config,
+            warnings: report.warnings,
+            file: None,
+        })
     } else {
-        Err(ConfigError { problems: report.problems, warnings: report.warnings })
+        Err(ConfigError {
+            problems: report.problems,
+            warnings: report.warnings,
+        })
     }
 }
 
@@ -192,7 +218,11 @@ struct Report {
 
 impl Report {
     fn unknown(&mut self, strict: bool, problem: Problem) {
-        if strict { self.problems.push(problem) } else { self.warnings.push(problem) }
+        if strict {
+            self.problems.push(problem)
+        } else {
+            self.warnings.push(problem)
+        }
     }
 }
 
@@ -244,7 +274,10 @@ fn apply_env(tree: &mut Value, env: impl IntoIterator<Item = (String, String)>) 
     }
     let mut set = Vec::new();
     for (name, value) in vars {
-        let path: Vec<String> = name[ENV_PREFIX.len()..].split("__").map(|s| s.to_ascii_lowercase()).collect();
+        let path: Vec<String> = name[ENV_PREFIX.len()..]
+            .split("__")
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
         if path.iter().any(|p| p.is_empty()) {
             continue;
         }
@@ -273,7 +306,11 @@ fn coerce(tree: &mut Value, schema: &Value, path: &str, provider_schema: &Value,
                     unknown.push((path.to_string(), format!("key {key:?} is not a string")));
                     continue;
                 };
-                let child = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+                let child = if path.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{path}.{name}")
+                };
                 match known.get(name) {
                     Some(sub) => coerce(value, sub, &child, provider_schema, unknown),
                     None => unknown.push((child, unknown_key_message(name, known))),
@@ -373,7 +410,9 @@ fn dotted(section: &str, segments: &[serde_path_to_error::Segment]) -> String {
 
 fn remove_at(value: &mut Value, segments: &[serde_path_to_error::Segment]) -> bool {
     use serde_path_to_error::Segment;
-    let Some((last, parents)) = segments.split_last() else { return false };
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
     let mut node = value;
     for segment in parents {
         node = match (segment, node) {
@@ -407,7 +446,11 @@ fn load_provider_dir(config: &mut Config, provider_schema: &Value, strict: bool,
     let files = match yaml_files_in(Path::new(&dir)) {
         Ok(files) => files,
         Err(message) => {
-            report.warnings.push(Problem { source: dir, key: "users.provider_config_dir".into(), message });
+            report.warnings.push(Problem {
+                source: dir,
+                key: "users.provider_config_dir".into(),
+                message,
+            });
             return;
         }
     };
@@ -416,29 +459,51 @@ fn load_provider_dir(config: &mut Config, provider_schema: &Value, strict: bool,
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => text,
             Err(e) => {
-                report.problems.push(Problem { source, key: String::new(), message: format!("cannot read: {e}") });
+                report.problems.push(Problem {
+                    source,
+                    key: String::new(),
+                    message: format!("cannot read: {e}"),
+                });
                 continue;
             }
         };
         let mut tree = match parse_yaml(&text) {
             Ok(tree) => tree,
             Err(message) => {
-                report.problems.push(Problem { source, key: String::new(), message });
+                report.problems.push(Problem {
+                    source,
+                    key: String::new(),
+                    message,
+                });
                 continue;
             }
         };
         let mut unknown = Vec::new();
         coerce(&mut tree, provider_schema, "", provider_schema, &mut unknown);
         for (key, message) in unknown {
-            report.unknown(strict, Problem { source: source.clone(), key, message });
+            report.unknown(
+                strict,
+                Problem {
+                    source: source.clone(),
+                    key,
+                    message,
+                },
+            );
         }
         let mut errors = Vec::new();
         let mut provider: ProviderConfig = section("provider", tree, &mut errors);
         for (key, message) in errors {
-            report.problems.push(Problem { source: source.clone(), key, message });
+            report.problems.push(Problem {
+                source: source.clone(),
+                key,
+                message,
+            });
         }
         if provider.name.is_empty() {
-            provider.name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            provider.name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
         }
         config.users.providers.push(provider);
     }
@@ -446,7 +511,8 @@ fn load_provider_dir(config: &mut Config, provider_schema: &Value, strict: bool,
 
 /// The `*.yaml` and `*.yml` files directly in `dir`, sorted by name.
 pub(crate) fn yaml_files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("directory {} cannot be read ({e}); skipped", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("directory {} cannot be read ({e}); skipped", dir.display()))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -478,7 +544,10 @@ mod tests {
         let env = vec![
             ("TESSERA__SERVER__PORT".to_string(), "9090".to_string()),
             ("TESSERA__TOKENS__KEY_DURATION".to_string(), "6h".to_string()),
-            ("TESSERA__SERVER__ALLOWED_HOSTS".to_string(), "a.example, b.example".to_string()),
+            (
+                "TESSERA__SERVER__ALLOWED_HOSTS".to_string(),
+                "a.example, b.example".to_string(),
+            ),
             ("OTHER".to_string(), "x".to_string()),
         ];
         let loaded = load_from_str(text, "t", env, false).map_err(|e| e.to_string());
@@ -494,7 +563,9 @@ mod tests {
     fn every_bad_key_is_reported() {
         let text = "server:\n  port: lots\ntokens:\n  key_duration: 3x\n  token_duration: forever\n";
         let err = load_from_str(text, "cfg.yaml", no_env(), false).err();
-        let keys: Vec<String> = err.map(|e| e.problems.into_iter().map(|p| p.key).collect()).unwrap_or_default();
+        let keys: Vec<String> = err
+            .map(|e| e.problems.into_iter().map(|p| p.key).collect())
+            .unwrap_or_default();
         assert!(keys.contains(&"server.port".to_string()), "{keys:?}");
         assert!(keys.contains(&"tokens.key_duration".to_string()), "{keys:?}");
         assert!(keys.contains(&"tokens.token_duration".to_string()), "{keys:?}");
@@ -504,7 +575,9 @@ mod tests {
     fn env_problems_name_the_variable() {
         let env = vec![("TESSERA__TOKENS__TOKEN_DURATION".to_string(), "soon".to_string())];
         let err = load_from_str("", "cfg.yaml", env, false).err();
-        let sources: Vec<String> = err.map(|e| e.problems.into_iter().map(|p| p.source).collect()).unwrap_or_default();
+        let sources: Vec<String> = err
+            .map(|e| e.problems.into_iter().map(|p| p.source).collect())
+            .unwrap_or_default();
         assert_eq!(sources, vec!["environment variable TESSERA__TOKENS__TOKEN_DURATION"]);
     }
 
@@ -515,7 +588,11 @@ mod tests {
         let warnings = loaded.unwrap_or_else(|e| unreachable!("{e}")).warnings;
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].key, "telemetry.metric_export_url");
-        assert!(warnings[0].message.contains("metric_exporter_url"), "{}", warnings[0].message);
+        assert!(
+            warnings[0].message.contains("metric_exporter_url"),
+            "{}",
+            warnings[0].message
+        );
         assert!(load_from_str(text, "t", no_env(), true).is_err());
     }
 
@@ -524,6 +601,10 @@ mod tests {
         let err = load_from_str("server: [\n", "bad.yaml", no_env(), false).err();
         let problems = err.map(|e| e.problems).unwrap_or_default();
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].to_string().starts_with("bad.yaml: not valid YAML"), "{}", problems[0]);
+        assert!(
+            problems[0].to_string().starts_with("bad.yaml: not valid YAML"),
+            "{}",
+            problems[0]
+        );
     }
 }

@@ -12,8 +12,8 @@ mod validate;
 use serde::{Deserialize, Serialize};
 
 pub use duration::{GoDuration, Millis, parse as parse_duration};
-pub use load::{ConfigError, LoadedConfig, Problem, load, load_from_str};
 pub(crate) use load::yaml_files_in;
+pub use load::{ConfigError, LoadedConfig, Problem, load, load_from_str};
 pub use secret::Secret;
 
 /// The whole configuration. Sections follow Stoke's file layout; `security`, `email` and `registration` are
@@ -358,7 +358,11 @@ pub struct ProviderConfig {
 
 impl Default for ProviderConfig {
     fn default() -> Self {
-        ProviderConfig { name: String::new(), kind: "ldap".into(), ldap: LdapSettings::default() }
+        ProviderConfig {
+            name: String::new(),
+            kind: "ldap".into(),
+            ldap: LdapSettings::default(),
+        }
     }
 }
 
@@ -485,7 +489,11 @@ pub struct PasswordHashConfig {
 
 impl Default for PasswordHashConfig {
     fn default() -> Self {
-        PasswordHashConfig { memory_kib: 19456, iterations: 2, parallelism: 1 }
+        PasswordHashConfig {
+            memory_kib: 19456,
+            iterations: 2,
+            parallelism: 1,
+        }
     }
 }
 

@@ -10,7 +10,14 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
     let mut fail = |key: &str, msg: String| out.push((key.into(), msg, true));
 
     if let Err(msg) = c.database.resolve() {
-        fail(if c.database.url.is_empty() { "database.type" } else { "database.url" }, msg);
+        fail(
+            if c.database.url.is_empty() {
+                "database.type"
+            } else {
+                "database.url"
+            },
+            msg,
+        );
     }
     if c.database.max_connections == 0 {
         fail("database.max_connections", "must be at least 1".into());
@@ -19,20 +26,42 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
         fail("database.connect_timeout", "must be more than 0".into());
     }
     if !["OFF", "NORMAL", "FULL", "EXTRA"].contains(&c.database.sqlite.synchronous.to_ascii_uppercase().as_str()) {
-        fail("database.sqlite.synchronous", format!("{:?} is not one of OFF, NORMAL, FULL, EXTRA", c.database.sqlite.synchronous));
+        fail(
+            "database.sqlite.synchronous",
+            format!(
+                "{:?} is not one of OFF, NORMAL, FULL, EXTRA",
+                c.database.sqlite.synchronous
+            ),
+        );
     }
     if !["trace", "debug", "info", "warn", "warning", "error", "fatal", "panic"]
         .contains(&c.logging.level.to_ascii_lowercase().as_str())
     {
-        fail("logging.level", format!("{:?} is not one of trace, debug, info, warn, error", c.logging.level));
+        fail(
+            "logging.level",
+            format!("{:?} is not one of trace, debug, info, warn, error", c.logging.level),
+        );
     }
     if let Err(msg) = c.tokens.jws_algorithm() {
-        fail(if msg.contains("num_bits") { "tokens.num_bits" } else { "tokens.algorithm" }, msg);
+        fail(
+            if msg.contains("num_bits") {
+                "tokens.num_bits"
+            } else {
+                "tokens.algorithm"
+            },
+            msg,
+        );
     }
     if ![2048, 3072, 4096].contains(&c.tokens.rsa_key_bits) {
-        fail("tokens.rsa_key_bits", format!("{} is not one of 2048, 3072, 4096", c.tokens.rsa_key_bits));
+        fail(
+            "tokens.rsa_key_bits",
+            format!("{} is not one of 2048, 3072, 4096", c.tokens.rsa_key_bits),
+        );
     }
-    let (k, t) = (c.tokens.key_duration.as_duration(), c.tokens.token_duration.as_duration());
+    let (k, t) = (
+        c.tokens.key_duration.as_duration(),
+        c.tokens.token_duration.as_duration(),
+    );
     if t.is_zero() {
         fail("tokens.token_duration", "must be more than 0".into());
     } else if k <= t * 2 {
@@ -58,16 +87,25 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
         fail("security.password_hash.parallelism", "must be at least 1".into());
     }
     if hash.memory_kib < 8 * hash.parallelism.max(1) {
-        fail("security.password_hash.memory_kib", "must be at least 8 x parallelism".into());
+        fail(
+            "security.password_hash.memory_kib",
+            "must be at least 8 x parallelism".into(),
+        );
     }
     if c.security.max_password_bytes == 0 {
         fail("security.max_password_bytes", "must be at least 1".into());
     }
     if !["closed", "open", "confirm"].contains(&c.registration.mode.as_str()) {
-        fail("registration.mode", format!("{:?} is not one of closed, open, confirm", c.registration.mode));
+        fail(
+            "registration.mode",
+            format!("{:?} is not one of closed, open, confirm", c.registration.mode),
+        );
     }
     if !["none", "starttls", "tls"].contains(&c.email.smtp_security.as_str()) {
-        fail("email.smtp_security", format!("{:?} is not one of none, starttls, tls", c.email.smtp_security));
+        fail(
+            "email.smtp_security",
+            format!("{:?} is not one of none, starttls, tls", c.email.smtp_security),
+        );
     }
     let mut names = std::collections::HashSet::new();
     for (i, p) in c.users.providers.iter().enumerate() {
@@ -75,14 +113,23 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
         if p.name.is_empty() {
             fail(&format!("{key}.name"), "a provider needs a name".into());
         } else if !names.insert(p.name.clone()) {
-            fail(&format!("{key}.name"), format!("provider name {:?} is used twice", p.name));
+            fail(
+                &format!("{key}.name"),
+                format!("provider name {:?} is used twice", p.name),
+            );
         }
         if !p.kind.eq_ignore_ascii_case("ldap") {
-            fail(&format!("{key}.type"), format!("provider type {:?} is not supported (only ldap)", p.kind));
+            fail(
+                &format!("{key}.type"),
+                format!("provider type {:?} is not supported (only ldap)", p.kind),
+            );
         }
         let url = p.ldap.server_url.as_str();
         if !(url.starts_with("ldap://") || url.starts_with("ldaps://") || url.starts_with("ldapi://")) {
-            fail(&format!("{key}.server_url"), format!("{url:?} must begin with ldap://, ldaps:// or ldapi://"));
+            fail(
+                &format!("{key}.server_url"),
+                format!("{url:?} must begin with ldap://, ldaps:// or ldapi://"),
+            );
         }
     }
 
@@ -94,7 +141,10 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
         );
     }
     if c.telemetry.trace_provider != "none" && !c.telemetry.trace_provider.is_empty() {
-        warn("telemetry.trace_provider", "trace export is not supported; /metrics serves Prometheus text".into());
+        warn(
+            "telemetry.trace_provider",
+            "trace export is not supported; /metrics serves Prometheus text".into(),
+        );
     }
     if c.database.resolve().map(|(b, _)| b == Backend::Sqlite).unwrap_or(false)
         && c.database.sqlite.flags.split('&').any(|f| f == "cache=shared")
@@ -181,7 +231,11 @@ fn encode(s: &str) -> String {
 fn sqlite_target(file: &str, flags: &str) -> String {
     let file = file.strip_prefix("file:").unwrap_or(file);
     let (path, inline) = file.split_once('?').unwrap_or((file, ""));
-    let params: Vec<&str> = inline.split('&').chain(flags.split('&')).filter(|p| !p.is_empty()).collect();
+    let params: Vec<&str> = inline
+        .split('&')
+        .chain(flags.split('&'))
+        .filter(|p| !p.is_empty())
+        .collect();
     let memory = params.contains(&"mode=memory");
     let kept: Vec<&str> = params
         .into_iter()
@@ -232,7 +286,10 @@ mod tests {
     fn sqlite_flags_become_uri_parameters() {
         assert_eq!(sqlite_target("tessera.db", ""), "tessera.db");
         assert_eq!(sqlite_target("stoke.db", "cache=shared&_fk=1"), "stoke.db");
-        assert_eq!(sqlite_target("t.db", "mode=memory&cache=shared"), "file:t.db?mode=memory&cache=shared");
+        assert_eq!(
+            sqlite_target("t.db", "mode=memory&cache=shared"),
+            "file:t.db?mode=memory&cache=shared"
+        );
         assert_eq!(sqlite_target("a b#.db", "mode=ro"), "file:a%20b%23.db?mode=ro");
     }
 

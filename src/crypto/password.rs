@@ -82,7 +82,9 @@ impl Hasher {
     pub fn verify(&self, password: &str, stored: Stored<'_>) -> Verdict {
         match stored {
             Stored::Phc(phc) => {
-                let Ok(parsed) = PasswordHash::new(phc) else { return Verdict::Wrong };
+                let Ok(parsed) = PasswordHash::new(phc) else {
+                    return Verdict::Wrong;
+                };
                 // The PHC string carries its own parameters; Argon2::default() reads them from it.
                 if Argon2::default().verify_password(password.as_bytes(), &parsed).is_err() {
                     return Verdict::Wrong;
@@ -101,7 +103,11 @@ impl Hasher {
                 }
             }
             Stored::Stoke { hash, salt } => {
-                if verify_stoke(password, hash, salt) { Verdict::RightNeedsRehash } else { Verdict::Wrong }
+                if verify_stoke(password, hash, salt) {
+                    Verdict::RightNeedsRehash
+                } else {
+                    Verdict::Wrong
+                }
             }
         }
     }
@@ -109,11 +115,18 @@ impl Hasher {
 
 /// Stoke's own check: `base64(argon2id(password, salt_string_bytes, t=2, m=19456, p=1, 64))`.
 fn verify_stoke(password: &str, hash_b64: &str, salt: &str) -> bool {
-    let Ok(expected) = STANDARD.decode(hash_b64.trim()) else { return false };
-    let Ok(params) = Params::new(STOKE_M_KIB, STOKE_T, 1, Some(STOKE_OUTPUT)) else { return false };
+    let Ok(expected) = STANDARD.decode(hash_b64.trim()) else {
+        return false;
+    };
+    let Ok(params) = Params::new(STOKE_M_KIB, STOKE_T, 1, Some(STOKE_OUTPUT)) else {
+        return false;
+    };
     let mut out = [0u8; STOKE_OUTPUT];
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    if argon.hash_password_into(password.as_bytes(), salt.as_bytes(), &mut out).is_err() {
+    if argon
+        .hash_password_into(password.as_bytes(), salt.as_bytes(), &mut out)
+        .is_err()
+    {
         return false;
     }
     super::constant_time_eq(&out, &expected)
@@ -136,8 +149,12 @@ mod tests {
     use super::*;
 
     fn small() -> Hasher {
-        Hasher::new(&PasswordHashConfig { memory_kib: 64, iterations: 1, parallelism: 1 })
-            .unwrap_or_else(|e| unreachable!("{e}"))
+        Hasher::new(&PasswordHashConfig {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap_or_else(|e| unreachable!("{e}"))
     }
 
     #[test]
@@ -163,8 +180,12 @@ mod tests {
         assert!(phc.starts_with("$argon2id$"));
         assert_eq!(h.verify("s3cret", Stored::Phc(&phc)), Verdict::Right);
         assert_eq!(h.verify("nope", Stored::Phc(&phc)), Verdict::Wrong);
-        let stronger = Hasher::new(&PasswordHashConfig { memory_kib: 128, iterations: 1, parallelism: 1 })
-            .unwrap_or_else(|e| unreachable!("{e}"));
+        let stronger = Hasher::new(&PasswordHashConfig {
+            memory_kib: 128,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(stronger.verify("s3cret", Stored::Phc(&phc)), Verdict::RightNeedsRehash);
         assert_eq!(h.verify("x", Stored::Phc("$argon2id$garbage")), Verdict::Wrong);
     }
@@ -172,6 +193,15 @@ mod tests {
     #[test]
     fn stoke_pair_verifies() {
         let (hash, salt) = stoke_pair("pw").unwrap_or_default();
-        assert_eq!(small().verify("pw", Stored::Stoke { hash: &hash, salt: &salt }), Verdict::RightNeedsRehash);
+        assert_eq!(
+            small().verify(
+                "pw",
+                Stored::Stoke {
+                    hash: &hash,
+                    salt: &salt
+                }
+            ),
+            Verdict::RightNeedsRehash
+        );
     }
 }

@@ -104,18 +104,32 @@ struct Link {
 /// Reads, checks and applies one dbinit file.
 pub fn apply_file(conn: &mut DbConn, path: &Path, now: i64) -> Result<Applied, DbInitError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| DbInitError::Invalid { file: file.clone(), problems: vec![format!("cannot read: {e}")] })?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| file.clone());
+    let text = std::fs::read_to_string(path).map_err(|e| DbInitError::Invalid {
+        file: file.clone(),
+        problems: vec![format!("cannot read: {e}")],
+    })?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.clone());
     apply_text(conn, &name, &text, now).map_err(|e| match e {
-        DbInitError::Invalid { problems, .. } => DbInitError::Invalid { file: file.clone(), problems },
-        DbInitError::Database { source, .. } => DbInitError::Database { file: file.clone(), source },
+        DbInitError::Invalid { problems, .. } => DbInitError::Invalid {
+            file: file.clone(),
+            problems,
+        },
+        DbInitError::Database { source, .. } => DbInitError::Database {
+            file: file.clone(),
+            source,
+        },
     })
 }
 
 /// Applies dbinit text recorded under `name`.
 pub fn apply_text(conn: &mut DbConn, name: &str, text: &str, now: i64) -> Result<Applied, DbInitError> {
-    let invalid = |problems: Vec<String>| DbInitError::Invalid { file: name.to_string(), problems };
+    let invalid = |problems: Vec<String>| DbInitError::Invalid {
+        file: name.to_string(),
+        problems,
+    };
     let mut parsed = parse(text).map_err(|p| invalid(vec![p]))?;
     let problems = normalize(&mut parsed);
     if !problems.is_empty() {
@@ -145,7 +159,10 @@ pub fn apply_text(conn: &mut DbConn, name: &str, text: &str, now: i64) -> Result
         e if e.is_unique_violation() => invalid(vec![format!(
             "conflicts with existing data (a username, email, claim name or claim short_name/value pair is taken): {e}"
         )]),
-        source => DbInitError::Database { file: name.to_string(), source },
+        source => DbInitError::Database {
+            file: name.to_string(),
+            source,
+        },
     })
 }
 
@@ -203,7 +220,9 @@ fn normalize(f: &mut InitFile) -> Vec<String> {
         if let Some(s) = g.group.take() {
             match split_shorthand(&s).as_slice() {
                 [name, description] => (g.name, g.description) = (name.clone(), description.clone()),
-                _ => problems.push(format!("groups[{i}]: bad group shorthand {s:?}, expected \"name,description\"")),
+                _ => problems.push(format!(
+                    "groups[{i}]: bad group shorthand {s:?}, expected \"name,description\""
+                )),
             }
         }
         if g.name.is_empty() {
@@ -251,7 +270,10 @@ fn normalize(f: &mut InitFile) -> Vec<String> {
             ));
         }
         if phc && argon2::password_hash::PasswordHash::new(&u.password_hash).is_err() {
-            problems.push(format!("users[{i}] ({:?}): password_hash is not a valid PHC string", u.username));
+            problems.push(format!(
+                "users[{i}] ({:?}): password_hash is not a valid PHC string",
+                u.username
+            ));
         }
         for group in &u.groups {
             if !group_names.contains(group) {
@@ -267,9 +289,10 @@ fn normalize(f: &mut InitFile) -> Vec<String> {
 
 fn resolve_link(link: &InitLink) -> Result<Link, String> {
     match link {
-        InitLink::Plain(resource) if !resource.trim().is_empty() => {
-            Ok(Link { link_type: "LDAP:".into(), resource_spec: resource.trim().into() })
-        }
+        InitLink::Plain(resource) if !resource.trim().is_empty() => Ok(Link {
+            link_type: "LDAP:".into(),
+            resource_spec: resource.trim().into(),
+        }),
         InitLink::Plain(_) => Err("an empty link".into()),
         InitLink::Map(m) => {
             let (kind, provider, resource) = match &m.link {
@@ -283,7 +306,11 @@ fn resolve_link(link: &InitLink) -> Result<Link, String> {
                     }
                 },
                 None => {
-                    let resource = if m.resource.is_empty() { m.resource_spec.clone() } else { m.resource.clone() };
+                    let resource = if m.resource.is_empty() {
+                        m.resource_spec.clone()
+                    } else {
+                        m.resource.clone()
+                    };
                     (m.kind.clone(), m.provider.clone(), resource)
                 }
             };
@@ -294,7 +321,10 @@ fn resolve_link(link: &InitLink) -> Result<Link, String> {
                 Some((k, p)) if provider.is_empty() => format!("{}:{p}", k.to_ascii_uppercase()),
                 _ => format!("{}:{provider}", kind.to_ascii_uppercase()),
             };
-            Ok(Link { link_type, resource_spec: resource })
+            Ok(Link {
+                link_type,
+                resource_spec: resource,
+            })
         }
     }
 }
@@ -458,7 +488,10 @@ pub fn add_group_claim(conn: &mut DbConn, group_id: i64, claim_id: i64) -> Resul
         .get_result::<i64>(conn)?;
     if exists == 0 {
         diesel::insert_into(claim_group_claims::table)
-            .values((claim_group_claims::claim_group_id.eq(group_id), claim_group_claims::claim_id.eq(claim_id)))
+            .values((
+                claim_group_claims::claim_group_id.eq(group_id),
+                claim_group_claims::claim_id.eq(claim_id),
+            ))
             .execute(conn)?;
     }
     Ok(())
@@ -473,7 +506,10 @@ pub fn add_user_group(conn: &mut DbConn, user_id: i64, group_id: i64) -> Result<
         .get_result::<i64>(conn)?;
     if exists == 0 {
         diesel::insert_into(user_claim_groups::table)
-            .values((user_claim_groups::user_id.eq(user_id), user_claim_groups::claim_group_id.eq(group_id)))
+            .values((
+                user_claim_groups::user_id.eq(user_id),
+                user_claim_groups::claim_group_id.eq(group_id),
+            ))
             .execute(conn)?;
     }
     Ok(())
@@ -508,7 +544,12 @@ mod tests {
         assert_eq!(f.claims[0].short_name, "rd");
         assert_eq!(f.groups[0].name, "Readers");
         assert_eq!(f.users[0].email, "ann@example.com");
-        let links: Vec<String> = f.groups[0].links.iter().filter_map(|l| resolve_link(l).ok()).map(|l| l.link_type).collect();
+        let links: Vec<String> = f.groups[0]
+            .links
+            .iter()
+            .filter_map(|l| resolve_link(l).ok())
+            .map(|l| l.link_type)
+            .collect();
         assert_eq!(links, vec!["LDAP:corp", "LDAP:"]);
     }
 

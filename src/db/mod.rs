@@ -84,7 +84,8 @@ impl ManageConnection for Manager {
         match self.backend {
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.url).map_err(r2d2::Error::ConnectionError)?;
-                conn.batch_execute(&self.sqlite_pragmas).map_err(r2d2::Error::QueryError)?;
+                conn.batch_execute(&self.sqlite_pragmas)
+                    .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
             }
             Backend::Postgres => PgConnection::establish(&self.url)
@@ -140,7 +141,11 @@ impl Db {
             cfg.sqlite.busy_timeout.as_duration().as_millis(),
             cfg.sqlite.synchronous.to_ascii_uppercase(),
         );
-        let manager = Manager { backend, url, sqlite_pragmas };
+        let manager = Manager {
+            backend,
+            url,
+            sqlite_pragmas,
+        };
         // A shared in-memory SQLite database lives as long as one connection does, and its shared cache
         // would answer concurrent writers with lock errors: it gets exactly one, kept open.
         let max_size = if memory { 1 } else { cfg.max_connections.max(1) };

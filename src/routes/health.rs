@@ -16,7 +16,10 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state
         .db
-        .run(|conn| conn.batch_execute("SELECT 1").map_err(|e| DbError::Unavailable(e.to_string())))
+        .run(|conn| {
+            conn.batch_execute("SELECT 1")
+                .map_err(|e| DbError::Unavailable(e.to_string()))
+        })
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }

@@ -9,16 +9,22 @@ use crate::error::ApiError;
 /// Registers every route, and the JSON and query extractor settings, on an App.
 pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(web::JsonConfig::default().limit(max_body_bytes).error_handler(json_error))
-            .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                ApiError::bad_request("invalid_query", e.to_string()).into()
-            }))
-            .app_data(web::PathConfig::default().error_handler(|e, _| {
-                ApiError::bad_request("invalid_path", e.to_string()).into()
-            }))
-            .route("/healthz", web::get().to(health::healthz))
-            .route("/readyz", web::get().to(health::readyz))
-            .default_service(web::to(not_found));
+        cfg.app_data(
+            web::JsonConfig::default()
+                .limit(max_body_bytes)
+                .error_handler(json_error),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|e, _| ApiError::bad_request("invalid_query", e.to_string()).into()),
+        )
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|e, _| ApiError::bad_request("invalid_path", e.to_string()).into()),
+        )
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .default_service(web::to(not_found));
     }
 }
 

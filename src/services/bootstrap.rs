@@ -45,7 +45,10 @@ pub fn ensure_stoke_claims(conn: &mut DbConn, now: i64) -> Result<(), BootstrapE
             .filter(claims::value.eq(value))
             .count()
             .get_result::<i64>(conn)?;
-        let name_taken = claims::table.filter(claims::name.eq(name)).count().get_result::<i64>(conn)?;
+        let name_taken = claims::table
+            .filter(claims::name.eq(name))
+            .count()
+            .get_result::<i64>(conn)?;
         if exists == 0 && name_taken == 0 {
             insert_claim(conn, name, description, value, now)?;
         }
@@ -128,7 +131,13 @@ fn superuser_group(conn: &mut DbConn, now: i64) -> Result<i64, BootstrapError> {
         .optional()?
     {
         Some(id) => id,
-        None => insert_claim(conn, "Stoke Super User", "Grants superuser management access to the stoke server", "S", now)?,
+        None => insert_claim(
+            conn,
+            "Stoke Super User",
+            "Grants superuser management access to the stoke server",
+            "S",
+            now,
+        )?,
     };
     let group_id = match claim_groups::table
         .filter(claim_groups::name.eq("Stoke Superusers"))
@@ -154,7 +163,13 @@ fn superuser_group(conn: &mut DbConn, now: i64) -> Result<i64, BootstrapError> {
     Ok(group_id)
 }
 
-fn insert_claim(conn: &mut DbConn, name: &str, description: &str, value: &str, now: i64) -> Result<i64, BootstrapError> {
+fn insert_claim(
+    conn: &mut DbConn,
+    name: &str,
+    description: &str,
+    value: &str,
+    now: i64,
+) -> Result<i64, BootstrapError> {
     let id = new_id();
     diesel::insert_into(claims::table)
         .values((

@@ -1,0 +1,188 @@
+//! `spawn_app()`: the real server, in-process, on port 0, with its own fresh database.
+
+// Helpers serve every test module; not each uses all of them.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use tessera::config::{Config, PasswordHashConfig, Secret};
+use tessera::startup::Application;
+use tessera::state::AppState;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestDb {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub superuser_password: Option<String>,
+    pub state: actix_web::web::Data<AppState>,
+    pub db_url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request failed")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request failed")
+    }
+}
+
+/// A configuration for tests: small argon2 parameters (tests only), a database of the given kind.
+pub fn test_config(db_url: &str) -> Config {
+    let mut config = Config::default();
+    config.server.address = "127.0.0.1".into();
+    config.server.port = 0;
+    config.server.workers = 2;
+    config.database.url = Secret::new(db_url);
+    config.logging.write_to_stdout = false;
+    config.security.password_hash = PasswordHashConfig {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    config
+}
+
+/// A fresh, empty database of the given kind; `None` when that backend is not configured for this run.
+pub fn fresh_database(db: TestDb, dir: &std::path::Path) -> Option<String> {
+    let name = format!("tessera_t_{:016x}", rand::random::<u64>());
+    match db {
+        TestDb::Sqlite => Some(format!("sqlite://{}", dir.join("tessera.db").display())),
+        TestDb::Postgres => {
+            let base = std::env::var("TESSERA_TEST_POSTGRES_URL").ok()?;
+            let mut conn = diesel::pg::PgConnection::establish(&base)
+                .unwrap_or_else(|e| panic!("TESSERA_TEST_POSTGRES_URL is set but unreachable: {e}"));
+            conn.batch_execute(&format!("CREATE DATABASE {name}"))
+                .expect("create database");
+            Some(replace_db_name(&base, &name))
+        }
+        TestDb::Mysql => {
+            let base = std::env::var("TESSERA_TEST_MYSQL_URL").ok()?;
+            create_mysql_database(&base, &name);
+            Some(replace_db_name(&base, &name))
+        }
+    }
+}
+
+#[cfg(feature = "mysql")]
+fn create_mysql_database(base: &str, name: &str) {
+    let mut conn = diesel::mysql::MysqlConnection::establish(base)
+        .unwrap_or_else(|e| panic!("TESSERA_TEST_MYSQL_URL is set but unreachable: {e}"));
+    conn.batch_execute(&format!(
+        "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    ))
+    .expect("create database");
+}
+
+#[cfg(not(feature = "mysql"))]
+fn create_mysql_database(_base: &str, _name: &str) {
+    panic!("TESSERA_TEST_MYSQL_URL is set but the tests were built without --features mysql");
+}
+
+/// `scheme://user@host:port/olddb?x` → `scheme://user@host:port/newdb?x`.
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (head, query) = url.split_once('?').map(|(h, q)| (h, Some(q))).unwrap_or((url, None));
+    let scheme_end = head.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Boots the server on `db` with the test configuration, changed by `tweak`. `None`: backend not configured.
+pub async fn spawn_app_with(db: TestDb, tweak: impl FnOnce(&mut Config), dbinit: Option<PathBuf>) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir_path = dir.path().to_path_buf();
+    let db_url = tokio::task::spawn_blocking(move || fresh_database(db, &dir_path))
+        .await
+        .expect("fresh database")?;
+    let mut config = test_config(&db_url);
+    tweak(&mut config);
+    let app = Application::build(config, dbinit)
+        .await
+        .expect("application failed to build");
+    let port = app.port();
+    let superuser_password = app.superuser_password.clone();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::new(),
+        superuser_password,
+        state,
+        db_url,
+        dir,
+    })
+}
+
+pub async fn spawn_app(db: TestDb) -> Option<TestApp> {
+    spawn_app_with(db, |_| {}, None).await
+}
+
+/// Runs one test body on one backend, or says it was skipped.
+pub async fn run_on(db: TestDb, body: impl AsyncFnOnce(TestDb)) {
+    let configured = match db {
+        TestDb::Sqlite => true,
+        TestDb::Postgres => std::env::var("TESSERA_TEST_POSTGRES_URL").is_ok(),
+        TestDb::Mysql => std::env::var("TESSERA_TEST_MYSQL_URL").is_ok(),
+    };
+    if configured {
+        body(db).await;
+    } else {
+        eprintln!("skipped: {db:?} is not configured for this run");
+    }
+}
+
+/// Declares one test per backend: `db_test!(name, async |db| { … })`.
+#[macro_export]
+macro_rules! db_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::helpers::run_on($crate::helpers::TestDb::Sqlite, $body).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                $crate::helpers::run_on($crate::helpers::TestDb::Postgres, $body).await
+            }
+            #[tokio::test]
+            async fn mysql() {
+                $crate::helpers::run_on($crate::helpers::TestDb::Mysql, $body).await
+            }
+        }
+    };
+}
+
+/// The repository's root, for fixtures and the example files.
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}

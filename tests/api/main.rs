@@ -1,0 +1,13 @@
+//! The one integration-test binary. Modules mirror the URL tree and the CLI; `helpers` boots the real server
+//! on a loopback port with a fresh database per test, on SQLite always and on PostgreSQL/MariaDB when
+//! `TESSERA_TEST_POSTGRES_URL` / `TESSERA_TEST_MYSQL_URL` are set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod cli;
+mod config_files;
+mod dbinit;
+mod health;
+mod migrations;
