@@ -15,6 +15,12 @@ pub enum ApiError {
     /// 400: the request is malformed (bad JSON, a missing or invalid field).
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// 401: no valid bearer token.
+    #[error("a valid bearer token is required")]
+    Unauthenticated,
+    /// 403: a valid token without the permission this needs.
+    #[error("the token lacks the permission this needs")]
+    Forbidden,
     /// 404: no such route or entity.
     #[error("{0}")]
     NotFound(String),
@@ -49,6 +55,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. } => code,
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Forbidden => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -62,6 +70,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -10,10 +10,14 @@ use actix_web::{App, HttpServer, web};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::crypto::keys::Alg;
 use crate::crypto::password::Hasher;
 use crate::db::{Db, DbError, dbinit, migrations};
 use crate::routes;
 use crate::services::bootstrap;
+use crate::services::keyring::{KeyRing, RingSettings};
+use crate::services::passwords::Passwords;
+use crate::services::tokens::TokenSettings;
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,10 @@ pub enum StartupError {
     Bootstrap(#[from] bootstrap::BootstrapError),
     #[error("{0}")]
     Config(String),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::services::keyring::RingError),
+    #[error(transparent)]
+    Db(#[from] DbError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
 }
@@ -34,6 +42,7 @@ pub enum StartupError {
 pub struct Prepared {
     pub db: Db,
     pub hasher: Hasher,
+    pub keys: KeyRing,
     /// The superuser password when `sadmin` was (re)created; shown once.
     pub superuser_password: Option<String>,
 }
@@ -64,11 +73,60 @@ pub fn prepare(config: &Config, dbinit_file: Option<&Path>, clock: &dyn Clock) -
     }
     let superuser_password = bootstrap::ensure_superuser(&mut conn, &hasher, clock.now())?;
     drop(conn);
+    let keys = KeyRing::load(ring_settings(config)?, db.clone(), clock.now())?;
     Ok(Prepared {
         db,
         hasher,
+        keys,
         superuser_password,
     })
+}
+
+fn ring_settings(config: &Config) -> Result<RingSettings, StartupError> {
+    let t = &config.tokens;
+    let name = t.jws_algorithm().map_err(StartupError::Config)?;
+    let alg = Alg::parse(name).ok_or_else(|| StartupError::Config(format!("tokens.algorithm: {name} unsupported")))?;
+    Ok(RingSettings {
+        alg,
+        rsa_bits: t.rsa_key_bits,
+        key_duration: t.key_duration.as_secs() as i64,
+        token_duration: t.token_duration.as_secs() as i64,
+        persist: t.persist_keys,
+    })
+}
+
+/// Keeps the key ring current (rotation, reloads from other replicas, expiry) and forgets sealed refresh
+/// successors once their grace has passed. Database trouble is logged; the cached ring keeps serving.
+async fn maintain(state: web::Data<AppState>) {
+    let interval = state
+        .config
+        .cluster
+        .key_check_interval
+        .as_duration()
+        .max(std::time::Duration::from_millis(100));
+    let mut last_sweep = 0;
+    loop {
+        let now = state.clock.now();
+        let until_event = std::time::Duration::from_secs((state.keys.next_event(now) - now).max(0) as u64);
+        tokio::time::sleep(interval.min(until_event).max(std::time::Duration::from_millis(100))).await;
+        let st = state.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let now = st.clock.now();
+            st.keys.refresh(now)?;
+            if now - last_sweep >= 60 {
+                let mut conn = st.db.get()?;
+                crate::db::refresh::clear_sealed(&mut conn, now - st.tokens.reuse_grace)?;
+                return Ok::<_, StartupError>(now);
+            }
+            Ok(last_sweep)
+        })
+        .await;
+        match result {
+            Ok(Ok(swept)) => last_sweep = swept,
+            Ok(Err(e)) => tracing::warn!(error = %e, "key ring maintenance failed; serving the cached ring"),
+            Err(e) => tracing::error!(error = %e, "key ring maintenance task failed"),
+        }
+    }
 }
 
 /// The dbinit files to apply, in order: `--dbinit` (or `users.user_init_file`), then `users.user_init_dir`.
@@ -129,12 +187,17 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?
             .port();
 
+        let passwords =
+            Passwords::new(prepared.hasher, &config.security).map_err(|e| StartupError::Config(e.to_string()))?;
         let state = web::Data::new(AppState {
             config: config.clone(),
             db: prepared.db,
             clock,
-            hasher: prepared.hasher,
+            passwords,
+            keys: Arc::new(prepared.keys),
+            tokens: Arc::new(TokenSettings::from_config(&config.tokens)),
         });
+        tokio::spawn(maintain(state.clone()));
         let max_body = config.server.max_body_bytes;
         let server_state = state.clone();
         let mut server = HttpServer::new(move || {

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::crypto::password::Hasher;
 use crate::db::Db;
+use crate::services::keyring::KeyRing;
+use crate::services::passwords::Passwords;
+use crate::services::tokens::TokenSettings;
 
 pub struct AppState {
     /// The effective configuration, read-only after start-up.
@@ -14,6 +16,10 @@ pub struct AppState {
     pub db: Db,
     /// Where services read `now` from.
     pub clock: Arc<dyn Clock>,
-    /// Password hashing with the configured parameters.
-    pub hasher: Hasher,
+    /// Password checks and hashing, bounded in concurrency.
+    pub passwords: Passwords,
+    /// The signing keys and their pre-serialized public forms.
+    pub keys: Arc<KeyRing>,
+    /// Token contents and lifetimes, from `tokens`.
+    pub tokens: Arc<TokenSettings>,
 }

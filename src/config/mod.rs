@@ -54,6 +54,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: GoDuration,
     /// Stoke's URL prefix for running behind a proxy; Tessera serves at the root and only reports it.
     pub base_path: String,
+    /// The public base URL (e.g. `https://auth.example.com`) for discovery documents; empty: from the request.
+    pub public_url: String,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +72,7 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             shutdown_timeout: GoDuration::from_secs(30),
             base_path: String::new(),
+            public_url: String::new(),
         }
     }
 }

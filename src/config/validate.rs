@@ -73,6 +73,15 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
             ),
         );
     }
+    if !t.is_zero() && c.cluster.key_check_interval.as_duration() >= t {
+        fail(
+            "cluster.key_check_interval",
+            format!(
+                "must be shorter than tokens.token_duration ({}), so every replica sees a new key before it signs",
+                c.tokens.token_duration
+            ),
+        );
+    }
     if !c.server.tls_private_key.is_empty() || !c.server.tls_public_cert.is_empty() {
         fail(
             "server.tls_private_key",

@@ -4,8 +4,11 @@
 //! pool. Backend-specific SQL stays in this module and in [`migrations`]. This module knows nothing of HTTP.
 
 pub mod dbinit;
+pub mod keys;
 pub mod migrations;
+pub mod refresh;
 pub mod schema;
+pub mod users;
 
 use std::time::Duration;
 
@@ -202,3 +205,54 @@ pub fn new_id() -> i64 {
 
 /// Seconds since the Unix epoch.
 pub type Timestamp = i64;
+
+/// Runs `f` in a write transaction. On SQLite it begins `IMMEDIATE`, taking the write lock up front, so a
+/// transaction that reads before it writes cannot fail its lock upgrade under concurrency; elsewhere it is an
+/// ordinary transaction. `f` must not open transactions of its own.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<DbError>,
+{
+    if !matches!(conn, DbConn::Sqlite(_)) {
+        return conn
+            .transaction(|c| f(c).map_err(TxError::App))
+            .map_err(TxError::into_app);
+    }
+    conn.batch_execute("BEGIN IMMEDIATE")
+        .map_err(|e| E::from(DbError::Query(e)))?;
+    match f(conn) {
+        Ok(value) => match conn.batch_execute("COMMIT") {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = conn.batch_execute("ROLLBACK");
+                Err(E::from(DbError::Query(e)))
+            }
+        },
+        Err(e) => {
+            let _ = conn.batch_execute("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Lets a diesel transaction carry an application error out.
+enum TxError<E> {
+    App(E),
+    Db(diesel::result::Error),
+}
+
+impl<E> From<diesel::result::Error> for TxError<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        TxError::Db(e)
+    }
+}
+
+impl<E: From<DbError>> TxError<E> {
+    fn into_app(self) -> E {
+        match self {
+            TxError::App(e) => e,
+            TxError::Db(e) => E::from(DbError::Query(e)),
+        }
+    }
+}

@@ -12,8 +12,11 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The database answers; 503 with `Retry-After` otherwise.
+/// The database answers and a signing key is loaded; 503 with `Retry-After` otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.keys.current().signer(state.clock.now()).is_none() {
+        return Err(ApiError::Unavailable);
+    }
     state
         .db
         .run(|conn| {

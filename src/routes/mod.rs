@@ -1,6 +1,9 @@
 //! HTTP routes: extract, authorize, call a service, map to a DTO. No business logic and no SQL here.
 
+mod auth;
 mod health;
+mod tokens;
+mod wellknown;
 
 use actix_web::{HttpRequest, error::JsonPayloadError, web};
 
@@ -23,6 +26,16 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                 .error_handler(|e, _| ApiError::bad_request("invalid_path", e.to_string()).into()),
         )
         .route("/healthz", web::get().to(health::healthz))
+        .route("/api/login", web::post().to(tokens::login))
+        .route("/api/refresh", web::post().to(tokens::refresh))
+        .route("/api/pkeys", web::get().to(tokens::pkeys))
+        .route("/api/available_providers", web::get().to(tokens::available_providers))
+        .route("/api/capabilities", web::get().to(tokens::capabilities))
+        .route("/.well-known/jwks.json", web::get().to(wellknown::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(wellknown::openid_configuration),
+        )
         .route("/readyz", web::get().to(health::readyz))
         .default_service(web::to(not_found));
     }

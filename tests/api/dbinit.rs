@@ -119,29 +119,24 @@ db_test!(conflict_with_existing_data_rolls_back_whole_file, async |db| {
 });
 
 #[tokio::test]
-async fn fresh_database_gets_a_superuser_who_can_be_found() {
+async fn fresh_database_gets_a_superuser_who_can_log_in() {
     let app = spawn_app(crate::helpers::TestDb::Sqlite).await.unwrap();
     let password = app.superuser_password.clone().expect("sadmin password");
     assert!(password.len() >= 32);
-    let mut conn = app.state.db.get().unwrap();
-    let hash: Option<String> = users::table
-        .filter(users::username.eq("sadmin"))
-        .select(users::password_hash)
-        .first(&mut *conn)
-        .unwrap();
-    let hash = hash.unwrap();
-    let verdict = app
-        .state
-        .hasher
-        .verify(&password, tessera::crypto::password::Stored::Phc(&hash));
-    assert_eq!(verdict, tessera::crypto::password::Verdict::Right);
+    let login = app.login("sadmin", &password).await;
+    assert_eq!(login.status(), 200);
+    let body: serde_json::Value = login.json().await.unwrap();
+    let claims = crate::helpers::claims_of(body["token"].as_str().unwrap());
+    assert_eq!(claims["stk"], "S");
     // The admin claims exist, and a second start does not make another superuser.
+    let mut conn = app.state.db.get().unwrap();
     let stk: i64 = claims::table
         .filter(claims::short_name.eq("stk"))
         .count()
         .get_result(&mut *conn)
         .unwrap();
     assert_eq!(stk, 9);
-    let again = tessera::services::bootstrap::ensure_superuser(&mut conn, &app.state.hasher, 5).unwrap();
+    let hasher = tessera::crypto::password::Hasher::new(&app.state.config.security.password_hash).unwrap();
+    let again = tessera::services::bootstrap::ensure_superuser(&mut conn, &hasher, 5).unwrap();
     assert_eq!(again, None);
 }

@@ -186,3 +186,39 @@ macro_rules! db_test {
 pub fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+impl TestApp {
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/login",
+            &serde_json::json!({ "username": username, "password": password }),
+        )
+        .await
+    }
+
+    /// Logs in and returns (token, refresh), failing the test on anything but 200.
+    pub async fn login_ok(&self, username: &str, password: &str) -> (String, String) {
+        let resp = self.login(username, password).await;
+        assert_eq!(resp.status(), 200, "login of {username} failed");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        (
+            body["token"].as_str().unwrap().to_string(),
+            body["refresh"].as_str().unwrap().to_string(),
+        )
+    }
+
+    pub async fn refresh(&self, refresh: &str) -> reqwest::Response {
+        self.post_json("/api/refresh", &serde_json::json!({ "refresh": refresh }))
+            .await
+    }
+}
+
+/// The claims of a JWT, read without verification (tests check signatures separately).
+pub fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}

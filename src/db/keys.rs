@@ -1,0 +1,48 @@
+//! Queries on `signing_keys`.
+
+use diesel::prelude::*;
+
+use super::schema::signing_keys;
+use super::{DbConn, DbError};
+
+/// One stored signing key. `private_key` is base64 PKCS#8.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = signing_keys)]
+pub struct KeyRow {
+    pub kid: String,
+    pub algorithm: String,
+    pub public_jwk: String,
+    pub private_key: String,
+    pub rotation_step: i64,
+    pub publish_at: i64,
+    pub sign_from: i64,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+/// Keys that have not expired, oldest rotation step first.
+pub fn live(conn: &mut DbConn, now: i64) -> Result<Vec<KeyRow>, DbError> {
+    Ok(signing_keys::table
+        .filter(signing_keys::expires_at.gt(now))
+        .order(signing_keys::rotation_step.asc())
+        .select(KeyRow::as_select())
+        .load(conn)?)
+}
+
+/// The highest rotation step ever used (expired keys included), so steps never repeat.
+pub fn max_step(conn: &mut DbConn) -> Result<Option<i64>, DbError> {
+    Ok(signing_keys::table
+        .select(diesel::dsl::max(signing_keys::rotation_step))
+        .first(conn)?)
+}
+
+/// Stores a new key. Fails with a unique violation when another replica took this rotation step first.
+pub fn insert(conn: &mut DbConn, row: &KeyRow) -> Result<(), DbError> {
+    diesel::insert_into(signing_keys::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+/// Forgets keys that expired before `before`.
+pub fn delete_expired(conn: &mut DbConn, before: i64) -> Result<usize, DbError> {
+    Ok(diesel::delete(signing_keys::table.filter(signing_keys::expires_at.le(before))).execute(conn)?)
+}

@@ -1,0 +1,129 @@
+//! Queries on refresh families (sessions) and their tokens. Tokens are stored only as SHA-256 hex.
+
+use diesel::prelude::*;
+
+use super::schema::{refresh_families, refresh_tokens};
+use super::{DbConn, DbError};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_families)]
+pub struct FamilyRow {
+    pub id: String,
+    pub user_id: i64,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub refresh_count: i64,
+    /// The login's `filter_claims` (JSON array), re-applied at every refresh.
+    pub filter_claims: Option<String>,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct TokenRow {
+    pub token_hash: String,
+    pub family_id: String,
+    pub created_at: i64,
+    pub used_at: Option<i64>,
+    pub successor_hash: Option<String>,
+    /// The successor pair, encrypted under a key derived from this (used) token; kept only during the grace.
+    pub successor_sealed: Option<String>,
+}
+
+/// Starts a session with its first refresh token.
+pub fn create_family(conn: &mut DbConn, family: &FamilyRow, token_hash: &str) -> Result<(), DbError> {
+    diesel::insert_into(refresh_families::table)
+        .values(family)
+        .execute(conn)?;
+    insert_token(conn, token_hash, &family.id, family.created_at)
+}
+
+pub fn insert_token(conn: &mut DbConn, token_hash: &str, family_id: &str, now: i64) -> Result<(), DbError> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::token_hash.eq(token_hash),
+            refresh_tokens::family_id.eq(family_id),
+            refresh_tokens::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The token with this hash and its family.
+pub fn token_with_family(conn: &mut DbConn, token_hash: &str) -> Result<Option<(TokenRow, FamilyRow)>, DbError> {
+    Ok(refresh_tokens::table
+        .inner_join(refresh_families::table)
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select((TokenRow::as_select(), FamilyRow::as_select()))
+        .first(conn)
+        .optional()?)
+}
+
+/// Marks `old` used with its successor, only if nobody did first. `true`: this caller won the rotation.
+pub fn claim_rotation(conn: &mut DbConn, old: &str, successor: &str, sealed: &str, now: i64) -> Result<bool, DbError> {
+    let n = diesel::update(
+        refresh_tokens::table
+            .find(old)
+            .filter(refresh_tokens::used_at.is_null()),
+    )
+    .set((
+        refresh_tokens::used_at.eq(Some(now)),
+        refresh_tokens::successor_hash.eq(Some(successor)),
+        refresh_tokens::successor_sealed.eq(Some(sealed)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Counts a refresh on the family.
+pub fn touch_family(conn: &mut DbConn, family_id: &str, now: i64) -> Result<(), DbError> {
+    diesel::update(refresh_families::table.find(family_id))
+        .set((
+            refresh_families::refresh_count.eq(refresh_families::refresh_count + 1),
+            refresh_families::last_used_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Revokes one family; `false` when it was revoked already (or does not exist).
+pub fn revoke_family(conn: &mut DbConn, family_id: &str, reason: &str, now: i64) -> Result<bool, DbError> {
+    let n = diesel::update(
+        refresh_families::table
+            .find(family_id)
+            .filter(refresh_families::revoked_at.is_null()),
+    )
+    .set((
+        refresh_families::revoked_at.eq(Some(now)),
+        refresh_families::revoked_reason.eq(Some(reason)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Revokes every live family of a user; returns how many.
+pub fn revoke_user_families(conn: &mut DbConn, user_id: i64, reason: &str, now: i64) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        refresh_families::table
+            .filter(refresh_families::user_id.eq(user_id))
+            .filter(refresh_families::revoked_at.is_null()),
+    )
+    .set((
+        refresh_families::revoked_at.eq(Some(now)),
+        refresh_families::revoked_reason.eq(Some(reason)),
+    ))
+    .execute(conn)?)
+}
+
+/// Forgets sealed successors whose grace ended before `before`.
+pub fn clear_sealed(conn: &mut DbConn, before: i64) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::used_at.lt(before))
+            .filter(refresh_tokens::successor_sealed.is_not_null()),
+    )
+    .set(refresh_tokens::successor_sealed.eq(None::<String>))
+    .execute(conn)?)
+}

@@ -1,0 +1,73 @@
+//! Queries on users and the claims they hold through their claim groups.
+
+use diesel::prelude::*;
+
+use super::schema::{claim_group_claims, claims, user_claim_groups, users};
+use super::{DbConn, DbError};
+
+/// A user as stored (with the password columns: never leaves the services layer).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub email: Option<String>,
+    pub fname: String,
+    pub lname: String,
+    pub source: String,
+    pub password_hash: Option<String>,
+    pub password_salt: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+}
+
+/// The user whose username, or else email, is `login`.
+pub fn find_for_login(conn: &mut DbConn, login: &str) -> Result<Option<UserRow>, DbError> {
+    let by_name = users::table
+        .filter(users::username.eq(login))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?;
+    if by_name.is_some() {
+        return Ok(by_name);
+    }
+    Ok(users::table
+        .filter(users::email.eq(login))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find(conn: &mut DbConn, id: i64) -> Result<Option<UserRow>, DbError> {
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Every (short_name, value) the user holds through any group, ordered, duplicates included.
+pub fn claims_of(conn: &mut DbConn, user_id: i64) -> Result<Vec<(String, String)>, DbError> {
+    Ok(user_claim_groups::table
+        .inner_join(
+            claim_group_claims::table.on(claim_group_claims::claim_group_id.eq(user_claim_groups::claim_group_id)),
+        )
+        .inner_join(claims::table.on(claims::id.eq(claim_group_claims::claim_id)))
+        .filter(user_claim_groups::user_id.eq(user_id))
+        .select((claims::short_name, claims::value))
+        .order((claims::short_name.asc(), claims::value.asc()))
+        .load(conn)?)
+}
+
+/// Replaces a password hash (the PHC string), unless the stored one changed since it was read.
+pub fn upgrade_password_hash(conn: &mut DbConn, id: i64, old: &str, phc: &str, now: i64) -> Result<bool, DbError> {
+    let n = diesel::update(users::table.find(id).filter(users::password_hash.eq(old)))
+        .set((
+            users::password_hash.eq(Some(phc)),
+            users::password_salt.eq(None::<String>),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}

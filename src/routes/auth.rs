@@ -1,0 +1,67 @@
+//! The bearer-token extractor: a valid token of ours, with its `stk` letters.
+
+use std::future::{Ready, ready};
+
+use actix_web::{FromRequest, HttpRequest, web};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::services::tokens;
+use crate::state::AppState;
+
+/// The claims of a verified, unexpired bearer token.
+#[derive(Debug, Clone)]
+pub struct Bearer {
+    pub claims: Map<String, Value>,
+}
+
+impl Bearer {
+    /// The admin permission letters of the `stk` claim.
+    pub fn stk(&self) -> impl Iterator<Item = &str> {
+        self.claims
+            .get("stk")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+    }
+
+    /// Whether `stk` holds `S` or any of `letters`.
+    pub fn has_any(&self, letters: &[&str]) -> bool {
+        self.stk().any(|l| l == "S" || letters.contains(&l))
+    }
+}
+
+/// The raw token of an `Authorization: Bearer …` header, if any.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequest for Bearer {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(extract(req))
+    }
+}
+
+fn extract(req: &HttpRequest) -> Result<Bearer, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("no state".into()))?;
+    let token = bearer_token(req).ok_or(ApiError::Unauthenticated)?;
+    let now = state.clock.now();
+    let ring = state.keys.current();
+    let claims = tokens::verify(&ring, &state.tokens, token, now, true).map_err(|_| ApiError::Unauthenticated)?;
+    Ok(Bearer { claims })
+}

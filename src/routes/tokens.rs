@@ -1,0 +1,105 @@
+//! Stoke's token endpoints: `/api/login`, `/api/refresh`, `/api/pkeys`, `/api/available_providers`,
+//! `/api/capabilities`.
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::routes::auth::{Bearer, bearer_token};
+use crate::services::auth::{self, AuthError, LoginInput};
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct LoginResponse {
+    token: String,
+    refresh: String,
+    username: String,
+}
+
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh: String,
+}
+
+/// Stoke's clients read an empty object on 401.
+fn unauthorized() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(json!({}))
+}
+
+fn auth_error(e: AuthError) -> Result<HttpResponse, ApiError> {
+    match e {
+        AuthError::Unauthorized => Ok(unauthorized()),
+        AuthError::PasswordTooLong => Err(ApiError::bad_request("password_too_long", "the password is too long")),
+        AuthError::UnknownProvider(p) => Err(ApiError::bad_request(
+            "unknown_provider",
+            format!("no provider named {p:?}"),
+        )),
+        AuthError::Unavailable => Err(ApiError::Unavailable),
+        AuthError::Internal(cause) => Err(ApiError::Internal(cause)),
+    }
+}
+
+pub async fn login(state: web::Data<AppState>, body: web::Json<LoginInput>) -> Result<HttpResponse, ApiError> {
+    match auth::login(&state, body.into_inner()).await {
+        Ok((pair, username)) => Ok(HttpResponse::Ok()
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .json(LoginResponse {
+                token: pair.token,
+                refresh: pair.refresh,
+                username,
+            })),
+        Err(e) => auth_error(e),
+    }
+}
+
+pub async fn refresh(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let bearer = bearer_token(&req).map(str::to_string);
+    match auth::refresh(&state, body.into_inner().refresh, bearer).await {
+        Ok(pair) => Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).json(pair)),
+        Err(e) => auth_error(e),
+    }
+}
+
+/// Pre-serialized: clients poll this hard.
+pub async fn pkeys(state: web::Data<AppState>) -> HttpResponse {
+    let ring = state.keys.current();
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .body(ring.pkeys_body.clone())
+}
+
+pub async fn available_providers(state: web::Data<AppState>) -> HttpResponse {
+    let providers: Vec<_> = state
+        .config
+        .users
+        .providers
+        .iter()
+        .map(|p| {
+            let kind = p.kind.to_ascii_uppercase();
+            json!({ "name": p.name, "provider_type": kind, "type_spec": format!("{kind}:{}", p.name) })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "providers": providers }))
+}
+
+pub async fn capabilities(state: web::Data<AppState>, bearer: Bearer) -> Result<HttpResponse, ApiError> {
+    if !bearer.has_any(&["s", "u", "U", "g", "G", "c", "C"]) {
+        return Err(ApiError::Forbidden);
+    }
+    let mut caps = Vec::new();
+    if !state.config.server.disable_admin {
+        caps.push("admin");
+    }
+    if !state.config.telemetry.disable_monitoring {
+        caps.push("monitoring");
+    }
+    Ok(HttpResponse::Ok().json(json!({ "capabilities": caps })))
+}

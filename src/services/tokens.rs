@@ -1,0 +1,239 @@
+//! Access-token contents: claims from the user's groups (comma-joined per short name, duplicates removed), the
+//! user_info mapping, registered claims, `required_claims` and `filter_claims`; and signing with the ring.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::{TokensConfig, UserInfoConfig};
+use crate::crypto::jwt::{self, JwtError, Rules};
+use crate::crypto::keys::KeyError;
+use crate::db::users::UserRow;
+use crate::services::keyring::RingState;
+
+/// Registered claim names; a group claim of the same short name is left out rather than overriding them.
+const REGISTERED: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
+
+/// What every token carries, from `tokens`.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub subject: String,
+    pub audience: Vec<String>,
+    pub token_duration: i64,
+    pub include_iat: bool,
+    pub include_nbf: bool,
+    pub user_info: UserInfoConfig,
+    pub refresh_count_key: String,
+    pub refresh_limit: i64,
+    pub reuse_grace: i64,
+    pub max_age: i64,
+    pub idle_timeout: i64,
+    /// Seconds of clock skew accepted when verifying.
+    pub leeway: i64,
+}
+
+impl TokenSettings {
+    pub fn from_config(t: &TokensConfig) -> Self {
+        TokenSettings {
+            issuer: t.issuer.clone(),
+            subject: t.subject.clone(),
+            audience: t.audience.clone(),
+            token_duration: t.token_duration.as_secs() as i64,
+            include_iat: t.include_issued_at,
+            include_nbf: t.include_not_before,
+            user_info: t.user_info.clone(),
+            refresh_count_key: t.token_refresh_count_key.clone(),
+            refresh_limit: i64::from(t.token_refresh_limit),
+            reuse_grace: t.refresh_reuse_grace.as_secs() as i64,
+            max_age: t.refresh_max_age.as_secs() as i64,
+            idle_timeout: t.refresh_idle_timeout.as_secs() as i64,
+            leeway: 5,
+        }
+    }
+
+    /// The verification rules at `now`.
+    pub fn rules(&self, now: i64, check_exp: bool) -> Rules<'_> {
+        Rules {
+            now,
+            leeway: self.leeway,
+            check_exp,
+            issuer: &self.issuer,
+            audience: &self.audience,
+        }
+    }
+}
+
+/// Group claims as the token carries them: short name → values joined by commas (sorted, no duplicates).
+pub fn group_claims(held: &[(String, String)]) -> Map<String, Value> {
+    let mut grouped: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for (short, value) in held {
+        grouped.entry(short).or_default().push(value);
+    }
+    grouped
+        .into_iter()
+        .map(|(k, mut values)| {
+            values.sort_unstable();
+            values.dedup();
+            (k.to_string(), Value::String(values.join(",")))
+        })
+        .collect()
+}
+
+/// Whether the user's claims satisfy `required`: every pair of at least one map matches (an empty required
+/// value means the claim must exist with any value). No maps: no requirement.
+pub fn satisfies(claims: &Map<String, Value>, required: &[HashMap<String, String>]) -> bool {
+    if required.is_empty() {
+        return true;
+    }
+    required.iter().any(|wanted| {
+        wanted
+            .iter()
+            .all(|(key, value)| match claims.get(key).and_then(Value::as_str) {
+                Some(held) => value.is_empty() || held.split(',').any(|v| v == value),
+                None => false,
+            })
+    })
+}
+
+/// The whole claim set of a token for `user`.
+pub fn build_claims(
+    s: &TokenSettings,
+    user: &UserRow,
+    mut groups: Map<String, Value>,
+    filter: Option<&[String]>,
+    refresh_count: i64,
+    now: i64,
+) -> Map<String, Value> {
+    if let Some(keep) = filter {
+        groups.retain(|k, _| keep.iter().any(|f| f == k));
+    }
+    let mut claims: Map<String, Value> = groups
+        .into_iter()
+        .filter(|(k, _)| !REGISTERED.contains(&k.as_str()) && !k.is_empty())
+        .collect();
+    let info = &s.user_info;
+    let full_name = format!("{} {}", user.fname, user.lname).trim().to_string();
+    for (key, value) in [
+        (&info.username, Some(user.username.clone())),
+        (&info.first_name, Some(user.fname.clone())),
+        (&info.last_name, Some(user.lname.clone())),
+        (&info.full_name, Some(full_name)),
+        (&info.email, user.email.clone()),
+    ] {
+        if let (false, Some(v)) = (key.is_empty(), value) {
+            if !REGISTERED.contains(&key.as_str()) {
+                claims.insert(key.clone(), Value::String(v));
+            }
+        }
+    }
+    if !s.refresh_count_key.is_empty() && !REGISTERED.contains(&s.refresh_count_key.as_str()) {
+        claims.insert(s.refresh_count_key.clone(), Value::String(refresh_count.to_string()));
+    }
+    if !s.issuer.is_empty() {
+        claims.insert("iss".into(), Value::String(s.issuer.clone()));
+    }
+    let sub = if s.subject.is_empty() {
+        user.id.to_string()
+    } else {
+        s.subject.clone()
+    };
+    claims.insert("sub".into(), Value::String(sub));
+    if !s.audience.is_empty() {
+        claims.insert("aud".into(), Value::from(s.audience.clone()));
+    }
+    claims.insert("exp".into(), Value::from(now + s.token_duration));
+    if s.include_iat {
+        claims.insert("iat".into(), Value::from(now));
+    }
+    if s.include_nbf {
+        claims.insert("nbf".into(), Value::from(now));
+    }
+    claims.insert(
+        "jti".into(),
+        Value::String(URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())),
+    );
+    claims
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("no signing key is available")]
+    NoKey,
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// Signs `claims` with the ring's current signer.
+pub fn sign(ring: &RingState, claims: &Map<String, Value>, now: i64) -> Result<String, SignError> {
+    let signer = ring.signer(now).ok_or(SignError::NoKey)?;
+    Ok(jwt::encode(&signer.key, &signer.header, claims)?)
+}
+
+/// Verifies a token issued by this ring.
+pub fn verify(
+    ring: &RingState,
+    s: &TokenSettings,
+    token: &str,
+    now: i64,
+    check_exp: bool,
+) -> Result<Map<String, Value>, JwtError> {
+    jwt::verify(token, |kid| ring.find(kid), &s.rules(now, check_exp))
+}
+
+/// A new opaque refresh token (256 random bits) and the SHA-256 hex under which it is stored.
+pub fn new_refresh_token() -> (String, String) {
+    let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let hash = refresh_hash(&token);
+    (token, hash)
+}
+
+pub fn refresh_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `token` has the shape of one of ours (43 base64url characters), before any database work.
+pub fn plausible_refresh_token(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn values_join_without_duplicates() {
+        let c = group_claims(&held(&[("log", "w"), ("stk", "S"), ("log", "r"), ("log", "w")]));
+        assert_eq!(c["log"], "r,w");
+        assert_eq!(c["stk"], "S");
+    }
+
+    #[test]
+    fn required_claims_any_map_all_pairs() {
+        let c = group_claims(&held(&[("stk", "U"), ("stk", "g"), ("ship", "acc")]));
+        let req = |maps: &[&[(&str, &str)]]| -> Vec<HashMap<String, String>> {
+            maps.iter()
+                .map(|m| m.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+                .collect()
+        };
+        assert!(satisfies(&c, &[]));
+        assert!(satisfies(&c, &req(&[&[("stk", "g")]])));
+        assert!(satisfies(&c, &req(&[&[("ship", "")]])));
+        assert!(!satisfies(&c, &req(&[&[("stk", "g"), ("inv", "")]])));
+        assert!(satisfies(&c, &req(&[&[("inv", "")], &[("stk", "U"), ("ship", "acc")]])));
+        assert!(!satisfies(&c, &req(&[&[("stk", "S")]])));
+    }
+}
