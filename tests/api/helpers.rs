@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
+use std::sync::Arc;
+
+use tessera::clock::Clock;
 use tessera::config::{Config, PasswordHashConfig, Secret};
 use tessera::startup::Application;
 use tessera::state::AppState;
@@ -116,29 +119,52 @@ fn replace_db_name(url: &str, name: &str) -> String {
 
 /// Boots the server on `db` with the test configuration, changed by `tweak`. `None`: backend not configured.
 pub async fn spawn_app_with(db: TestDb, tweak: impl FnOnce(&mut Config), dbinit: Option<PathBuf>) -> Option<TestApp> {
+    spawn_app_full(db, tweak, dbinit, None).await
+}
+
+/// Like [`spawn_app_with`], with a clock the test controls.
+pub async fn spawn_app_full(
+    db: TestDb,
+    tweak: impl FnOnce(&mut Config),
+    dbinit: Option<PathBuf>,
+    clock: Option<Arc<dyn Clock>>,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir_path = dir.path().to_path_buf();
     let db_url = tokio::task::spawn_blocking(move || fresh_database(db, &dir_path))
         .await
         .expect("fresh database")?;
-    let mut config = test_config(&db_url);
+    Some(spawn_on_url(&db_url, dir, tweak, dbinit, clock).await)
+}
+
+/// Boots another server on an existing database (a replica, or a restart).
+pub async fn spawn_on_url(
+    db_url: &str,
+    dir: tempfile::TempDir,
+    tweak: impl FnOnce(&mut Config),
+    dbinit: Option<PathBuf>,
+    clock: Option<Arc<dyn Clock>>,
+) -> TestApp {
+    let mut config = test_config(db_url);
     tweak(&mut config);
-    let app = Application::build(config, dbinit)
-        .await
-        .expect("application failed to build");
+    let app = match clock {
+        Some(clock) => Application::build_with_clock(config, dbinit, clock).await,
+        None => Application::build(config, dbinit).await,
+    };
+    let app = app.expect("application failed to build");
     let port = app.port();
     let superuser_password = app.superuser_password.clone();
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
-    Some(TestApp {
+    TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
         client: reqwest::Client::new(),
         superuser_password,
         state,
-        db_url,
+        db_url: db_url.to_string(),
         dir,
-    })
+    }
 }
 
 pub async fn spawn_app(db: TestDb) -> Option<TestApp> {

@@ -10,4 +10,7 @@ mod cli;
 mod config_files;
 mod dbinit;
 mod health;
+mod keys;
+mod login;
 mod migrations;
+mod refresh;

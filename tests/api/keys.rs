@@ -1,0 +1,138 @@
+//! /api/pkeys, /.well-known/jwks.json and discovery; key persistence and the rotation schedule.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use serde_json::Value;
+use tessera::clock::{Clock, ManualClock};
+
+use crate::db_test;
+use crate::helpers::{TestDb, spawn_app, spawn_app_full, spawn_on_url};
+
+db_test!(pkeys_is_stokes_padded_form, async |db| {
+    let app = spawn_app(db).await.unwrap();
+    let resp = app.get("/api/pkeys").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let exp = body["exp"].as_str().unwrap();
+    assert!(
+        time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339).is_ok() && !exp.contains('.'),
+        "{exp}"
+    );
+    let key = &body["keys"][0];
+    assert_eq!(
+        (key["kty"].as_str(), key["crv"].as_str(), key["use"].as_str()),
+        (Some("EC"), Some("P-256"), Some("sig"))
+    );
+    assert_eq!(key["alg"], "ES256");
+    for member in ["x", "y"] {
+        let v = key[member].as_str().unwrap();
+        assert!(v.ends_with('='), "padded: {v}");
+        assert_eq!(URL_SAFE.decode(v).unwrap().len(), 32, "full-length coordinate");
+    }
+});
+
+#[tokio::test]
+async fn jwks_is_rfc7517_with_bounded_cache() {
+    let app = spawn_app(TestDb::Sqlite).await.unwrap();
+    let resp = app.get("/.well-known/jwks.json").await;
+    let cache = resp.headers()["cache-control"].to_str().unwrap().to_string();
+    let max_age: i64 = cache.strip_prefix("public, max-age=").unwrap().parse().unwrap();
+    assert!(max_age > 0 && max_age <= 3 * 3600, "{cache}");
+    let body: Value = resp.json().await.unwrap();
+    let key = &body["keys"][0];
+    assert!(!key["x"].as_str().unwrap().contains('='));
+    // kid is the RFC 7638 thumbprint.
+    let canonical = format!(
+        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+        key["x"].as_str().unwrap(),
+        key["y"].as_str().unwrap()
+    );
+    use sha2::Digest;
+    let thumb = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical.as_bytes()));
+    assert_eq!(key["kid"], thumb);
+
+    let disc: Value = app.get("/.well-known/openid-configuration").await.json().await.unwrap();
+    assert_eq!(disc["issuer"], "tessera");
+    assert_eq!(
+        disc["jwks_uri"],
+        format!("127.0.0.1:{}/.well-known/jwks.json", app.port).replace("127", "http://127")
+    );
+    assert_eq!(
+        disc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256"])
+    );
+}
+
+db_test!(keys_survive_a_restart, async |db| {
+    let app = spawn_app(db).await.unwrap();
+    let before: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
+    let (token, _) = app.login_ok("sadmin", app.superuser_password.as_deref().unwrap()).await;
+    let again = spawn_on_url(&app.db_url, tempfile::tempdir().unwrap(), |_| {}, None, None).await;
+    let after: Value = again.get("/.well-known/jwks.json").await.json().await.unwrap();
+    assert_eq!(before, after);
+    // A token from before the restart is still good.
+    let resp = again
+        .client
+        .get(again.url("/api/capabilities"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+});
+
+/// Stoke's schedule with K = 600 s and T = 100 s: the successor is published at E-2T, signs from E-T, and
+/// the old key is dropped at E.
+#[tokio::test]
+async fn rotation_follows_the_schedule() {
+    let clock = ManualClock::new();
+    let app = spawn_app_full(
+        TestDb::Sqlite,
+        |c| {
+            c.tokens.key_duration = tessera::config::GoDuration::from_secs(600);
+            c.tokens.token_duration = tessera::config::GoDuration::from_secs(100);
+            c.cluster.key_check_interval = tessera::config::GoDuration::from_secs(3600);
+        },
+        None,
+        Some(Arc::new(clock.clone())),
+    )
+    .await
+    .unwrap();
+    let keys = app.state.keys.clone();
+    let start = clock.now();
+    let first = keys.current().keys[0].key.kid.clone();
+    let at = |secs: i64| {
+        clock.advance(start + secs - clock.now());
+        let keys = keys.clone();
+        let now = clock.now();
+        async move {
+            tokio::task::spawn_blocking(move || keys.refresh(now).unwrap())
+                .await
+                .unwrap();
+        }
+    };
+    at(399).await;
+    assert_eq!(keys.current().keys.len(), 1, "nothing new before E-2T");
+    at(400).await;
+    let ring = keys.current();
+    assert_eq!(ring.keys.len(), 2, "successor published at E-2T");
+    let second = ring.keys[1].key.kid.clone();
+    assert_eq!(ring.signer(clock.now()).unwrap().key.kid, first, "old key still signs");
+    at(500).await;
+    assert_eq!(
+        keys.current().signer(clock.now()).unwrap().key.kid,
+        second,
+        "successor signs from E-T"
+    );
+    assert_eq!(keys.current().keys.len(), 2, "old key still verifies its tokens");
+    at(600).await;
+    let ring = keys.current();
+    assert_eq!(
+        ring.keys.iter().map(|k| k.key.kid.clone()).collect::<Vec<_>>(),
+        vec![second]
+    );
+    let jwks: Value = serde_json::from_slice(&ring.jwks_body).unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+}
