@@ -248,3 +248,13 @@ pub fn claims_of(token: &str) -> serde_json::Value {
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
+
+/// The header of a JWT.
+pub fn header_of(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let header = token.split('.').next().expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON header")
+}
