@@ -123,7 +123,7 @@ pub async fn login(state: &AppState, input: LoginInput) -> Result<(Pair, String)
                 revoked_at: None,
                 revoked_reason: None,
             };
-            refresh_db::create_family(c, &family, &refresh_hash)?;
+            db::write_transaction(c, |c| refresh_db::create_family(c, &family, &refresh_hash))?;
             Ok(Pair { token, refresh })
         })
         .await?;

@@ -1,0 +1,531 @@
+//! Tessera's benchmark: speed and memory against the performance budget (DESIGN.md 5.7), in one command.
+//!
+//! Run it through `scripts/bench` (which builds the release server first). It starts the real server on a
+//! loopback port with a fresh database, seeds users, drives load over real HTTP with its own lean HTTP/1.1
+//! client, prints each figure beside its ceiling measured in the same run, writes the same figures as JSON,
+//! and stops everything by itself. `--compare OLD.json NEW.json` compares two runs.
+//!
+//! The load generator is checked in the same run: it drives a minimal actix-web handler serving fixed bytes,
+//! and that rate is the ceiling the key endpoints are compared with.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+struct Options {
+    smoke: bool,
+    postgres: Option<String>,
+    out: PathBuf,
+    server: PathBuf,
+    seconds: f64,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve-baseline") {
+        return serve_baseline(args[i + 1].parse().unwrap());
+    }
+    if let Some(i) = args.iter().position(|a| a == "--compare") {
+        return compare(Path::new(&args[i + 1]), Path::new(&args[i + 2]));
+    }
+    let value = |flag: &str| args.iter().position(|a| a == flag).map(|i| args[i + 1].clone());
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let options = Options {
+        smoke,
+        postgres: value("--postgres"),
+        out: value("--out").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("bench-results.json")),
+        server: value("--server").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/release/tessera")),
+        seconds: value("--seconds").map(|s| s.parse().unwrap()).unwrap_or(if smoke { 1.0 } else { 5.0 }),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(run(options));
+}
+
+// ---------------------------------------------------------------- the run
+
+async fn run(o: Options) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let dur = Duration::from_secs_f64(o.seconds);
+    let mut report = Report::default();
+    eprintln!("tessera bench: {} s per phase, {} cores, {}", o.seconds, cores, if o.smoke { "smoke" } else { "full" });
+
+    // Ceiling for logins: argon2id at the server's default parameters, timed with the same crate.
+    let hasher = tessera::crypto::password::Hasher::new(&Default::default()).unwrap();
+    let rounds = if o.smoke { 3 } else { 20 };
+    let t = Instant::now();
+    for i in 0..rounds {
+        hasher.hash(&format!("password{i}")).unwrap();
+    }
+    let hash_secs = t.elapsed().as_secs_f64() / f64::from(rounds);
+    report.put("argon2id_hash_ms", hash_secs * 1e3, "ms", None);
+    let login_ceiling = cores as f64 / hash_secs;
+
+    // The load generator against a minimal actix-web handler: the HTTP ceiling of this machine.
+    let baseline_port = free_port();
+    let mut baseline = Command::new(std::env::current_exe().unwrap())
+        .args(["--serve-baseline", &baseline_port.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let baseline_addr = format!("127.0.0.1:{baseline_port}");
+    wait_ready(&baseline_addr, "/", Duration::from_secs(10)).await.expect("baseline server");
+    let base = fixed(&baseline_addr, Method::GET, "/", None, 64, dur).await;
+    kill(&mut baseline);
+    report.put("baseline_rps", base.rps(), "req/s", None);
+
+    // Tessera: migrate, then time a start to /readyz on the migrated database.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let password = "bench-password-1";
+    let phc = hasher.hash(password).unwrap();
+    let db_url = match &o.postgres {
+        Some(base) => fresh_postgres(base),
+        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+    };
+    std::fs::write(dir.path().join("dbinit.yaml"), format!("users:\n  - username: bench\n    password_hash: \"{phc}\"\n"))
+        .unwrap();
+    let env = server_env(&db_url, port);
+    let status = Command::new(&o.server)
+        .current_dir(dir.path())
+        .args(["migrate", "--dbinit", "dbinit.yaml"])
+        .envs(env.clone())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "tessera migrate failed");
+    let addr = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    let mut server = Command::new(&o.server).current_dir(dir.path()).envs(env).stdout(Stdio::null()).spawn().unwrap();
+    let ready = wait_ready(&addr, "/readyz", Duration::from_secs(30)).await.expect("tessera did not become ready");
+    report.put("start_to_ready_ms", (ready - started).as_secs_f64() * 1e3, "ms", Some((50.0, Better::Lower)));
+    let pid = server.id();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    report.put("rss_idle_mib", rss_mib(pid), "MiB", Some((15.0, Better::Lower)));
+
+    // Key endpoints against the baseline.
+    let pkeys = fixed(&addr, Method::GET, "/api/pkeys", None, 64, dur).await;
+    report.put("pkeys_rps", pkeys.rps(), "req/s", Some((base.rps() * 0.9, Better::Higher)));
+    let jwks = fixed(&addr, Method::GET, "/.well-known/jwks.json", None, 64, dur).await;
+    report.put("jwks_rps", jwks.rps(), "req/s", Some((base.rps() * 0.9, Better::Higher)));
+    let login_body = Bytes::from(json!({"username": "bench", "password": password}).to_string());
+
+    // Refreshes with chained rotation: every request is the first use of its token.
+    let chains = login_many(&addr, &login_body, 32).await;
+    let refresh = refresh_chains(&addr, chains, dur).await;
+    report.put("refresh_rps", refresh.rps(), "req/s", Some((8000.0, Better::Higher)));
+    report.put("refresh_failures", refresh.errors as f64, "count", Some((0.0, Better::Lower)));
+    let (refresh_p50, refresh_p99) = (refresh.percentile(50.0), refresh.percentile(99.0));
+    report.put("refresh_p50_ms", refresh_p50, "ms", None);
+    report.put("refresh_p99_ms", refresh_p99, "ms", None);
+    let pkeys_alone = fixed(&addr, Method::GET, "/api/pkeys", None, 4, dur).await;
+    report.put("pkeys_p50_ms", pkeys_alone.percentile(50.0), "ms", None);
+    report.put("pkeys_p99_ms", pkeys_alone.percentile(99.0), "ms", None);
+    let refresh_alone = refresh_chains(&addr, login_many(&addr, &login_body, 4).await, dur).await;
+    report.put("refresh_p99_alone_ms", refresh_alone.percentile(99.0), "ms", None);
+
+    // A login flood saturating hashing, with refresh and pkeys latency measured meanwhile.
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max((rss_mib(pid) * 1024.0) as u64, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let side_chains = login_many(&addr, &login_body, 4).await;
+    let flood = fixed(&addr, Method::POST, "/api/login", Some(login_body.clone()), 32, dur);
+    let side_refresh = refresh_chains(&addr, side_chains, dur);
+    let side_pkeys = fixed(&addr, Method::GET, "/api/pkeys", None, 4, dur);
+    let (flood, side_refresh, side_pkeys) = tokio::join!(flood, side_refresh, side_pkeys);
+    sampling.store(false, Ordering::Relaxed);
+    sampler.join().unwrap();
+    report.put("login_rps", flood.rps(), "req/s", Some((login_ceiling * 0.95, Better::Higher)));
+    report.put("login_ceiling_rps", login_ceiling, "req/s", None);
+    report.put("login_errors", flood.errors as f64, "count", None);
+    report.put("login_p50_ms", flood.percentile(50.0), "ms", None);
+    report.put("login_p99_ms", flood.percentile(99.0), "ms", None);
+    let unloaded = refresh_alone.percentile(99.0);
+    report.put("refresh_p99_during_flood_ms", side_refresh.percentile(99.0), "ms", Some((3.0 * unloaded, Better::Lower)));
+    report.put("pkeys_p99_during_flood_ms", side_pkeys.percentile(99.0), "ms", None);
+    report.put("rss_flood_mib", peak.load(Ordering::Relaxed) as f64 / 1024.0, "MiB", Some((64.0, Better::Lower)));
+
+    // Login latency as the user table grows (rows inserted in bulk, straight into the database).
+    let (small, large) = if o.smoke { (1_000, 10_000) } else { (1_000, 1_000_000) };
+    for (label, total) in [("1k", small), (if o.smoke { "10k" } else { "1m" }, large)] {
+        let t = Instant::now();
+        seed_users(&db_url, total, &phc);
+        eprintln!("seeded {total} users in {:.1} s", t.elapsed().as_secs_f64());
+        let body = Bytes::from(json!({"username": format!("seed{}", total / 2), "password": password}).to_string());
+        let latency = sequential(&addr, &body, if o.smoke { 5 } else { 30 }).await;
+        report.put(&format!("login_p50_{label}_users_ms"), latency.percentile(50.0), "ms", None);
+    }
+
+    kill(&mut server);
+    report.print(&o);
+    let doc = report.json(&o, cores);
+    std::fs::write(&o.out, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    eprintln!("wrote {}", o.out.display());
+}
+
+fn server_env(db_url: &str, port: u16) -> Vec<(String, String)> {
+    [
+        ("TESSERA__DATABASE__URL", db_url.to_string()),
+        ("TESSERA__SERVER__PORT", port.to_string()),
+        ("TESSERA__LOGGING__WRITE_TO_STDOUT", "false".into()),
+        // The bench refreshes one session thousands of times a second; nothing else changes.
+        ("TESSERA__TOKENS__REFRESH_REUSE_GRACE", "10s".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn fresh_postgres(base: &str) -> String {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let name = format!("tessera_bench_{:08x}", rand::random::<u32>());
+    let mut conn = diesel::pg::PgConnection::establish(base).unwrap();
+    conn.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let (head, _) = base.rsplit_once('/').unwrap();
+    format!("{head}/{name}")
+}
+
+/// Adds users `seed1..=seedN` not yet present, in one statement per backend.
+fn seed_users(db_url: &str, total: usize, phc: &str) {
+    use diesel::connection::SimpleConnection;
+    let mut config = tessera::config::DatabaseConfig::default();
+    config.url = tessera::config::Secret::new(db_url);
+    let db = tessera::db::Db::connect(&config).unwrap();
+    let mut conn = db.get().unwrap();
+    let start = {
+        use diesel::prelude::*;
+        use tessera::db::schema::users;
+        users::table.filter(users::username.like("seed%")).count().get_result::<i64>(&mut *conn).unwrap() + 1
+    };
+    let columns = "id, username, email, fname, lname, source, password_hash, created_at, updated_at, version";
+    let values = format!("1000000000 + x, 'seed' || x, 'seed' || x || '@bench.invalid', 'Seed', 'User', 'LOCAL', '{phc}', 0, 0, 0");
+    let sql = if db_url.starts_with("sqlite") {
+        format!(
+            "WITH RECURSIVE c(x) AS (SELECT {start} UNION ALL SELECT x + 1 FROM c WHERE x < {total}) \
+             INSERT INTO users ({columns}) SELECT {values} FROM c"
+        )
+    } else {
+        format!("INSERT INTO users ({columns}) SELECT {values} FROM generate_series({start}, {total}) AS x")
+    };
+    conn.batch_execute(&sql).unwrap();
+}
+
+// ---------------------------------------------------------------- load generation
+
+/// A lean HTTP/1.1 keep-alive connection.
+async fn connect(addr: &str) -> SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    method: &Method,
+    path: &str,
+    body: Option<&Bytes>,
+) -> Result<(u16, Bytes), String> {
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let mut req = Request::builder().method(method.clone()).uri(path).header("host", "127.0.0.1");
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req.body(Full::new(body.cloned().unwrap_or_default())).unwrap();
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, bytes))
+}
+
+#[derive(Default)]
+struct Stats {
+    latencies_us: Vec<u32>,
+    errors: u64,
+    elapsed: f64,
+}
+
+impl Stats {
+    fn merge(mut self, other: Stats) -> Stats {
+        self.latencies_us.extend(other.latencies_us);
+        self.errors += other.errors;
+        self.elapsed = self.elapsed.max(other.elapsed);
+        self
+    }
+
+    fn rps(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.elapsed.max(1e-9)
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        let mut v = self.latencies_us.clone();
+        if v.is_empty() {
+            return 0.0;
+        }
+        v.sort_unstable();
+        let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+        f64::from(v[i]) / 1e3
+    }
+}
+
+/// `conns` connections sending the same request for `dur`.
+async fn fixed(addr: &str, method: Method, path: &str, body: Option<Bytes>, conns: usize, dur: Duration) -> Stats {
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            let (addr, method, path, body) = (addr.to_string(), method.clone(), path.to_string(), body.clone());
+            tokio::spawn(async move {
+                let mut sender = connect(&addr).await;
+                let mut stats = Stats::default();
+                let start = Instant::now();
+                while start.elapsed() < dur {
+                    let t = Instant::now();
+                    match send(&mut sender, &method, &path, body.as_ref()).await {
+                        Ok((200, _)) => stats.latencies_us.push(t.elapsed().as_micros() as u32),
+                        Ok(_) => stats.errors += 1,
+                        Err(_) => {
+                            stats.errors += 1;
+                            sender = connect(&addr).await;
+                        }
+                    }
+                }
+                stats.elapsed = start.elapsed().as_secs_f64();
+                stats
+            })
+        })
+        .collect();
+    let mut total = Stats::default();
+    for t in tasks {
+        total = total.merge(t.await.unwrap());
+    }
+    total
+}
+
+/// `n` sessions of the bench user, each as its refresh token.
+async fn login_many(addr: &str, body: &Bytes, n: usize) -> Vec<String> {
+    let mut sender = connect(addr).await;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let (status, bytes) = send(&mut sender, &Method::POST, "/api/login", Some(body)).await.unwrap();
+        assert_eq!(status, 200, "bench login failed");
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        out.push(v["refresh"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+/// One connection per session, each refreshing with the token the previous refresh returned.
+async fn refresh_chains(addr: &str, chains: Vec<String>, dur: Duration) -> Stats {
+    let tasks: Vec<_> = chains
+        .into_iter()
+        .map(|mut refresh| {
+            let addr = addr.to_string();
+            tokio::spawn(async move {
+                let mut sender = connect(&addr).await;
+                let mut stats = Stats::default();
+                let start = Instant::now();
+                while start.elapsed() < dur {
+                    let body = Bytes::from(format!(r#"{{"refresh":"{refresh}"}}"#));
+                    let t = Instant::now();
+                    match send(&mut sender, &Method::POST, "/api/refresh", Some(&body)).await {
+                        Ok((200, bytes)) => {
+                            stats.latencies_us.push(t.elapsed().as_micros() as u32);
+                            let v: Value = serde_json::from_slice(&bytes).unwrap();
+                            refresh = v["refresh"].as_str().unwrap().to_string();
+                        }
+                        _ => {
+                            // A broken chain cannot continue: count it and stop this session.
+                            stats.errors += 1;
+                            break;
+                        }
+                    }
+                }
+                stats.elapsed = start.elapsed().as_secs_f64();
+                stats
+            })
+        })
+        .collect();
+    let mut total = Stats::default();
+    for t in tasks {
+        total = total.merge(t.await.unwrap());
+    }
+    total
+}
+
+/// `n` logins one after another (latency without contention).
+async fn sequential(addr: &str, body: &Bytes, n: usize) -> Stats {
+    let mut sender = connect(addr).await;
+    let mut stats = Stats::default();
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        match send(&mut sender, &Method::POST, "/api/login", Some(body)).await {
+            Ok((200, _)) => stats.latencies_us.push(t.elapsed().as_micros() as u32),
+            _ => stats.errors += 1,
+        }
+    }
+    stats.elapsed = start.elapsed().as_secs_f64();
+    stats
+}
+
+async fn wait_ready(addr: &str, path: &str, limit: Duration) -> Option<Instant> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+            if let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+                tokio::spawn(conn);
+                if let Ok((200, _)) = send(&mut sender, &Method::GET, path, None).await {
+                    return Some(Instant::now());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn kill(child: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+// ---------------------------------------------------------------- the baseline server
+
+fn serve_baseline(port: u16) {
+    const BODY: &[u8] = br#"{"exp":"2026-01-01T00:00:00Z","keys":[{"alg":"ES256","crv":"P-256","kid":"baseline","kty":"EC","use":"sig","x":"JRyhDCxBM60wXU4EuG2OU2T3xp7mFjZ2GOHD9KaBknk=","y":"zBon1UChXOlQd0hgwU1NJu7TS2iLWuKjZRowHOQlZDU="}]}"#;
+    actix_web::rt::System::new().block_on(async move {
+        actix_web::HttpServer::new(|| {
+            actix_web::App::new().route(
+                "/",
+                actix_web::web::get().to(|| async {
+                    actix_web::HttpResponse::Ok().content_type("application/json").body(BODY)
+                }),
+            )
+        })
+        .bind(("127.0.0.1", port))
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    });
+}
+
+// ---------------------------------------------------------------- reporting
+
+#[derive(Clone, Copy)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+/// One figure: name, value, unit, and the bound it is held to (if any).
+type Row = (String, f64, String, Option<(f64, Better)>);
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+}
+
+impl Report {
+    fn put(&mut self, name: &str, value: f64, unit: &str, bound: Option<(f64, Better)>) {
+        eprintln!("  {name}: {value:.2} {unit}");
+        self.rows.push((name.to_string(), value, unit.to_string(), bound));
+    }
+
+    fn print(&self, o: &Options) {
+        println!();
+        println!("{:<32} {:>12} {:<6} {:>12} {:>8}  verdict", "figure", "value", "unit", "bound", "ratio");
+        for (name, value, unit, bound) in &self.rows {
+            match bound {
+                Some((b, better)) => {
+                    let ok = match better {
+                        Better::Higher => value >= b,
+                        Better::Lower => value <= b,
+                    };
+                    let ratio = if *b != 0.0 { value / b } else { 0.0 };
+                    let sign = if matches!(better, Better::Higher) { ">=" } else { "<=" };
+                    println!(
+                        "{name:<32} {value:>12.2} {unit:<6} {sign}{b:>10.2} {ratio:>8.2}  {}",
+                        if ok { "ok" } else { "MISS" }
+                    );
+                }
+                None => println!("{name:<32} {value:>12.2} {unit:<6}"),
+            }
+        }
+        if o.smoke {
+            println!("(smoke mode: figures are not meaningful)");
+        }
+    }
+
+    fn json(&self, o: &Options, cores: usize) -> Value {
+        let metrics: BTreeMap<&str, Value> = self
+            .rows
+            .iter()
+            .map(|(name, value, unit, bound)| {
+                let mut m = json!({ "value": value, "unit": unit });
+                if let Some((b, better)) = bound {
+                    m["bound"] = json!(b);
+                    m["better"] = json!(if matches!(better, Better::Higher) { "higher" } else { "lower" });
+                }
+                (name.as_str(), m)
+            })
+            .collect();
+        json!({
+            "smoke": o.smoke,
+            "backend": if o.postgres.is_some() { "postgres" } else { "sqlite" },
+            "cores": cores,
+            "seconds_per_phase": o.seconds,
+            "metrics": metrics,
+        })
+    }
+}
+
+fn compare(old: &Path, new: &Path) {
+    let read = |p: &Path| -> Value { serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap() };
+    let (old, new) = (read(old), read(new));
+    println!("{:<32} {:>12} {:>12} {:>9}", "figure", "old", "new", "change");
+    for (name, m) in new["metrics"].as_object().unwrap() {
+        let n = m["value"].as_f64().unwrap_or(0.0);
+        match old["metrics"][name]["value"].as_f64() {
+            Some(o) if o != 0.0 => println!("{name:<32} {o:>12.2} {n:>12.2} {:>+8.1}%", (n - o) / o * 100.0),
+            Some(o) => println!("{name:<32} {o:>12.2} {n:>12.2}"),
+            None => println!("{name:<32} {:>12} {n:>12.2}", "-"),
+        }
+    }
+}
