@@ -30,6 +30,9 @@ pub enum ApiError {
     /// 415: the body is not `application/json`.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 503 with `Retry-After`: more password checks are waiting than `security.hash_queue_limit` allows.
+    #[error("the server is busy; retry shortly")]
+    Busy,
     /// 503 with `Retry-After`: the database cannot be reached within the pool timeout.
     #[error("the database is unavailable; retry shortly")]
     Unavailable,
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Busy => "busy",
             ApiError::Unavailable => "database_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -75,7 +79,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,7 +89,7 @@ impl ResponseError for ApiError {
         if let ApiError::Internal(cause) = self {
             tracing::error!(cause = %cause, "request failed");
         }
-        if matches!(self, ApiError::Unavailable) {
+        if matches!(self, ApiError::Unavailable | ApiError::Busy) {
             builder.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
         }
         builder.json(ErrorBody {

@@ -468,6 +468,8 @@ pub struct SecurityConfig {
     pub min_password_length: usize,
     /// Password hashes computed at once; 0 means one per core.
     pub hash_concurrency: usize,
+    /// Password checks that may wait for a hashing thread; beyond that, logins get 503 with `Retry-After`.
+    pub hash_queue_limit: usize,
 }
 
 impl Default for SecurityConfig {
@@ -477,6 +479,7 @@ impl Default for SecurityConfig {
             max_password_bytes: 1024,
             min_password_length: 8,
             hash_concurrency: 0,
+            hash_queue_limit: 256,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod refresh;
 pub mod schema;
 pub mod users;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::Connection;
@@ -130,6 +131,9 @@ fn is_broken<C: Connection>(conn: &mut C) -> bool {
 pub struct Db {
     pool: Pool<Manager>,
     backend: Backend,
+    /// SQLite has one writer at a time. Writers of this process queue here instead of in SQLite's busy
+    /// handler, which sleeps in coarse steps and collapses throughput under contention.
+    writer: Option<Arc<Mutex<()>>>,
 }
 
 pub type PooledConn = PooledConnection<Manager>;
@@ -159,7 +163,8 @@ impl Db {
             .test_on_check_out(backend != Backend::Sqlite)
             .build(manager)
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
-        Ok(Db { pool, backend })
+        let writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Db { pool, backend, writer })
     }
 
     pub fn backend(&self) -> Backend {
@@ -188,6 +193,22 @@ impl Db {
             Ok(result) => result,
             Err(e) => Err(E::from(DbError::Unavailable(format!("database task failed: {e}")))),
         }
+    }
+
+    /// Runs `f` in a write transaction ([`write_transaction`]) on the blocking thread pool.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        self.run(move |conn| {
+            // The connection first, then the lock: a lock holder never waits for the pool.
+            let _turn = writer.as_ref().map(|w| w.lock().unwrap_or_else(|p| p.into_inner()));
+            write_transaction(conn, f)
+        })
+        .await
     }
 
     /// Connections in use and idle, for `/metrics`.

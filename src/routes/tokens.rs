@@ -39,6 +39,7 @@ fn auth_error(e: AuthError) -> Result<HttpResponse, ApiError> {
             format!("no provider named {p:?}"),
         )),
         AuthError::Unavailable => Err(ApiError::Unavailable),
+        AuthError::Busy => Err(ApiError::Busy),
         AuthError::Internal(cause) => Err(ApiError::Internal(cause)),
     }
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::password::Verdict;
 use crate::crypto::seal;
 use crate::db::refresh::{self as refresh_db, FamilyRow};
-use crate::db::{self, DbConn, DbError, users};
+use crate::db::{DbConn, DbError, users};
+use crate::services::passwords::HashError;
 use crate::services::tokens::{self, SignError, TokenSettings};
 use crate::state::AppState;
 
@@ -25,6 +26,9 @@ pub enum AuthError {
     UnknownProvider(String),
     #[error("database unavailable")]
     Unavailable,
+    /// Too many password checks are queued.
+    #[error("busy")]
+    Busy,
     #[error("{0}")]
     Internal(String),
 }
@@ -36,6 +40,15 @@ impl From<DbError> for AuthError {
                 tracing::warn!(%cause, "database unavailable");
                 AuthError::Unavailable
             }
+            other => AuthError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<HashError> for AuthError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => AuthError::Busy,
             other => AuthError::Internal(other.to_string()),
         }
     }
@@ -89,7 +102,7 @@ pub async fn login(state: &AppState, input: LoginInput) -> Result<(Pair, String)
     let stored = user
         .as_ref()
         .map(|u| (u.password_hash.clone(), u.password_salt.clone()));
-    let verdict = state.passwords.verify(input.password.clone(), stored).await;
+    let verdict = state.passwords.verify(input.password.clone(), stored).await?;
     let user = match (verdict, user) {
         (Verdict::Wrong, _) | (_, None) => return Err(AuthError::Unauthorized),
         (_, Some(user)) => user,
@@ -105,7 +118,7 @@ pub async fn login(state: &AppState, input: LoginInput) -> Result<(Pair, String)
     let username = user.username.clone();
     let pair = state
         .db
-        .run(move |c| -> Result<Pair, AuthError> {
+        .write(move |c| -> Result<Pair, AuthError> {
             let groups = tokens::group_claims(&users::claims_of(c, user.id)?);
             if !tokens::satisfies(&groups, &input.required_claims) {
                 return Err(AuthError::Unauthorized);
@@ -123,7 +136,7 @@ pub async fn login(state: &AppState, input: LoginInput) -> Result<(Pair, String)
                 revoked_at: None,
                 revoked_reason: None,
             };
-            db::write_transaction(c, |c| refresh_db::create_family(c, &family, &refresh_hash))?;
+            refresh_db::create_family(c, &family, &refresh_hash)?;
             Ok(Pair { token, refresh })
         })
         .await?;
@@ -174,16 +187,18 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
     }
     let settings = state.tokens.clone();
     let presented: Arc<str> = presented.into();
-    let step = state
-        .db
-        .run(move |c| -> Result<Step, AuthError> {
-            let mut step = rotate(c, &settings, &ring, &presented, now)?;
-            if matches!(step, Step::Raced) {
-                step = rotate(c, &settings, &ring, &presented, now)?;
-            }
-            Ok(step)
-        })
-        .await?;
+    let mut step = Step::Raced;
+    // A lost race ends its transaction so that the retry reads the winner's commit.
+    for _ in 0..2 {
+        let (settings, ring, presented) = (settings.clone(), ring.clone(), presented.clone());
+        step = state
+            .db
+            .write(move |c| rotate(c, &settings, &ring, &presented, now))
+            .await?;
+        if !matches!(step, Step::Raced) {
+            break;
+        }
+    }
     match step {
         Step::Issued(pair) | Step::Replayed(pair) => Ok(pair),
         Step::Rejected(why) => {
@@ -206,7 +221,8 @@ fn rotate(
     now: i64,
 ) -> Result<Step, AuthError> {
     let hash = tokens::refresh_hash(presented);
-    db::write_transaction(c, |c| -> Result<Step, AuthError> {
+    {
+        let c = &mut *c;
         let Some((token, family)) = refresh_db::token_with_family(c, &hash)? else {
             return Ok(Step::Rejected("unknown"));
         };
@@ -251,5 +267,5 @@ fn rotate(
         refresh_db::insert_token(c, &new_hash, &family.id, now)?;
         refresh_db::touch_family(c, &family.id, now)?;
         Ok(Step::Issued(pair))
-    })
+    }
 }

@@ -1,34 +1,62 @@
-//! Password checks on the blocking pool with bounded concurrency, so a login storm queues for hashing instead
-//! of starving refreshes and JWKS of threads. Unknown users are checked against a dummy hash made with the same
-//! parameters, so their failure costs the same time as a wrong password.
+//! Password hashing on a small pool of dedicated threads.
+//!
+//! At most `security.hash_concurrency` hashes run at once, each thread reusing one argon2 buffer, so a login
+//! storm costs threads × memory and queues for hashing instead of starving refreshes and JWKS of threads. The
+//! queue is bounded (`security.hash_queue_limit`): past it, callers get [`HashError::Busy`] at once (503 with
+//! `Retry-After`) instead of waiting without end while memory grows. Unknown users are checked against a decoy
+//! hash with the same parameters, so their failure costs the same time as a wrong password.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::config::SecurityConfig;
-use crate::crypto::password::{Hasher, PasswordError, Stored, Verdict};
+use crate::crypto::password::{Hasher, Memory, PasswordError, Stored, Verdict};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full: the server is saturated with password checks.
+    #[error("too many password checks waiting")]
+    Busy,
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("the hashing pool stopped")]
+    Stopped,
+}
+
+type Job = Box<dyn FnOnce(&Hasher, &mut Memory) + Send>;
 
 #[derive(Clone)]
 pub struct Passwords {
-    hasher: Hasher,
-    permits: Arc<Semaphore>,
-    dummy: Arc<str>,
+    queue: SyncSender<Job>,
+    decoy: Arc<str>,
     max_bytes: usize,
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Passwords {
+    /// Starts the hashing threads.
     pub fn new(hasher: Hasher, cfg: &SecurityConfig) -> Result<Self, PasswordError> {
-        let concurrency = match cfg.hash_concurrency {
+        let threads = match cfg.hash_concurrency {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let dummy = hasher.hash(&format!("{:x}", rand::random::<u128>()))?;
+        let (queue, jobs) = sync_channel::<Job>(cfg.hash_queue_limit.max(1));
+        let jobs = Arc::new(Mutex::new(jobs));
+        for i in 0..threads {
+            let (jobs, hasher) = (jobs.clone(), hasher.clone());
+            std::thread::Builder::new()
+                .name(format!("tessera-hash-{i}"))
+                .spawn(move || work(&jobs, &hasher))
+                .map_err(|e| PasswordError::Hash(format!("cannot start hashing threads: {e}")))?;
+        }
         Ok(Passwords {
-            hasher,
-            permits: Arc::new(Semaphore::new(concurrency)),
-            dummy: dummy.into(),
+            queue,
+            decoy: hasher.decoy().into(),
             max_bytes: cfg.max_password_bytes,
+            waiting: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -37,42 +65,76 @@ impl Passwords {
         password.len() > self.max_bytes
     }
 
-    /// Hashing operations waiting for a permit, for `/metrics`.
-    pub fn available_permits(&self) -> usize {
-        self.permits.available_permits()
+    /// Password checks queued or running, for `/metrics`.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    async fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Hasher, &mut Memory) -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (tx, rx) = oneshot::channel();
+        let waiting = self.waiting.clone();
+        waiting.fetch_add(1, Ordering::Relaxed);
+        let job: Job = Box::new(move |hasher, memory| {
+            let _ = tx.send(f(hasher, memory));
+            waiting.fetch_sub(1, Ordering::Relaxed);
+        });
+        match self.queue.try_send(job) {
+            Ok(()) => rx.await.map_err(|_| HashError::Stopped),
+            Err(e) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                Err(match e {
+                    TrySendError::Full(_) => HashError::Busy,
+                    TrySendError::Disconnected(_) => HashError::Stopped,
+                })
+            }
+        }
     }
 
     /// Checks `password` against the stored columns; `None` (no such user, or no local password) costs the same
     /// as a wrong password and never matches.
-    pub async fn verify(&self, password: String, stored: Option<(Option<String>, Option<String>)>) -> Verdict {
-        let Ok(_permit) = self.permits.clone().acquire_owned().await else {
-            return Verdict::Wrong;
-        };
-        let (hasher, dummy) = (self.hasher.clone(), self.dummy.clone());
-        tokio::task::spawn_blocking(move || {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<(Option<String>, Option<String>)>,
+    ) -> Result<Verdict, HashError> {
+        let decoy = self.decoy.clone();
+        self.submit(move |hasher, memory| {
             let columns = stored
                 .as_ref()
                 .and_then(|(h, s)| Stored::from_columns(h.as_deref(), s.as_deref()));
             match columns {
-                Some(stored) => hasher.verify(&password, stored),
+                Some(stored) => hasher.verify_in(&password, stored, memory),
                 None => {
-                    let _ = hasher.verify(&password, Stored::Phc(&dummy));
+                    let _ = hasher.verify_in(&password, Stored::Phc(&decoy), memory);
                     Verdict::Wrong
                 }
             }
         })
         .await
-        .unwrap_or(Verdict::Wrong)
     }
 
     /// A new PHC string for `password`.
-    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
-        let Ok(_permit) = self.permits.clone().acquire_owned().await else {
-            return Err(PasswordError::Hash("hashing is shut down".into()));
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
+        Ok(self
+            .submit(move |hasher, memory| hasher.hash_in(&password, memory))
+            .await??)
+    }
+}
+
+/// A hashing thread: one job at a time, one argon2 buffer for its whole life.
+fn work(jobs: &Mutex<Receiver<Job>>, hasher: &Hasher) {
+    let mut memory = Memory::default();
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
         };
-        let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(|e| PasswordError::Hash(e.to_string()))?
+        match job {
+            Ok(job) => job(hasher, &mut memory),
+            Err(_) => return,
+        }
     }
 }
