@@ -21,6 +21,12 @@ pub enum ApiError {
     /// 403: a valid token without the permission this needs.
     #[error("the token lacks the permission this needs")]
     Forbidden,
+    /// 403 with a specific code: a policy refuses the change (`read_only`, `protected`, `superuser_required`).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
+    /// 409: a unique value is taken, or the change would break an invariant.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     /// 404: no such route or entity.
     #[error("{0}")]
     NotFound(String),
@@ -60,6 +66,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Forbidden => "forbidden",
+            ApiError::Refused { code, .. } | ApiError::Conflict { code, .. } => code,
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -76,6 +83,8 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Refused { .. } => StatusCode::FORBIDDEN,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -107,6 +116,22 @@ impl From<DbError> for ApiError {
                 ApiError::Unavailable
             }
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::services::admin::AdminError> for ApiError {
+    fn from(e: crate::services::admin::AdminError) -> Self {
+        use crate::services::admin::AdminError as A;
+        match e {
+            A::Forbidden { code: "forbidden", .. } => ApiError::Forbidden,
+            A::Forbidden { code, message } => ApiError::Refused { code, message },
+            A::NotFound(m) => ApiError::NotFound(m),
+            A::Conflict { code, message } => ApiError::Conflict { code, message },
+            A::Invalid { code, message } => ApiError::BadRequest { code, message },
+            A::Unavailable => ApiError::Unavailable,
+            A::Busy => ApiError::Busy,
+            A::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }

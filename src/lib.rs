@@ -3,6 +3,7 @@
 //! A request flows one way: `routes` → `services` → `db` / `crypto`. `startup` wires them together; `cli` is
 //! the command line on top.
 
+pub mod api_types;
 pub mod cli;
 pub mod clock;
 pub mod config;

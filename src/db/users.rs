@@ -71,3 +71,64 @@ pub fn upgrade_password_hash(conn: &mut DbConn, id: i64, old: &str, phc: &str, n
         .execute(conn)?;
     Ok(n == 1)
 }
+
+pub fn find_by_username(conn: &mut DbConn, username: &str) -> Result<Option<UserRow>, DbError> {
+    Ok(users::table
+        .filter(users::username.eq(username))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A new user row (a local user when `password_hash` is set).
+pub fn insert(conn: &mut DbConn, u: &UserRow) -> Result<(), DbError> {
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(u.id),
+            users::username.eq(&u.username),
+            users::email.eq(&u.email),
+            users::fname.eq(&u.fname),
+            users::lname.eq(&u.lname),
+            users::source.eq(&u.source),
+            users::password_hash.eq(&u.password_hash),
+            users::password_salt.eq(&u.password_salt),
+            users::created_at.eq(u.created_at),
+            users::updated_at.eq(u.updated_at),
+            users::version.eq(u.version),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Writes the profile fields of `u` and bumps its version.
+pub fn update_profile(conn: &mut DbConn, u: &UserRow, now: i64) -> Result<(), DbError> {
+    diesel::update(users::table.find(u.id))
+        .set((
+            users::username.eq(&u.username),
+            users::email.eq(&u.email),
+            users::fname.eq(&u.fname),
+            users::lname.eq(&u.lname),
+            users::source.eq(&u.source),
+            users::updated_at.eq(now),
+            users::version.eq(users::version + 1),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Sets a new PHC password hash.
+pub fn set_password(conn: &mut DbConn, id: i64, phc: &str, now: i64) -> Result<(), DbError> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(Some(phc)),
+            users::password_salt.eq(None::<String>),
+            users::updated_at.eq(now),
+            users::version.eq(users::version + 1),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn delete(conn: &mut DbConn, id: i64) -> Result<bool, DbError> {
+    Ok(diesel::delete(users::table.find(id)).execute(conn)? == 1)
+}

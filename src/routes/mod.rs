@@ -1,6 +1,7 @@
 //! HTTP routes: extract, authorize, call a service, map to a DTO. No business logic and no SQL here.
 
-mod auth;
+mod admin;
+pub mod auth;
 mod health;
 mod tokens;
 mod wellknown;
@@ -37,6 +38,7 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
             web::get().to(wellknown::openid_configuration),
         )
         .route("/readyz", web::get().to(health::readyz))
+        .configure(admin::configure)
         .default_service(web::to(not_found));
     }
 }

@@ -1,6 +1,7 @@
 //! Business flows, independent of HTTP: they take a connection (or the pool) and `now`, and return domain
 //! results. Routes call them; they call `db/` and `crypto/`, never back up.
 
+pub mod admin;
 pub mod auth;
 pub mod bootstrap;
 pub mod keyring;

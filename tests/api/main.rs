@@ -6,6 +6,8 @@
 
 mod helpers;
 
+mod admin;
+
 mod cli;
 mod config_files;
 mod dbinit;

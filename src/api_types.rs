@@ -1,0 +1,134 @@
+//! The JSON shapes of the admin API (Stoke's). Database rows never leave the services layer; these do.
+
+use serde::{Deserialize, Serialize};
+
+/// Format of `created_at`: RFC 3339, UTC, whole seconds.
+pub fn rfc3339(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct User {
+    pub id: i64,
+    pub fname: String,
+    pub lname: String,
+    pub source: String,
+    pub email: String,
+    pub username: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClaimGroup {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claim {
+    pub id: i64,
+    pub name: String,
+    pub short_name: String,
+    pub value: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupLink {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub link_type: String,
+    pub resource_spec: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClaimInput {
+    pub name: Option<String>,
+    pub short_name: Option<String>,
+    pub value: Option<String>,
+    pub description: Option<String>,
+    pub claim_groups: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GroupInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub users: Option<Vec<i64>>,
+    pub claims: Option<Vec<i64>>,
+    pub group_links: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LinkInput {
+    #[serde(rename = "type")]
+    pub link_type: Option<String>,
+    pub resource_spec: Option<String>,
+    pub claim_group: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserInput {
+    pub fname: Option<String>,
+    pub lname: Option<String>,
+    pub source: Option<String>,
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub claim_groups: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LocalUserCreate {
+    pub fname: String,
+    pub lname: String,
+    pub username: String,
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LocalUserPassword {
+    pub username: String,
+    #[serde(rename = "newPassword")]
+    pub new_password: String,
+    #[serde(rename = "oldPassword", default)]
+    pub old_password: Option<String>,
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `?page=1&itemsPerPage=30`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PageQuery {
+    pub page: Option<i64>,
+    #[serde(rename = "itemsPerPage")]
+    pub items_per_page: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Totals {
+    pub users: i64,
+    pub claims: i64,
+    pub claim_groups: i64,
+}
+
+/// One session (refresh family) of a user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Session {
+    pub id: String,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+    pub refresh_count: i64,
+    pub revoked_at: Option<String>,
+    pub revoked_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Message {
+    pub message: String,
+}

@@ -1,0 +1,424 @@
+//! `/api/admin/…`: Stoke's admin CRUD, plus sessions. Each handler checks the caller's letters through the
+//! admin service, calls it, and maps rows to the API's shapes.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use crate::api_types::{
+    ClaimInput, GroupInput, LinkInput, LocalUserCreate, LocalUserPassword, Message, PageQuery, Totals, UserInput,
+};
+use crate::db::DbConn;
+use crate::db::catalog;
+use crate::db::users;
+use crate::error::ApiError;
+use crate::routes::auth::Bearer;
+use crate::services::admin::{self, AdminError, Area, Caller, Policy};
+use crate::state::AppState;
+
+type Reply = Result<HttpResponse, ApiError>;
+type Query = web::Query<PageQuery>;
+type Id = web::Path<i64>;
+
+fn json<T: Serialize>(value: T) -> HttpResponse {
+    HttpResponse::Ok().json(value)
+}
+
+/// A read in `area`, mapped to the API's shape.
+async fn read<T, U, F>(state: &AppState, bearer: &Bearer, area: Area, f: F, map: fn(T) -> U) -> Reply
+where
+    F: FnOnce(&mut DbConn) -> Result<T, AdminError> + Send + 'static,
+    T: Send + 'static,
+    U: Serialize,
+{
+    let value = admin::read(state, &Caller::new(bearer), area, f).await?;
+    Ok(json(map(value)))
+}
+
+/// A write in `area`, answering 200 with the entity.
+async fn write<T, F>(state: &AppState, bearer: &Bearer, area: Area, f: F) -> Reply
+where
+    F: FnOnce(&mut DbConn, &Policy, i64) -> Result<T, AdminError> + Send + 'static,
+    T: Serialize + Send + 'static,
+{
+    Ok(json(admin::write(state, &Caller::new(bearer), area, f).await?))
+}
+
+/// A delete in `area`, answering 204.
+async fn remove<F>(state: &AppState, bearer: &Bearer, area: Area, f: F) -> Reply
+where
+    F: FnOnce(&mut DbConn, &Policy, i64) -> Result<(), AdminError> + Send + 'static,
+{
+    admin::write(state, &Caller::new(bearer), area, f).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn found<T>(what: &'static str, id: i64) -> impl FnOnce(Option<T>) -> Result<T, AdminError> {
+    move |row| row.ok_or_else(|| AdminError::NotFound(format!("no {what} with id {id}")))
+}
+
+fn all<T, U>(rows: Vec<T>, f: fn(T) -> U) -> Vec<U> {
+    rows.into_iter().map(f).collect()
+}
+
+// ---- users
+
+pub async fn list_users(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
+    let page = admin::page(&q)?;
+    read(
+        &s,
+        &b,
+        Area::Users,
+        move |c| Ok(catalog::list_users(c, page)?),
+        |r| all(r, admin::user_dto),
+    )
+    .await
+}
+
+pub async fn get_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+    let id = id.into_inner();
+    read(
+        &s,
+        &b,
+        Area::Users,
+        move |c| found("user", id)(users::find(c, id)?),
+        admin::user_dto,
+    )
+    .await
+}
+
+pub async fn patch_user(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<UserInput>) -> Reply {
+    let (id, input) = (id.into_inner(), body.into_inner());
+    write(&s, &b, Area::Users, move |c, p, now| {
+        admin::update_user(c, p, now, id, input)
+    })
+    .await
+}
+
+pub async fn delete_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+    let id = id.into_inner();
+    remove(&s, &b, Area::Users, move |c, p, _| admin::delete_user(c, p, id)).await
+}
+
+pub async fn user_groups(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
+    let (id, page) = (id.into_inner(), admin::page(&q)?);
+    read(
+        &s,
+        &b,
+        Area::Users,
+        move |c| {
+            found("user", id)(users::find(c, id)?)?;
+            Ok(catalog::groups_of_user(c, id, page)?)
+        },
+        |r| all(r, admin::group_dto),
+    )
+    .await
+}
+
+pub async fn user_sessions(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+    let id = id.into_inner();
+    read(
+        &s,
+        &b,
+        Area::Users,
+        move |c| {
+            found("user", id)(users::find(c, id)?)?;
+            Ok(catalog::sessions_of(c, id)?)
+        },
+        |r| all(r, admin::session_dto),
+    )
+    .await
+}
+
+pub async fn revoke_user_sessions(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+    admin::revoke_sessions(&s, &Caller::new(&b), id.into_inner(), None).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn revoke_user_session(s: web::Data<AppState>, b: Bearer, path: web::Path<(i64, String)>) -> Reply {
+    let (id, family) = path.into_inner();
+    admin::revoke_sessions(&s, &Caller::new(&b), id, Some(family)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn create_local_user(s: web::Data<AppState>, b: Bearer, body: web::Json<LocalUserCreate>) -> Reply {
+    Ok(json(
+        admin::create_local_user(&s, &Caller::new(&b), body.into_inner()).await?,
+    ))
+}
+
+pub async fn set_local_password(s: web::Data<AppState>, b: Bearer, body: web::Json<LocalUserPassword>) -> Reply {
+    admin::set_local_password(&s, &Caller::new(&b), body.into_inner()).await?;
+    Ok(json(Message {
+        message: "Password Updated".into(),
+    }))
+}
+
+pub async fn totals(s: web::Data<AppState>, b: Bearer) -> Reply {
+    read(
+        &s,
+        &b,
+        Area::Totals,
+        |c| Ok(catalog::totals(c)?),
+        |(users, claims, claim_groups)| Totals {
+            users,
+            claims,
+            claim_groups,
+        },
+    )
+    .await
+}
+
+// ---- claim groups
+
+pub async fn list_groups(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
+    let page = admin::page(&q)?;
+    read(
+        &s,
+        &b,
+        Area::Groups,
+        move |c| Ok(catalog::list_groups(c, page)?),
+        |r| all(r, admin::group_dto),
+    )
+    .await
+}
+
+pub async fn get_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+    let id = id.into_inner();
+    read(
+        &s,
+        &b,
+        Area::Groups,
+        move |c| found("claim group", id)(catalog::group(c, id)?),
+        admin::group_dto,
+    )
+    .await
+}
+
+pub async fn create_group(s: web::Data<AppState>, b: Bearer, body: web::Json<GroupInput>) -> Reply {
+    let input = body.into_inner();
+    write(&s, &b, Area::Groups, move |c, p, now| {
+        admin::create_group(c, p, now, input)
+    })
+    .await
+}
+
+pub async fn patch_group(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<GroupInput>) -> Reply {
+    let (id, input) = (id.into_inner(), body.into_inner());
+    write(&s, &b, Area::Groups, move |c, p, _| {
+        admin::update_group(c, p, id, input)
+    })
+    .await
+}
+
+pub async fn delete_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+    let id = id.into_inner();
+    remove(&s, &b, Area::Groups, move |c, p, _| admin::delete_group(c, p, id)).await
+}
+
+pub async fn group_claims(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
+    let (id, page) = (id.into_inner(), admin::page(&q)?);
+    read(
+        &s,
+        &b,
+        Area::Groups,
+        move |c| {
+            found("claim group", id)(catalog::group(c, id)?)?;
+            Ok(catalog::claims_of_group(c, id, page)?)
+        },
+        |r| all(r, admin::claim_dto),
+    )
+    .await
+}
+
+pub async fn group_users(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
+    let (id, page) = (id.into_inner(), admin::page(&q)?);
+    read(
+        &s,
+        &b,
+        Area::Groups,
+        move |c| {
+            found("claim group", id)(catalog::group(c, id)?)?;
+            Ok(catalog::users_of_group(c, id, page)?)
+        },
+        |r| all(r, admin::user_dto),
+    )
+    .await
+}
+
+pub async fn group_links_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
+    let (id, page) = (id.into_inner(), admin::page(&q)?);
+    read(
+        &s,
+        &b,
+        Area::Groups,
+        move |c| {
+            found("claim group", id)(catalog::group(c, id)?)?;
+            Ok(catalog::links_of_group(c, id, page)?)
+        },
+        |r| all(r, admin::link_dto),
+    )
+    .await
+}
+
+// ---- claims
+
+pub async fn list_claims(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
+    let page = admin::page(&q)?;
+    read(
+        &s,
+        &b,
+        Area::Claims,
+        move |c| Ok(catalog::list_claims(c, page)?),
+        |r| all(r, admin::claim_dto),
+    )
+    .await
+}
+
+pub async fn get_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+    let id = id.into_inner();
+    read(
+        &s,
+        &b,
+        Area::Claims,
+        move |c| found("claim", id)(catalog::claim(c, id)?),
+        admin::claim_dto,
+    )
+    .await
+}
+
+pub async fn create_claim(s: web::Data<AppState>, b: Bearer, body: web::Json<ClaimInput>) -> Reply {
+    let input = body.into_inner();
+    write(&s, &b, Area::Claims, move |c, p, now| {
+        admin::create_claim(c, p, now, input)
+    })
+    .await
+}
+
+pub async fn patch_claim(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<ClaimInput>) -> Reply {
+    let (id, input) = (id.into_inner(), body.into_inner());
+    write(&s, &b, Area::Claims, move |c, p, _| {
+        admin::update_claim(c, p, id, input)
+    })
+    .await
+}
+
+pub async fn delete_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+    let id = id.into_inner();
+    remove(&s, &b, Area::Claims, move |c, p, _| admin::delete_claim(c, p, id)).await
+}
+
+pub async fn claim_groups_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
+    let (id, page) = (id.into_inner(), admin::page(&q)?);
+    read(
+        &s,
+        &b,
+        Area::Claims,
+        move |c| {
+            found("claim", id)(catalog::claim(c, id)?)?;
+            Ok(catalog::groups_of_claim(c, id, page)?)
+        },
+        |r| all(r, admin::group_dto),
+    )
+    .await
+}
+
+// ---- group links
+
+pub async fn list_links(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
+    let page = admin::page(&q)?;
+    read(
+        &s,
+        &b,
+        Area::Groups,
+        move |c| Ok(catalog::list_links(c, page)?),
+        |r| all(r, admin::link_dto),
+    )
+    .await
+}
+
+pub async fn get_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+    let id = id.into_inner();
+    read(
+        &s,
+        &b,
+        Area::Groups,
+        move |c| found("group link", id)(catalog::link(c, id)?),
+        admin::link_dto,
+    )
+    .await
+}
+
+pub async fn create_link(s: web::Data<AppState>, b: Bearer, body: web::Json<LinkInput>) -> Reply {
+    let input = body.into_inner();
+    write(&s, &b, Area::Groups, move |c, p, now| {
+        admin::create_link(c, p, now, input)
+    })
+    .await
+}
+
+pub async fn patch_link(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<LinkInput>) -> Reply {
+    let (id, input) = (id.into_inner(), body.into_inner());
+    write(&s, &b, Area::Groups, move |c, p, _| admin::update_link(c, p, id, input)).await
+}
+
+pub async fn delete_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+    let id = id.into_inner();
+    remove(&s, &b, Area::Groups, move |c, p, _| admin::delete_link(c, p, id)).await
+}
+
+pub async fn link_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+    let id = id.into_inner();
+    read(
+        &s,
+        &b,
+        Area::Groups,
+        move |c| {
+            let link = found("group link", id)(catalog::link(c, id)?)?;
+            let group = match link.claim_group_id {
+                Some(g) => catalog::group(c, g)?,
+                None => None,
+            };
+            group.ok_or_else(|| AdminError::NotFound(format!("group link {id} belongs to no claim group")))
+        },
+        admin::group_dto,
+    )
+    .await
+}
+
+/// Registers the admin routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/admin")
+            .route("/users", web::get().to(list_users))
+            .route("/users/{id}", web::get().to(get_user))
+            .route("/users/{id}", web::patch().to(patch_user))
+            .route("/users/{id}", web::delete().to(delete_user))
+            .route("/users/{id}/claim-groups", web::get().to(user_groups))
+            .route("/users/{id}/sessions", web::get().to(user_sessions))
+            .route("/users/{id}/sessions", web::delete().to(revoke_user_sessions))
+            .route("/users/{id}/sessions/{session}", web::delete().to(revoke_user_session))
+            .route("/localuser", web::post().to(create_local_user))
+            .route("/localuser", web::patch().to(set_local_password))
+            .route("/totals", web::get().to(totals))
+            .route("/claim-groups", web::get().to(list_groups))
+            .route("/claim-groups", web::post().to(create_group))
+            .route("/claim-groups/{id}", web::get().to(get_group))
+            .route("/claim-groups/{id}", web::patch().to(patch_group))
+            .route("/claim-groups/{id}", web::delete().to(delete_group))
+            .route("/claim-groups/{id}/claims", web::get().to(group_claims))
+            .route("/claim-groups/{id}/users", web::get().to(group_users))
+            .route("/claim-groups/{id}/group-links", web::get().to(group_links_of))
+            .route("/claims", web::get().to(list_claims))
+            .route("/claims", web::post().to(create_claim))
+            .route("/claims/{id}", web::get().to(get_claim))
+            .route("/claims/{id}", web::patch().to(patch_claim))
+            .route("/claims/{id}", web::delete().to(delete_claim))
+            .route("/claims/{id}/claim-groups", web::get().to(claim_groups_of))
+            .route("/group-links", web::get().to(list_links))
+            .route("/group-links", web::post().to(create_link))
+            .route("/group-links/{id}", web::get().to(get_link))
+            .route("/group-links/{id}", web::patch().to(patch_link))
+            .route("/group-links/{id}", web::delete().to(delete_link))
+            .route("/group-links/{id}/claim-group", web::get().to(link_group)),
+    );
+}

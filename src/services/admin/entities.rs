@@ -1,0 +1,235 @@
+//! Claims, claim groups and group links.
+
+use crate::api_types::{Claim, ClaimGroup, ClaimInput, GroupInput, GroupLink, LinkInput};
+use crate::db::catalog::{self, ClaimRow, GroupRow, Kind, LinkRow};
+use crate::db::{DbConn, new_id};
+
+use super::{AdminError, Policy, changed, dedup, existing, text};
+
+pub fn claim_dto(r: ClaimRow) -> Claim {
+    Claim {
+        id: r.id,
+        name: r.name,
+        short_name: r.short_name,
+        value: r.value,
+        description: r.description,
+    }
+}
+
+pub fn group_dto(r: GroupRow) -> ClaimGroup {
+    ClaimGroup {
+        id: r.id,
+        name: r.name,
+        description: r.description,
+    }
+}
+
+pub fn link_dto(r: LinkRow) -> GroupLink {
+    GroupLink {
+        id: r.id,
+        link_type: r.link_type,
+        resource_spec: r.resource_spec,
+    }
+}
+
+fn not_found(what: &str, id: i64) -> AdminError {
+    AdminError::NotFound(format!("no {what} with id {id}"))
+}
+
+/// Each touched entity must be free of protection.
+fn guard(c: &mut DbConn, policy: &Policy, kind: Kind, ids: &[i64]) -> Result<(), AdminError> {
+    for name in catalog::policy_names(c, kind, ids)? {
+        match kind {
+            Kind::User => policy.user(&name)?,
+            Kind::Group => policy.group(&name)?,
+            Kind::Claim => policy.claim(&name)?,
+            Kind::Link => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_claim(r: &ClaimRow) -> Result<(), AdminError> {
+    text("name", &r.name, 255, true)?;
+    text("short_name", &r.short_name, 255, true)?;
+    text("value", &r.value, 255, false)?;
+    text("description", &r.description, 4096, false)
+}
+
+/// Creates a claim (and its group edges when given).
+pub fn create_claim(c: &mut DbConn, policy: &Policy, now: i64, input: ClaimInput) -> Result<Claim, AdminError> {
+    let row = ClaimRow {
+        id: new_id(),
+        name: input.name.unwrap_or_default(),
+        short_name: input.short_name.unwrap_or_default(),
+        value: input.value.unwrap_or_default(),
+        description: input.description.unwrap_or_default(),
+        created_at: now,
+    };
+    check_claim(&row)?;
+    policy.claim(&row.short_name)?;
+    catalog::insert_claim(c, &row)?;
+    if let Some(groups) = input.claim_groups {
+        let groups = dedup(&groups);
+        existing(c, Kind::Group, "claim_groups", &groups)?;
+        guard(c, policy, Kind::Group, &groups)?;
+        catalog::set_claim_groups(c, row.id, &groups)?;
+    }
+    Ok(claim_dto(row))
+}
+
+/// Sets the given fields; a given `claim_groups` replaces the claim's groups.
+pub fn update_claim(c: &mut DbConn, policy: &Policy, id: i64, input: ClaimInput) -> Result<Claim, AdminError> {
+    let mut row = catalog::claim(c, id)?.ok_or_else(|| not_found("claim", id))?;
+    policy.claim(&row.short_name)?;
+    if let Some(v) = input.name {
+        row.name = v;
+    }
+    if let Some(v) = input.short_name {
+        row.short_name = v;
+    }
+    if let Some(v) = input.value {
+        row.value = v;
+    }
+    if let Some(v) = input.description {
+        row.description = v;
+    }
+    check_claim(&row)?;
+    policy.claim(&row.short_name)?;
+    catalog::update_claim(c, &row)?;
+    if let Some(groups) = input.claim_groups {
+        let groups = dedup(&groups);
+        existing(c, Kind::Group, "claim_groups", &groups)?;
+        let old = catalog::claim_group_ids(c, id)?;
+        guard(c, policy, Kind::Group, &changed(&old, &groups))?;
+        catalog::set_claim_groups(c, id, &groups)?;
+    }
+    Ok(claim_dto(row))
+}
+
+pub fn delete_claim(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+    let row = catalog::claim(c, id)?.ok_or_else(|| not_found("claim", id))?;
+    policy.claim(&row.short_name)?;
+    catalog::delete_claim(c, id)?;
+    Ok(())
+}
+
+fn check_group(r: &GroupRow) -> Result<(), AdminError> {
+    text("name", &r.name, 255, true)?;
+    text("description", &r.description, 4096, false)
+}
+
+/// Replaces the edges given in `input` (users, claims, links), checking references and protections.
+fn group_edges(c: &mut DbConn, policy: &Policy, id: i64, input: &GroupInput) -> Result<(), AdminError> {
+    if let Some(users) = &input.users {
+        let users = dedup(users);
+        existing(c, Kind::User, "users", &users)?;
+        let old = catalog::group_user_ids(c, id)?;
+        guard(c, policy, Kind::User, &changed(&old, &users))?;
+        catalog::set_group_users(c, id, &users)?;
+    }
+    if let Some(claims) = &input.claims {
+        let claims = dedup(claims);
+        existing(c, Kind::Claim, "claims", &claims)?;
+        let old = catalog::group_claim_ids(c, id)?;
+        guard(c, policy, Kind::Claim, &changed(&old, &claims))?;
+        catalog::set_group_claims(c, id, &claims)?;
+    }
+    if let Some(links) = &input.group_links {
+        let links = dedup(links);
+        existing(c, Kind::Link, "group_links", &links)?;
+        catalog::set_group_links(c, id, &links)?;
+    }
+    Ok(())
+}
+
+pub fn create_group(c: &mut DbConn, policy: &Policy, now: i64, input: GroupInput) -> Result<ClaimGroup, AdminError> {
+    let row = GroupRow {
+        id: new_id(),
+        name: input.name.clone().unwrap_or_default(),
+        description: input.description.clone().unwrap_or_default(),
+        created_at: now,
+    };
+    check_group(&row)?;
+    policy.group(&row.name)?;
+    catalog::insert_group(c, &row)?;
+    group_edges(c, policy, row.id, &input)?;
+    Ok(group_dto(row))
+}
+
+pub fn update_group(c: &mut DbConn, policy: &Policy, id: i64, input: GroupInput) -> Result<ClaimGroup, AdminError> {
+    let mut row = catalog::group(c, id)?.ok_or_else(|| not_found("claim group", id))?;
+    policy.group(&row.name)?;
+    if let Some(v) = &input.name {
+        row.name = v.clone();
+    }
+    if let Some(v) = &input.description {
+        row.description = v.clone();
+    }
+    check_group(&row)?;
+    policy.group(&row.name)?;
+    catalog::update_group(c, &row)?;
+    group_edges(c, policy, id, &input)?;
+    Ok(group_dto(row))
+}
+
+pub fn delete_group(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+    let row = catalog::group(c, id)?.ok_or_else(|| not_found("claim group", id))?;
+    policy.group(&row.name)?;
+    catalog::delete_group(c, id)?;
+    Ok(())
+}
+
+fn check_link(r: &LinkRow) -> Result<(), AdminError> {
+    text("type", &r.link_type, 255, true)?;
+    text("resource_spec", &r.resource_spec, 512, true)
+}
+
+pub fn create_link(c: &mut DbConn, policy: &Policy, now: i64, input: LinkInput) -> Result<GroupLink, AdminError> {
+    let row = LinkRow {
+        id: new_id(),
+        link_type: input.link_type.unwrap_or_default(),
+        resource_spec: input.resource_spec.unwrap_or_default(),
+        claim_group_id: input.claim_group,
+        created_at: now,
+    };
+    check_link(&row)?;
+    if let Some(g) = row.claim_group_id {
+        existing(c, Kind::Group, "claim_group", &[g])?;
+        guard(c, policy, Kind::Group, &[g])?;
+    }
+    catalog::insert_link(c, &row)?;
+    Ok(link_dto(row))
+}
+
+pub fn update_link(c: &mut DbConn, policy: &Policy, id: i64, input: LinkInput) -> Result<GroupLink, AdminError> {
+    let mut row = catalog::link(c, id)?.ok_or_else(|| not_found("group link", id))?;
+    let old_group = row.claim_group_id;
+    if let Some(v) = input.link_type {
+        row.link_type = v;
+    }
+    if let Some(v) = input.resource_spec {
+        row.resource_spec = v;
+    }
+    if let Some(g) = input.claim_group {
+        existing(c, Kind::Group, "claim_group", &[g])?;
+        row.claim_group_id = Some(g);
+    }
+    check_link(&row)?;
+    let touched: Vec<i64> = old_group.into_iter().chain(row.claim_group_id).collect();
+    guard(c, policy, Kind::Group, &touched)?;
+    catalog::update_link(c, &row)?;
+    Ok(link_dto(row))
+}
+
+pub fn delete_link(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+    let row = catalog::link(c, id)?.ok_or_else(|| not_found("group link", id))?;
+    guard(
+        c,
+        policy,
+        Kind::Group,
+        &row.claim_group_id.into_iter().collect::<Vec<_>>(),
+    )?;
+    catalog::delete_link(c, id)?;
+    Ok(())
+}

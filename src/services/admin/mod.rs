@@ -1,0 +1,328 @@
+//! The admin API's flows: who may do what (Stoke's `stk` letters), the `policy_config` policies, and CRUD of
+//! users, claim groups, claims and group links, each write in one transaction.
+//!
+//! Every write runs through [`Admin::write`], which also keeps two invariants whatever the change: only a
+//! caller holding `S` can make someone a superuser (`stk=S`), and no write leaves zero superusers. Writers
+//! that could change who holds `S` are serialised on the `stk=S` claim row (SQLite serialises all writers).
+
+mod entities;
+mod users;
+
+use std::collections::HashSet;
+
+use diesel::RunQueryDsl;
+
+use crate::api_types::PageQuery;
+use crate::config::PolicyConfig;
+use crate::db::catalog::{self, Page};
+use crate::db::{DbConn, DbError};
+use crate::routes::auth::Bearer;
+use crate::services::passwords::HashError;
+use crate::state::AppState;
+
+pub use entities::*;
+pub use users::*;
+
+/// What a caller wants to touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    Users,
+    Groups,
+    Claims,
+    Totals,
+    /// Signing keys and the audit trail: superusers and read-all.
+    Operations,
+}
+
+/// Why an admin request failed; each maps to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// 403: the token lacks the letter, or a policy forbids the change. `code` says which.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// 404: no such entity.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: a unique value is taken, or the change would leave no superuser.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 400: bad input.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("database unavailable")]
+    Unavailable,
+    #[error("busy")]
+    Busy,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AdminError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        AdminError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        AdminError::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DbError> for AdminError {
+    fn from(e: DbError) -> Self {
+        if e.is_unique_violation() {
+            return AdminError::Conflict {
+                code: "conflict",
+                message: "a unique value (username, email, name, or claim short_name and value) is already taken"
+                    .into(),
+            };
+        }
+        match e {
+            DbError::Unavailable(_) => AdminError::Unavailable,
+            other => AdminError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AdminError {
+    fn from(e: diesel::result::Error) -> Self {
+        AdminError::from(DbError::Query(e))
+    }
+}
+
+impl From<HashError> for AdminError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => AdminError::Busy,
+            other => AdminError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The caller of an admin request: their `stk` letters.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    letters: HashSet<String>,
+}
+
+impl Caller {
+    pub fn new(bearer: &Bearer) -> Self {
+        Caller {
+            letters: bearer.stk().filter(|l| !l.is_empty()).map(str::to_string).collect(),
+        }
+    }
+
+    fn has(&self, letter: &str) -> bool {
+        self.letters.contains(letter)
+    }
+
+    pub fn is_superuser(&self) -> bool {
+        self.has("S")
+    }
+
+    /// Stoke's matrix: `S` everything, `s` read all, `u`/`U` users, `g`/`G` groups and links, `c`/`C` claims;
+    /// writers may read what they attach (`U` reads groups, `G` and `U` read claims).
+    pub fn may(&self, area: Area, write: bool) -> bool {
+        if self.is_superuser() {
+            return true;
+        }
+        let any = |letters: &[&str]| letters.iter().any(|l| self.has(l));
+        match (area, write) {
+            (Area::Users, false) => any(&["s", "u", "U"]),
+            (Area::Users, true) => any(&["U"]),
+            (Area::Groups, false) => any(&["s", "g", "G", "U"]),
+            (Area::Groups, true) => any(&["G"]),
+            (Area::Claims, false) => any(&["s", "c", "C", "G", "U"]),
+            (Area::Claims, true) => any(&["C"]),
+            (Area::Totals, _) => any(&["s", "u", "U", "g", "G", "c", "C"]),
+            (Area::Operations, false) => any(&["s"]),
+            (Area::Operations, true) => false,
+        }
+    }
+
+    pub fn require(&self, area: Area, write: bool) -> Result<(), AdminError> {
+        if self.may(area, write) {
+            Ok(())
+        } else {
+            Err(AdminError::forbidden(
+                "forbidden",
+                "the token's stk claim does not allow this",
+            ))
+        }
+    }
+}
+
+/// The policies of `users.policy_config`, as seen by one caller.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    config: PolicyConfig,
+    overrides: bool,
+}
+
+impl Policy {
+    fn new(config: &PolicyConfig, caller: &Caller) -> Self {
+        Policy {
+            config: config.clone(),
+            overrides: config.allow_superuser_override && caller.is_superuser(),
+        }
+    }
+
+    fn check(&self, list: &[String], name: &str, what: &str) -> Result<(), AdminError> {
+        if !self.overrides && list.iter().any(|p| p == name) {
+            return Err(AdminError::forbidden(
+                "protected",
+                format!("{what} {name:?} is protected by policy"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn user(&self, username: &str) -> Result<(), AdminError> {
+        self.check(&self.config.protected_users, username, "user")
+    }
+
+    pub fn group(&self, name: &str) -> Result<(), AdminError> {
+        self.check(&self.config.protected_groups, name, "claim group")
+    }
+
+    pub fn claim(&self, short_name: &str) -> Result<(), AdminError> {
+        self.check(&self.config.protected_claims, short_name, "claim")
+    }
+}
+
+/// Validates `?page&itemsPerPage` (page ≥ 1, 1–255 items, default 30).
+pub fn page(q: &PageQuery) -> Result<Page, AdminError> {
+    let page = q.page.unwrap_or(1);
+    let items = q.items_per_page.unwrap_or(30);
+    if page < 1 {
+        return Err(AdminError::invalid("invalid_query", "page must be at least 1"));
+    }
+    if !(1..=255).contains(&items) {
+        return Err(AdminError::invalid(
+            "invalid_query",
+            "itemsPerPage must be between 1 and 255",
+        ));
+    }
+    Ok(Page {
+        offset: (page - 1).saturating_mul(items),
+        limit: items,
+    })
+}
+
+/// Reads on the blocking pool, after the permission check.
+pub async fn read<T, F>(state: &AppState, caller: &Caller, area: Area, f: F) -> Result<T, AdminError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, AdminError> + Send + 'static,
+    T: Send + 'static,
+{
+    caller.require(area, false)?;
+    state.db.run(f).await
+}
+
+/// Runs one admin write: permission, read-only mode, then `f` in a write transaction with the superuser
+/// invariants checked before it commits.
+pub async fn write<T, F>(state: &AppState, caller: &Caller, area: Area, f: F) -> Result<T, AdminError>
+where
+    F: FnOnce(&mut DbConn, &Policy, i64) -> Result<T, AdminError> + Send + 'static,
+    T: Send + 'static,
+{
+    caller.require(area, true)?;
+    if state.config.users.policy_config.read_only_mode {
+        return Err(AdminError::forbidden("read_only", "the server is in read-only mode"));
+    }
+    let policy = Policy::new(&state.config.users.policy_config, caller);
+    let is_super = caller.is_superuser();
+    let now = state.clock.now();
+    state
+        .db
+        .write(move |c| {
+            lock_superusers(c)?;
+            let before = catalog::superusers(c)?;
+            let out = f(c, &policy, now)?;
+            let after = catalog::superusers(c)?;
+            if after.is_empty() && !before.is_empty() {
+                return Err(AdminError::Conflict {
+                    code: "last_superuser",
+                    message: "this change would leave no user holding stk=S".into(),
+                });
+            }
+            if !is_super && after.iter().any(|u| !before.contains(u)) {
+                return Err(AdminError::forbidden(
+                    "superuser_required",
+                    "only a superuser (stk=S) can make another user a superuser",
+                ));
+            }
+            Ok(out)
+        })
+        .await
+}
+
+/// Serialises writers that may change who holds `stk=S` (PostgreSQL and MySQL; SQLite has one writer).
+fn lock_superusers(c: &mut DbConn) -> Result<(), AdminError> {
+    if !matches!(c, DbConn::Sqlite(_)) {
+        diesel::sql_query("SELECT id FROM claims WHERE short_name = 'stk' AND value = 'S' FOR UPDATE").execute(c)?;
+    }
+    Ok(())
+}
+
+/// Checks a text field: present when required, at most `max` characters, no control characters.
+pub fn text(field: &str, value: &str, max: usize, required: bool) -> Result<(), AdminError> {
+    if required && value.trim().is_empty() {
+        return Err(AdminError::invalid(
+            "invalid_field",
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(AdminError::invalid(
+            "invalid_field",
+            format!("{field} is longer than {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(AdminError::invalid(
+            "invalid_field",
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses ids that do not exist.
+pub fn existing(c: &mut DbConn, kind: catalog::Kind, field: &str, ids: &[i64]) -> Result<(), AdminError> {
+    let missing = catalog::missing(c, kind, ids)?;
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(AdminError::invalid(
+            "unknown_reference",
+            format!("{field}: no such id {missing:?}"),
+        ))
+    }
+}
+
+/// The elements of `old` and `new` that are not in both.
+pub fn changed(old: &[i64], new: &[i64]) -> Vec<i64> {
+    let mut out: Vec<i64> = old
+        .iter()
+        .filter(|x| !new.contains(x))
+        .chain(new.iter().filter(|x| !old.contains(x)))
+        .copied()
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Sorted, without duplicates.
+pub fn dedup(ids: &[i64]) -> Vec<i64> {
+    let mut v = ids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v
+}

@@ -1,0 +1,205 @@
+//! Users: profile edits, local users and their passwords, sessions.
+
+use crate::api_types::{LocalUserCreate, LocalUserPassword, Session, User, UserInput, rfc3339};
+use crate::crypto::password::Verdict;
+use crate::db::catalog::{self, Kind};
+use crate::db::refresh::{self as refresh_db, FamilyRow};
+use crate::db::users::{self, UserRow};
+use crate::db::{DbConn, new_id};
+use crate::state::AppState;
+
+use super::{AdminError, Area, Caller, Policy, changed, dedup, existing, text, write};
+
+pub fn user_dto(u: UserRow) -> User {
+    User {
+        id: u.id,
+        fname: u.fname,
+        lname: u.lname,
+        source: u.source,
+        email: u.email.unwrap_or_default(),
+        username: u.username,
+        created_at: rfc3339(u.created_at),
+    }
+}
+
+pub fn session_dto(f: FamilyRow) -> Session {
+    Session {
+        id: f.id,
+        created_at: rfc3339(f.created_at),
+        last_used_at: rfc3339(f.last_used_at),
+        expires_at: rfc3339(f.expires_at),
+        refresh_count: f.refresh_count,
+        revoked_at: f.revoked_at.map(rfc3339),
+        revoked_reason: f.revoked_reason,
+    }
+}
+
+fn not_found(id: i64) -> AdminError {
+    AdminError::NotFound(format!("no user with id {id}"))
+}
+
+/// A plausible email address: one `@`, something on each side, no spaces or control characters.
+pub fn check_email(email: &str) -> Result<(), AdminError> {
+    text("email", email, 255, false)?;
+    if email.is_empty() {
+        return Ok(());
+    }
+    let parts: Vec<&str> = email.split('@').collect();
+    let ok = parts.len() == 2 && !parts[0].is_empty() && parts[1].contains('.') && !email.contains(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::invalid(
+            "invalid_field",
+            format!("email {email:?} is not an address"),
+        ))
+    }
+}
+
+fn check_user(u: &UserRow) -> Result<(), AdminError> {
+    text("username", &u.username, 255, true)?;
+    text("fname", &u.fname, 255, false)?;
+    text("lname", &u.lname, 255, false)?;
+    text("source", &u.source, 64, true)?;
+    check_email(u.email.as_deref().unwrap_or(""))
+}
+
+/// Sets the given fields; a given `claim_groups` replaces the user's groups.
+pub fn update_user(c: &mut DbConn, policy: &Policy, now: i64, id: i64, input: UserInput) -> Result<User, AdminError> {
+    let mut row = users::find(c, id)?.ok_or_else(|| not_found(id))?;
+    policy.user(&row.username)?;
+    if let Some(v) = input.fname {
+        row.fname = v;
+    }
+    if let Some(v) = input.lname {
+        row.lname = v;
+    }
+    if let Some(v) = input.source {
+        row.source = v;
+    }
+    if let Some(v) = input.email {
+        row.email = Some(v).filter(|e| !e.is_empty());
+    }
+    if let Some(v) = input.username {
+        row.username = v;
+    }
+    check_user(&row)?;
+    users::update_profile(c, &row, now)?;
+    if let Some(groups) = input.claim_groups {
+        let groups = dedup(&groups);
+        existing(c, Kind::Group, "claim_groups", &groups)?;
+        let old = catalog::user_group_ids(c, id)?;
+        for name in catalog::policy_names(c, Kind::Group, &changed(&old, &groups))? {
+            policy.group(&name)?;
+        }
+        catalog::set_user_groups(c, id, &groups)?;
+    }
+    Ok(user_dto(row))
+}
+
+/// Deletes a user; their memberships and sessions go with them.
+pub fn delete_user(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+    let row = users::find(c, id)?.ok_or_else(|| not_found(id))?;
+    policy.user(&row.username)?;
+    users::delete(c, id)?;
+    Ok(())
+}
+
+fn check_password(state: &AppState, password: &str) -> Result<(), AdminError> {
+    if state.passwords.too_long(password) {
+        return Err(AdminError::invalid("password_too_long", "the password is too long"));
+    }
+    if password.chars().count() < state.config.security.min_password_length {
+        return Err(AdminError::invalid(
+            "weak_password",
+            format!(
+                "the password needs at least {} characters",
+                state.config.security.min_password_length
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a local user (Stoke's `POST /admin/localuser`).
+pub async fn create_local_user(state: &AppState, caller: &Caller, input: LocalUserCreate) -> Result<User, AdminError> {
+    caller.require(Area::Users, true)?;
+    let now = state.clock.now();
+    let mut row = UserRow {
+        id: new_id(),
+        username: input.username,
+        email: Some(input.email).filter(|e| !e.is_empty()),
+        fname: input.fname,
+        lname: input.lname,
+        source: "LOCAL".into(),
+        password_hash: None,
+        password_salt: None,
+        created_at: now,
+        updated_at: now,
+        version: 0,
+    };
+    check_user(&row)?;
+    check_password(state, &input.password)?;
+    row.password_hash = Some(state.passwords.hash(input.password).await?);
+    write(state, caller, Area::Users, move |c, policy, _| {
+        policy.user(&row.username)?;
+        users::insert(c, &row)?;
+        Ok(user_dto(row))
+    })
+    .await
+}
+
+/// Sets a local user's password (Stoke's `PATCH /admin/localuser`): the old one must match unless `force`.
+/// Every session of the user is revoked.
+pub async fn set_local_password(state: &AppState, caller: &Caller, input: LocalUserPassword) -> Result<(), AdminError> {
+    caller.require(Area::Users, true)?;
+    check_password(state, &input.new_password)?;
+    let username = input.username.clone();
+    let user = state
+        .db
+        .run(move |c| users::find_by_username(c, &username).map_err(AdminError::from))
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no user named {:?}", input.username)))?;
+    if !input.force {
+        let old = input.old_password.clone().unwrap_or_default();
+        let verdict = state
+            .passwords
+            .verify(old, Some((user.password_hash.clone(), user.password_salt.clone())))
+            .await?;
+        if verdict == Verdict::Wrong {
+            return Err(AdminError::invalid("wrong_password", "oldPassword does not match"));
+        }
+    }
+    let phc = state.passwords.hash(input.new_password).await?;
+    write(state, caller, Area::Users, move |c, policy, now| {
+        policy.user(&user.username)?;
+        users::set_password(c, user.id, &phc, now)?;
+        refresh_db::revoke_user_families(c, user.id, "password_changed", now)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Revokes one session of a user, or all of them (`family: None`). Returns how many were revoked.
+pub async fn revoke_sessions(
+    state: &AppState,
+    caller: &Caller,
+    user: i64,
+    family: Option<String>,
+) -> Result<usize, AdminError> {
+    write(state, caller, Area::Users, move |c, policy, now| {
+        let row = users::find(c, user)?.ok_or_else(|| not_found(user))?;
+        policy.user(&row.username)?;
+        match family {
+            None => Ok(refresh_db::revoke_user_families(c, user, "admin", now)?),
+            Some(id) => {
+                let sessions = catalog::sessions_of(c, user)?;
+                if !sessions.iter().any(|s| s.id == id) {
+                    return Err(AdminError::NotFound(format!("user {user} has no session {id:?}")));
+                }
+                Ok(usize::from(refresh_db::revoke_family(c, &id, "admin", now)?))
+            }
+        }
+    })
+    .await
+}

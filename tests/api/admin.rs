@@ -1,0 +1,653 @@
+//! /api/admin: the authorization matrix, CRUD, policies, superuser invariants and concurrency.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::db_test;
+use crate::helpers::{TestApp, TestDb, spawn_app_with};
+
+pub const PASSWORD: &str = "password1";
+const LETTERS: [&str; 9] = ["c", "C", "u", "U", "g", "G", "s", "m", "S"];
+
+/// A dbinit file with one user per admin letter (`user_X` in group `L_X`), `user_none` with no group,
+/// `user_sU` holding s and U, a second superuser, and a plain group `Crew`.
+fn admin_dbinit(dir: &std::path::Path, hash_cfg: &tessera::config::PasswordHashConfig) -> std::path::PathBuf {
+    let phc = tessera::crypto::password::Hasher::new(hash_cfg)
+        .unwrap()
+        .hash(PASSWORD)
+        .unwrap();
+    let mut claims = String::new();
+    let mut groups = String::new();
+    let mut users = String::new();
+    for l in LETTERS {
+        claims.push_str(&format!("  - claim: \"Admin {l},,stk,{l}\"\n"));
+        groups.push_str(&format!("  - {{ name: \"L_{l}\", claims: [\"Admin {l}\"] }}\n"));
+        users.push_str(&format!(
+            "  - {{ username: \"user_{l}\", password_hash: \"{phc}\", groups: [\"L_{l}\"] }}\n"
+        ));
+    }
+    users.push_str(&format!(
+        "  - {{ username: user_none, email: none@example.com, password_hash: \"{phc}\" }}\n"
+    ));
+    users.push_str(&format!(
+        "  - {{ username: user_sU, password_hash: \"{phc}\", groups: [L_s, L_U] }}\n"
+    ));
+    users.push_str(&format!(
+        "  - {{ username: user_S2, password_hash: \"{phc}\", groups: [L_S] }}\n"
+    ));
+    claims.push_str("  - claim: \"Ship Access,,ship,acc\"\n");
+    groups.push_str("  - { name: Crew, claims: [\"Ship Access\"] }\n");
+    let path = dir.join("admin-dbinit.yaml");
+    std::fs::write(&path, format!("claims:\n{claims}groups:\n{groups}users:\n{users}")).unwrap();
+    path
+}
+
+pub async fn admin_app(db: TestDb, tweak: impl FnOnce(&mut tessera::config::Config)) -> Option<TestApp> {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::helpers::test_config("sqlite://unused");
+    let file = admin_dbinit(dir.path(), &cfg.security.password_hash);
+    let app = spawn_app_with(db, tweak, Some(file)).await;
+    drop(dir);
+    app
+}
+
+/// One request; the returned future borrows nothing, so several can run at once.
+pub fn call(
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> impl std::future::Future<Output = reqwest::Response> + use<> {
+    let mut req = app.client.request(method, app.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    async move { req.send().await.unwrap() }
+}
+
+async fn token(app: &TestApp, user: &str) -> String {
+    app.login_ok(user, PASSWORD).await.0
+}
+
+async fn id_of(app: &TestApp, admin: &str, list: &str, field: &str, value: &str) -> i64 {
+    let all: Vec<Value> = call(
+        app,
+        Some(admin),
+        Method::GET,
+        &format!("/api/admin/{list}?itemsPerPage=255"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    all.iter()
+        .find(|e| e[field] == value)
+        .unwrap_or_else(|| panic!("no {list} with {field}={value}"))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Which letters may use each route (besides S).
+fn matrix() -> Vec<(Method, &'static str, Option<Value>, &'static [&'static str])> {
+    const USERS_R: &[&str] = &["s", "u", "U"];
+    const USERS_W: &[&str] = &["U"];
+    const GROUPS_R: &[&str] = &["s", "g", "G", "U"];
+    const GROUPS_W: &[&str] = &["G"];
+    const CLAIMS_R: &[&str] = &["s", "c", "C", "G", "U"];
+    const CLAIMS_W: &[&str] = &["C"];
+    const TOTALS: &[&str] = &["s", "u", "U", "g", "G", "c", "C"];
+    vec![
+        (Method::GET, "/api/admin/users", None, USERS_R),
+        (Method::GET, "/api/admin/users/999999999", None, USERS_R),
+        (Method::GET, "/api/admin/users/999999999/claim-groups", None, USERS_R),
+        (Method::GET, "/api/admin/users/999999999/sessions", None, USERS_R),
+        (
+            Method::PATCH,
+            "/api/admin/users/999999999",
+            Some(json!({"fname": "x"})),
+            USERS_W,
+        ),
+        (Method::DELETE, "/api/admin/users/999999999", None, USERS_W),
+        (Method::DELETE, "/api/admin/users/999999999/sessions", None, USERS_W),
+        (
+            Method::POST,
+            "/api/admin/localuser",
+            Some(json!({"fname": "", "lname": "", "username": "", "email": "", "password": ""})),
+            USERS_W,
+        ),
+        (
+            Method::PATCH,
+            "/api/admin/localuser",
+            Some(json!({"username": "nobody", "newPassword": "long enough pw", "force": true})),
+            USERS_W,
+        ),
+        (Method::GET, "/api/admin/totals", None, TOTALS),
+        (Method::GET, "/api/admin/claim-groups", None, GROUPS_R),
+        (Method::GET, "/api/admin/claim-groups/999999999", None, GROUPS_R),
+        (Method::GET, "/api/admin/claim-groups/999999999/claims", None, GROUPS_R),
+        (Method::GET, "/api/admin/claim-groups/999999999/users", None, GROUPS_R),
+        (
+            Method::GET,
+            "/api/admin/claim-groups/999999999/group-links",
+            None,
+            GROUPS_R,
+        ),
+        (
+            Method::POST,
+            "/api/admin/claim-groups",
+            Some(json!({"name": ""})),
+            GROUPS_W,
+        ),
+        (
+            Method::PATCH,
+            "/api/admin/claim-groups/999999999",
+            Some(json!({"name": "x"})),
+            GROUPS_W,
+        ),
+        (Method::DELETE, "/api/admin/claim-groups/999999999", None, GROUPS_W),
+        (Method::GET, "/api/admin/group-links", None, GROUPS_R),
+        (Method::GET, "/api/admin/group-links/999999999", None, GROUPS_R),
+        (
+            Method::GET,
+            "/api/admin/group-links/999999999/claim-group",
+            None,
+            GROUPS_R,
+        ),
+        (
+            Method::POST,
+            "/api/admin/group-links",
+            Some(json!({"type": ""})),
+            GROUPS_W,
+        ),
+        (
+            Method::PATCH,
+            "/api/admin/group-links/999999999",
+            Some(json!({"type": "LDAP:"})),
+            GROUPS_W,
+        ),
+        (Method::DELETE, "/api/admin/group-links/999999999", None, GROUPS_W),
+        (Method::GET, "/api/admin/claims", None, CLAIMS_R),
+        (Method::GET, "/api/admin/claims/999999999", None, CLAIMS_R),
+        (Method::GET, "/api/admin/claims/999999999/claim-groups", None, CLAIMS_R),
+        (Method::POST, "/api/admin/claims", Some(json!({"name": ""})), CLAIMS_W),
+        (
+            Method::PATCH,
+            "/api/admin/claims/999999999",
+            Some(json!({"value": "x"})),
+            CLAIMS_W,
+        ),
+        (Method::DELETE, "/api/admin/claims/999999999", None, CLAIMS_W),
+    ]
+}
+
+db_test!(authorization_matrix, async |db| {
+    let app = admin_app(db, |_| {}).await.unwrap();
+    let mut tokens = vec![("none".to_string(), token(&app, "user_none").await)];
+    for l in LETTERS {
+        tokens.push((l.to_string(), token(&app, &format!("user_{l}")).await));
+    }
+    tokens.push(("s,U".to_string(), token(&app, "user_sU").await));
+    let mut failures = Vec::new();
+    for (method, path, body, allowed) in matrix() {
+        let anonymous = call(&app, None, method.clone(), path, body.clone())
+            .await
+            .status()
+            .as_u16();
+        if anonymous != 401 {
+            failures.push(format!("{method} {path} without a token: {anonymous}"));
+        }
+        for (letters, token) in &tokens {
+            let status = call(&app, Some(token), method.clone(), path, body.clone())
+                .await
+                .status()
+                .as_u16();
+            let may = letters.split(',').any(|l| l == "S" || allowed.contains(&l));
+            // Allowed calls get past authorization: 200, or 400/404 for the deliberately bad or missing input.
+            let ok = if may {
+                [200, 204, 400, 404].contains(&status)
+            } else {
+                status == 403
+            };
+            if !ok {
+                failures.push(format!("{method} {path} as [{letters}]: {status} (allowed: {may})"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+});
+
+db_test!(crud_edges_and_errors, async |db| {
+    let app = admin_app(db, |_| {}).await.unwrap();
+    let s = token(&app, "user_S").await;
+    let admin = |m: Method, p: &str, b: Option<Value>| call(&app, Some(&s), m, p, b);
+
+    let claim = admin(
+        Method::POST,
+        "/api/admin/claims",
+        Some(json!({"name": "Deck", "short_name": "deck", "value": "1", "description": "d"})),
+    )
+    .await;
+    assert_eq!(claim.status(), 200);
+    let claim: Value = claim.json().await.unwrap();
+    assert_eq!(
+        (claim["short_name"].as_str(), claim["value"].as_str()),
+        (Some("deck"), Some("1"))
+    );
+    let dup = admin(
+        Method::POST,
+        "/api/admin/claims",
+        Some(json!({"name": "Deck 2", "short_name": "deck", "value": "1"})),
+    )
+    .await;
+    assert_eq!(dup.status(), 409);
+    assert_eq!(dup.json::<Value>().await.unwrap()["error"], "conflict");
+
+    let none_id = id_of(&app, &s, "users", "username", "user_none").await;
+    let group = admin(
+        Method::POST,
+        "/api/admin/claim-groups",
+        Some(json!({"name": "Deckhands", "description": "", "claims": [claim["id"]], "users": [none_id]})),
+    )
+    .await;
+    assert_eq!(group.status(), 200);
+    let group: Value = group.json().await.unwrap();
+    let gid = group["id"].as_i64().unwrap();
+    let (t, _) = app.login_ok("user_none", PASSWORD).await;
+    assert_eq!(crate::helpers::claims_of(&t)["deck"], "1");
+
+    let link = admin(
+        Method::POST,
+        "/api/admin/group-links",
+        Some(json!({"type": "LDAP:corp", "resource_spec": "deckhands", "claim_group": gid})),
+    )
+    .await;
+    let link: Value = link.json().await.unwrap();
+    assert_eq!(link["type"], "LDAP:corp");
+    let owner: Value = admin(
+        Method::GET,
+        &format!("/api/admin/group-links/{}/claim-group", link["id"]),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(owner["name"], "Deckhands");
+    let links: Vec<Value> = admin(Method::GET, &format!("/api/admin/claim-groups/{gid}/group-links"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(links.len(), 1);
+    let members: Vec<Value> = admin(Method::GET, &format!("/api/admin/claim-groups/{gid}/users"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(members[0]["username"], "user_none");
+    assert_eq!(members[0]["email"], "none@example.com");
+    assert!(members[0]["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // PATCH replaces an edge array wholesale.
+    let patched = admin(
+        Method::PATCH,
+        &format!("/api/admin/claim-groups/{gid}"),
+        Some(json!({"users": [], "description": "empty"})),
+    )
+    .await;
+    assert_eq!(patched.json::<Value>().await.unwrap()["description"], "empty");
+    let groups: Vec<Value> = admin(Method::GET, &format!("/api/admin/users/{none_id}/claim-groups"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(groups.is_empty());
+
+    let totals: Value = admin(Method::GET, "/api/admin/totals", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(totals["users"].as_i64().unwrap() >= 12 && totals["claims"].as_i64().unwrap() >= 11);
+
+    // Paging.
+    let page: Vec<Value> = admin(Method::GET, "/api/admin/users?page=2&itemsPerPage=5", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 5);
+    for bad in ["page=0", "itemsPerPage=0", "itemsPerPage=256", "page=x"] {
+        let resp = admin(Method::GET, &format!("/api/admin/users?{bad}"), None).await;
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+    // Bad input and missing ids.
+    let cases = [
+        (
+            Method::POST,
+            "/api/admin/claims".to_string(),
+            json!({"name": "", "short_name": "x"}),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/admin/claim-groups".to_string(),
+            json!({"name": "G", "users": [1]}),
+            400,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/admin/users/{none_id}"),
+            json!({"email": "a@b@c"}),
+            400,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/admin/users/{none_id}"),
+            json!({"username": "user_S"}),
+            409,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/admin/users/{none_id}"),
+            json!({"fname": "a\u{0}b"}),
+            400,
+        ),
+        (
+            Method::PATCH,
+            "/api/admin/claims/123".to_string(),
+            json!({"value": "v"}),
+            404,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/admin/users/{none_id}"),
+            json!({"claim_groups": "nope"}),
+            400,
+        ),
+    ];
+    for (m, p, b, status) in cases {
+        let resp = admin(m.clone(), &p, Some(b.clone())).await;
+        assert_eq!(resp.status().as_u16(), status, "{m} {p} {b}");
+        assert!(resp.json::<Value>().await.unwrap()["error"].is_string());
+    }
+    let bad_id = admin(Method::GET, "/api/admin/users/abc", None).await;
+    assert_eq!(bad_id.status(), 400);
+
+    // DELETE answers 204, then 404.
+    let del = admin(Method::DELETE, &format!("/api/admin/claim-groups/{gid}"), None).await;
+    assert_eq!(del.status(), 204);
+    assert_eq!(
+        admin(Method::GET, &format!("/api/admin/claim-groups/{gid}"), None)
+            .await
+            .status(),
+        404
+    );
+});
+
+db_test!(policies_and_superuser_invariants, async |db| {
+    let app = admin_app(db, |c| {
+        c.users.policy_config.protected_users = vec!["user_none".into()];
+        c.users.policy_config.protected_claims = vec!["ship".into()];
+    })
+    .await
+    .unwrap();
+    let s = token(&app, "user_S").await;
+    let u = token(&app, "user_U").await;
+    let none_id = id_of(&app, &s, "users", "username", "user_none").await;
+    let resp = call(
+        &app,
+        Some(&u),
+        Method::PATCH,
+        &format!("/api/admin/users/{none_id}"),
+        Some(json!({"fname": "x"})),
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "protected");
+    let resp = call(
+        &app,
+        Some(&s),
+        Method::PATCH,
+        &format!("/api/admin/users/{none_id}"),
+        Some(json!({"fname": "x"})),
+    )
+    .await;
+    assert_eq!(resp.status(), 403, "no override unless allow_superuser_override");
+    let ship = id_of(&app, &s, "claims", "short_name", "ship").await;
+    let resp = call(
+        &app,
+        Some(&s),
+        Method::DELETE,
+        &format!("/api/admin/claims/{ship}"),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+
+    // Only S may make a superuser.
+    let admins = id_of(&app, &s, "claim-groups", "name", "L_S").await;
+    let g_id = id_of(&app, &s, "users", "username", "user_g").await;
+    let resp = call(
+        &app,
+        Some(&u),
+        Method::PATCH,
+        &format!("/api/admin/users/{g_id}"),
+        Some(json!({"claim_groups": [admins]})),
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "superuser_required");
+    let resp = call(
+        &app,
+        Some(&s),
+        Method::PATCH,
+        &format!("/api/admin/users/{g_id}"),
+        Some(json!({"claim_groups": [admins]})),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+
+    // Emptying the superuser group would leave nobody with stk=S.
+    let resp = call(
+        &app,
+        Some(&s),
+        Method::PATCH,
+        &format!("/api/admin/claim-groups/{admins}"),
+        Some(json!({"users": []})),
+    )
+    .await;
+    assert_eq!(resp.status(), 409);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "last_superuser");
+});
+
+db_test!(read_only_mode_refuses_writes, async |db| {
+    let app = admin_app(db, |c| c.users.policy_config.read_only_mode = true)
+        .await
+        .unwrap();
+    let s = token(&app, "user_S").await;
+    let resp = call(
+        &app,
+        Some(&s),
+        Method::POST,
+        "/api/admin/claims",
+        Some(json!({"name": "n", "short_name": "n", "value": "v"})),
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "read_only");
+    assert_eq!(
+        call(&app, Some(&s), Method::GET, "/api/admin/claims", None)
+            .await
+            .status(),
+        200
+    );
+});
+
+db_test!(local_users_passwords_and_sessions, async |db| {
+    let app = admin_app(db, |_| {}).await.unwrap();
+    let u = token(&app, "user_U").await;
+    let create = call(&app, Some(&u), Method::POST, "/api/admin/localuser",
+        Some(json!({"fname": "Ann", "lname": "Lee", "username": "ann", "email": "ann@example.com", "password": "first password"}))).await;
+    assert_eq!(create.status(), 200);
+    let ann: Value = create.json().await.unwrap();
+    assert_eq!(
+        (ann["source"].as_str(), ann["username"].as_str()),
+        (Some("LOCAL"), Some("ann"))
+    );
+    let (_, refresh) = app.login_ok("ann", "first password").await;
+    let weak = call(
+        &app,
+        Some(&u),
+        Method::POST,
+        "/api/admin/localuser",
+        Some(json!({"fname": "", "lname": "", "username": "bob", "email": "", "password": "short"})),
+    )
+    .await;
+    assert_eq!(weak.json::<Value>().await.unwrap()["error"], "weak_password");
+
+    let wrong = call(
+        &app,
+        Some(&u),
+        Method::PATCH,
+        "/api/admin/localuser",
+        Some(json!({"username": "ann", "oldPassword": "nope", "newPassword": "second password"})),
+    )
+    .await;
+    assert_eq!(wrong.status(), 400);
+    let ok = call(
+        &app,
+        Some(&u),
+        Method::PATCH,
+        "/api/admin/localuser",
+        Some(json!({"username": "ann", "oldPassword": "first password", "newPassword": "second password"})),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(app.login("ann", "first password").await.status(), 401);
+    assert_eq!(
+        app.refresh(&refresh).await.status(),
+        401,
+        "a password change revokes sessions"
+    );
+
+    let (_, refresh) = app.login_ok("ann", "second password").await;
+    let id = ann["id"].as_i64().unwrap();
+    let sessions: Vec<Value> = call(
+        &app,
+        Some(&u),
+        Method::GET,
+        &format!("/api/admin/users/{id}/sessions"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let live: Vec<&Value> = sessions.iter().filter(|s| s["revoked_at"].is_null()).collect();
+    assert_eq!(live.len(), 1);
+    let sid = live[0]["id"].as_str().unwrap();
+    let resp = call(
+        &app,
+        Some(&u),
+        Method::DELETE,
+        &format!("/api/admin/users/{id}/sessions/{sid}"),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.refresh(&refresh).await.status(), 401);
+    let resp = call(
+        &app,
+        Some(&u),
+        Method::DELETE,
+        &format!("/api/admin/users/{id}/sessions/nope"),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+});
+
+db_test!(parallel_patches_lose_nothing_and_superusers_survive, async |db| {
+    let app = admin_app(db, |c| c.database.max_connections = 8).await.unwrap();
+    let s = token(&app, "user_S").await;
+    let none_id = id_of(&app, &s, "users", "username", "user_none").await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let (client, url, s) = (
+                app.client.clone(),
+                app.url(&format!("/api/admin/users/{none_id}")),
+                s.clone(),
+            );
+            tokio::spawn(async move {
+                client
+                    .patch(url)
+                    .bearer_auth(s)
+                    .json(&json!({"lname": format!("v{i}")}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let version: i64 = {
+        use diesel::prelude::*;
+        use tessera::db::schema::users;
+        users::table
+            .find(none_id)
+            .select(users::version)
+            .first(&mut *app.state.db.get().unwrap())
+            .unwrap()
+    };
+    assert_eq!(version, 50, "every acknowledged update was applied");
+
+    // Two superusers remove each other's superuser group at the same time: one must fail.
+    let s2 = token(&app, "user_S2").await;
+    let (id1, id2) = (
+        id_of(&app, &s, "users", "username", "user_S").await,
+        id_of(&app, &s, "users", "username", "user_S2").await,
+    );
+    let a = call(
+        &app,
+        Some(&s),
+        Method::PATCH,
+        &format!("/api/admin/users/{id2}"),
+        Some(json!({"claim_groups": []})),
+    );
+    let b = call(
+        &app,
+        Some(&s2),
+        Method::PATCH,
+        &format!("/api/admin/users/{id1}"),
+        Some(json!({"claim_groups": []})),
+    );
+    let (a, b) = tokio::join!(a, b);
+    let statuses = [a.status().as_u16(), b.status().as_u16()];
+    assert!(statuses.contains(&409) || statuses.contains(&401), "{statuses:?}");
+    let left = {
+        use tessera::db::catalog::superusers;
+        superusers(&mut app.state.db.get().unwrap()).unwrap()
+    };
+    assert!(!left.is_empty(), "somebody still holds stk=S");
+});
+
+#[tokio::test]
+async fn capabilities_totals_for_sqlite_only_smoke() {
+    let app = admin_app(TestDb::Sqlite, |_| {}).await.unwrap();
+    let m = token(&app, "user_m").await;
+    assert_eq!(
+        call(&app, Some(&m), Method::GET, "/api/admin/totals", None)
+            .await
+            .status(),
+        403
+    );
+}
