@@ -74,7 +74,7 @@ impl From<r2d2::PoolError> for DbError {
 }
 
 /// Opens connections of one backend, never by trial: the backend was decided from the configuration.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Manager {
     backend: Backend,
     url: String,
@@ -134,7 +134,17 @@ pub struct Db {
     backend: Backend,
     /// SQLite has one writer at a time. Writers of this process queue here instead of in SQLite's busy
     /// handler, which sleeps in coarse steps and collapses throughput under contention.
-    writer: Option<Arc<Mutex<()>>>,
+    writer: Option<Writer>,
+}
+
+/// How SQLite writes are serialised in this process.
+#[derive(Clone)]
+enum Writer {
+    /// One connection kept for writes: its page cache stays warm (a pooled connection must drop its cache
+    /// whenever another connection has written).
+    Dedicated(Arc<Mutex<DbConn>>),
+    /// Take turns on a pooled connection (a shared in-memory database, which must not get a second one).
+    Turn(Arc<Mutex<()>>),
 }
 
 pub type PooledConn = PooledConnection<Manager>;
@@ -162,9 +172,16 @@ impl Db {
             .min_idle(Some(1))
             .connection_timeout(cfg.connect_timeout.as_duration().max(Duration::from_millis(100)))
             .test_on_check_out(backend != Backend::Sqlite)
-            .build(manager)
+            .build(manager.clone())
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
-        let writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let writer = match backend {
+            Backend::Sqlite if memory => Some(Writer::Turn(Arc::new(Mutex::new(())))),
+            Backend::Sqlite => {
+                let conn = manager.connect().map_err(|e| DbError::Unavailable(e.to_string()))?;
+                Some(Writer::Dedicated(Arc::new(Mutex::new(conn))))
+            }
+            _ => None,
+        };
         Ok(Db { pool, backend, writer })
     }
 
@@ -203,13 +220,27 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let writer = self.writer.clone();
-        self.run(move |conn| {
-            // The connection first, then the lock: a lock holder never waits for the pool.
-            let _turn = writer.as_ref().map(|w| w.lock().unwrap_or_else(|p| p.into_inner()));
-            write_transaction(conn, f)
-        })
-        .await
+        match self.writer.clone() {
+            Some(Writer::Dedicated(conn)) => {
+                let result = tokio::task::spawn_blocking(move || {
+                    let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                    write_transaction(&mut conn, f)
+                })
+                .await;
+                result.unwrap_or_else(|e| Err(E::from(DbError::Unavailable(format!("database task failed: {e}")))))
+            }
+            turn => {
+                self.run(move |conn| {
+                    // The connection first, then the lock: a lock holder never waits for the pool.
+                    let _turn = match &turn {
+                        Some(Writer::Turn(t)) => Some(t.lock().unwrap_or_else(|p| p.into_inner())),
+                        _ => None,
+                    };
+                    write_transaction(conn, f)
+                })
+                .await
+            }
+        }
     }
 
     /// Connections in use and idle, for `/metrics`.

@@ -77,15 +77,23 @@ pub fn claim_rotation(conn: &mut DbConn, old: &str, successor: &str, sealed: &st
     Ok(n == 1)
 }
 
-/// Counts a refresh on the family.
-pub fn touch_family(conn: &mut DbConn, family_id: &str, now: i64) -> Result<(), DbError> {
-    diesel::update(refresh_families::table.find(family_id))
-        .set((
-            refresh_families::refresh_count.eq(refresh_families::refresh_count + 1),
-            refresh_families::last_used_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(())
+/// Counts a refresh on a live family; `false` when it is revoked or at `limit` (0: no limit).
+pub fn touch_family(conn: &mut DbConn, family_id: &str, now: i64, limit: i64) -> Result<bool, DbError> {
+    let live = refresh_families::table
+        .find(family_id)
+        .filter(refresh_families::revoked_at.is_null());
+    let set = (
+        refresh_families::refresh_count.eq(refresh_families::refresh_count + 1),
+        refresh_families::last_used_at.eq(now),
+    );
+    let n = if limit > 0 {
+        diesel::update(live.filter(refresh_families::refresh_count.lt(limit)))
+            .set(set)
+            .execute(conn)?
+    } else {
+        diesel::update(live).set(set).execute(conn)?
+    };
+    Ok(n == 1)
 }
 
 /// Revokes one family; `false` when it was revoked already (or does not exist).

@@ -161,7 +161,7 @@ async fn upgrade_hash(state: &AppState, user: &users::UserRow, password: String)
     }
 }
 
-/// How one refresh attempt ended.
+/// How a refresh ended.
 enum Step {
     Issued(Pair),
     /// A replay within the grace: the successor already issued.
@@ -170,11 +170,25 @@ enum Step {
     Rejected(&'static str),
     /// A used token replayed after the grace: its family is now revoked.
     Reused,
-    /// Another request rotated this token between our read and our write; try again.
-    Raced,
 }
 
-/// Rotates a refresh token: one write transaction, exactly one winner among concurrent uses.
+/// What the read phase prepared for the write phase.
+enum Prepared {
+    Done(Step),
+    /// A successor, signed and sealed, to install if the presented token is still unused.
+    Rotate {
+        family: String,
+        new_hash: String,
+        sealed: String,
+        pair: Pair,
+    },
+    /// The token was used already: decide between the grace and reuse under the write lock.
+    Used,
+}
+
+/// Rotates a refresh token. Reading the session and signing happen first, outside any lock; the write
+/// transaction then only installs the successor if the presented token is still unused, so concurrent
+/// uses of one token get exactly one winner, and the critical section is three short statements.
 pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>) -> Result<Pair, AuthError> {
     let now = state.clock.now();
     let ring = state.keys.current();
@@ -187,18 +201,23 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
     }
     let settings = state.tokens.clone();
     let presented: Arc<str> = presented.into();
-    let mut step = Step::Raced;
-    // A lost race ends its transaction so that the retry reads the winner's commit.
-    for _ in 0..2 {
-        let (settings, ring, presented) = (settings.clone(), ring.clone(), presented.clone());
-        step = state
+    let hash: Arc<str> = tokens::refresh_hash(&presented).into();
+    let prepared = {
+        let (settings, hash, presented) = (settings.clone(), hash.clone(), presented.clone());
+        state
             .db
-            .write(move |c| rotate(c, &settings, &ring, &presented, now))
-            .await?;
-        if !matches!(step, Step::Raced) {
-            break;
+            .run(move |c| prepare_rotation(c, &settings, &ring, &presented, &hash, now))
+            .await?
+    };
+    let step = match prepared {
+        Prepared::Done(step) => step,
+        other => {
+            state
+                .db
+                .write(move |c| finish_rotation(c, &settings, other, &presented, &hash, now))
+                .await?
         }
-    }
+    };
     match step {
         Step::Issued(pair) | Step::Replayed(pair) => Ok(pair),
         Step::Rejected(why) => {
@@ -209,63 +228,104 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
             tracing::warn!("refresh token reuse detected; session revoked");
             Err(AuthError::Unauthorized)
         }
-        Step::Raced => Err(AuthError::Unauthorized),
     }
 }
 
-fn rotate(
+/// Checks the session and builds its successor, reading only.
+fn prepare_rotation(
     c: &mut DbConn,
     s: &TokenSettings,
     ring: &crate::services::keyring::RingState,
     presented: &str,
+    hash: &str,
+    now: i64,
+) -> Result<Prepared, AuthError> {
+    let Some((token, family)) = refresh_db::token_with_family(c, hash)? else {
+        return Ok(Prepared::Done(Step::Rejected("unknown")));
+    };
+    if let Some(why) = family_rejection(s, &family, now) {
+        return Ok(Prepared::Done(Step::Rejected(why)));
+    }
+    if token.used_at.is_some() {
+        return Ok(Prepared::Used);
+    }
+    let Some(user) = users::find(c, family.user_id)? else {
+        return Ok(Prepared::Done(Step::Rejected("user gone")));
+    };
+    let groups = tokens::group_claims(&users::claims_of(c, user.id)?);
+    let filter: Option<Vec<String>> = family
+        .filter_claims
+        .as_deref()
+        .and_then(|f| serde_json::from_str(f).ok());
+    let claims = tokens::build_claims(s, &user, groups, filter.as_deref(), family.refresh_count + 1, now);
+    let access = tokens::sign(ring, &claims, now)?;
+    let (refresh, new_hash) = tokens::new_refresh_token();
+    let pair = Pair { token: access, refresh };
+    let plain = serde_json::to_vec(&pair).map_err(|e| AuthError::Internal(e.to_string()))?;
+    let sealed = seal::seal(presented, &plain).ok_or_else(|| AuthError::Internal("sealing failed".into()))?;
+    Ok(Prepared::Rotate {
+        family: family.id,
+        new_hash,
+        sealed,
+        pair,
+    })
+}
+
+/// Why a session can no longer refresh, if it cannot.
+fn family_rejection(s: &TokenSettings, family: &FamilyRow, now: i64) -> Option<&'static str> {
+    if family.revoked_at.is_some() {
+        Some("revoked")
+    } else if family.expires_at <= now || family.last_used_at + s.idle_timeout <= now {
+        Some("expired")
+    } else if s.refresh_limit > 0 && family.refresh_count >= s.refresh_limit {
+        Some("limit")
+    } else {
+        None
+    }
+}
+
+/// The write phase, in one transaction.
+fn finish_rotation(
+    c: &mut DbConn,
+    s: &TokenSettings,
+    prepared: Prepared,
+    presented: &str,
+    hash: &str,
     now: i64,
 ) -> Result<Step, AuthError> {
-    let hash = tokens::refresh_hash(presented);
+    if let Prepared::Rotate {
+        family,
+        new_hash,
+        sealed,
+        pair,
+    } = prepared
     {
-        let c = &mut *c;
-        let Some((token, family)) = refresh_db::token_with_family(c, &hash)? else {
-            return Ok(Step::Rejected("unknown"));
-        };
-        if family.revoked_at.is_some() {
-            return Ok(Step::Rejected("revoked"));
-        }
-        if family.expires_at <= now || family.last_used_at + s.idle_timeout <= now {
-            return Ok(Step::Rejected("expired"));
-        }
-        if let Some(used_at) = token.used_at {
-            let within_grace = now - used_at <= s.reuse_grace;
-            let sealed = token.successor_sealed.as_deref().filter(|_| within_grace);
-            if let Some(pair) = sealed.and_then(|sealed| seal::open(presented, sealed)) {
-                if let Ok(pair) = serde_json::from_slice::<Pair>(&pair) {
-                    return Ok(Step::Replayed(pair));
-                }
+        if refresh_db::claim_rotation(c, hash, &new_hash, &sealed, now)? {
+            // The family may have been revoked (or refreshed to its limit) since the read: then roll back.
+            if !refresh_db::touch_family(c, &family, now, s.refresh_limit)? {
+                return Err(AuthError::Unauthorized);
             }
-            refresh_db::revoke_family(c, &family.id, "reuse", now)?;
-            return Ok(Step::Reused);
+            refresh_db::insert_token(c, &new_hash, &family, now)?;
+            return Ok(Step::Issued(pair));
         }
-        if s.refresh_limit > 0 && family.refresh_count >= s.refresh_limit {
-            return Ok(Step::Rejected("limit"));
-        }
-        let Some(user) = users::find(c, family.user_id)? else {
-            return Ok(Step::Rejected("user gone"));
-        };
-        let groups = tokens::group_claims(&users::claims_of(c, user.id)?);
-        let filter: Option<Vec<String>> = family
-            .filter_claims
-            .as_deref()
-            .and_then(|f| serde_json::from_str(f).ok());
-        let count = family.refresh_count + 1;
-        let claims = tokens::build_claims(s, &user, groups, filter.as_deref(), count, now);
-        let access = tokens::sign(ring, &claims, now)?;
-        let (refresh, new_hash) = tokens::new_refresh_token();
-        let pair = Pair { token: access, refresh };
-        let plain = serde_json::to_vec(&pair).map_err(|e| AuthError::Internal(e.to_string()))?;
-        let sealed = seal::seal(presented, &plain).ok_or_else(|| AuthError::Internal("sealing failed".into()))?;
-        if !refresh_db::claim_rotation(c, &hash, &new_hash, &sealed, now)? {
-            return Ok(Step::Raced);
-        }
-        refresh_db::insert_token(c, &new_hash, &family.id, now)?;
-        refresh_db::touch_family(c, &family.id, now)?;
-        Ok(Step::Issued(pair))
+        // Someone used the token between our read and our write: treat this as a replay.
     }
+    let Some((token, family)) = refresh_db::token_with_family(c, hash)? else {
+        return Ok(Step::Rejected("unknown"));
+    };
+    if family.revoked_at.is_some() {
+        return Ok(Step::Rejected("revoked"));
+    }
+    let used_at = token.used_at.unwrap_or(now);
+    let sealed = token
+        .successor_sealed
+        .as_deref()
+        .filter(|_| now - used_at <= s.reuse_grace);
+    if let Some(pair) = sealed.and_then(|sealed| seal::open(presented, sealed)) {
+        if let Ok(pair) = serde_json::from_slice::<Pair>(&pair) {
+            return Ok(Step::Replayed(pair));
+        }
+    }
+    refresh_db::revoke_family(c, &family.id, "reuse", now)?;
+    Ok(Step::Reused)
 }
