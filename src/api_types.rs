@@ -132,3 +132,41 @@ pub struct Session {
 pub struct Message {
     pub message: String,
 }
+
+/// One audit trail entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// Public metadata of one signing key (private keys are never served).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    pub published_at: String,
+    pub signs_from: String,
+    pub expires_at: String,
+    /// Whether this key signs new tokens now.
+    pub signing: bool,
+}
+
+/// The key ring and its schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyRingInfo {
+    pub keys: Vec<KeyInfo>,
+    /// When the next key will be created (2 token lifetimes before the newest key expires).
+    pub next_rotation: String,
+    pub key_duration_seconds: i64,
+    pub token_duration_seconds: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rotated {
+    pub kid: String,
+}

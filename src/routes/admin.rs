@@ -5,14 +5,15 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use crate::api_types::{
-    ClaimInput, GroupInput, LinkInput, LocalUserCreate, LocalUserPassword, Message, PageQuery, Totals, UserInput,
+    ClaimInput, GroupInput, LinkInput, LocalUserCreate, LocalUserPassword, Message, PageQuery, Rotated, Totals,
+    UserInput,
 };
 use crate::db::DbConn;
 use crate::db::catalog;
 use crate::db::users;
 use crate::error::ApiError;
 use crate::routes::auth::Bearer;
-use crate::services::admin::{self, AdminError, Area, Caller, Policy};
+use crate::services::admin::{self, AdminError, Area, Caller, Change, Policy};
 use crate::state::AppState;
 
 type Reply = Result<HttpResponse, ApiError>;
@@ -30,25 +31,27 @@ where
     T: Send + 'static,
     U: Serialize,
 {
-    let value = admin::read(state, &Caller::new(bearer), area, f).await?;
+    let value = admin::read(state, &Caller::new(bearer, state), area, f).await?;
     Ok(json(map(value)))
 }
 
 /// A write in `area`, answering 200 with the entity.
-async fn write<T, F>(state: &AppState, bearer: &Bearer, area: Area, f: F) -> Reply
+async fn write<T, F>(state: &AppState, bearer: &Bearer, area: Area, change: Change, f: F) -> Reply
 where
     F: FnOnce(&mut DbConn, &Policy, i64) -> Result<T, AdminError> + Send + 'static,
     T: Serialize + Send + 'static,
 {
-    Ok(json(admin::write(state, &Caller::new(bearer), area, f).await?))
+    Ok(json(
+        admin::write(state, &Caller::new(bearer, state), area, change, f).await?,
+    ))
 }
 
 /// A delete in `area`, answering 204.
-async fn remove<F>(state: &AppState, bearer: &Bearer, area: Area, f: F) -> Reply
+async fn remove<F>(state: &AppState, bearer: &Bearer, area: Area, change: Change, f: F) -> Reply
 where
     F: FnOnce(&mut DbConn, &Policy, i64) -> Result<(), AdminError> + Send + 'static,
 {
-    admin::write(state, &Caller::new(bearer), area, f).await?;
+    admin::write(state, &Caller::new(bearer, state), area, change, f).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -88,7 +91,7 @@ pub async fn get_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 
 pub async fn patch_user(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<UserInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
-    write(&s, &b, Area::Users, move |c, p, now| {
+    write(&s, &b, Area::Users, Change::new("user.update", id), move |c, p, now| {
         admin::update_user(c, p, now, id, input)
     })
     .await
@@ -96,7 +99,10 @@ pub async fn patch_user(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Js
 
 pub async fn delete_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
-    remove(&s, &b, Area::Users, move |c, p, _| admin::delete_user(c, p, id)).await
+    remove(&s, &b, Area::Users, Change::new("user.delete", id), move |c, p, _| {
+        admin::delete_user(c, p, id)
+    })
+    .await
 }
 
 pub async fn user_groups(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
@@ -130,24 +136,24 @@ pub async fn user_sessions(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 }
 
 pub async fn revoke_user_sessions(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
-    admin::revoke_sessions(&s, &Caller::new(&b), id.into_inner(), None).await?;
+    admin::revoke_sessions(&s, &Caller::new(&b, &s), id.into_inner(), None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn revoke_user_session(s: web::Data<AppState>, b: Bearer, path: web::Path<(i64, String)>) -> Reply {
     let (id, family) = path.into_inner();
-    admin::revoke_sessions(&s, &Caller::new(&b), id, Some(family)).await?;
+    admin::revoke_sessions(&s, &Caller::new(&b, &s), id, Some(family)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn create_local_user(s: web::Data<AppState>, b: Bearer, body: web::Json<LocalUserCreate>) -> Reply {
     Ok(json(
-        admin::create_local_user(&s, &Caller::new(&b), body.into_inner()).await?,
+        admin::create_local_user(&s, &Caller::new(&b, &s), body.into_inner()).await?,
     ))
 }
 
 pub async fn set_local_password(s: web::Data<AppState>, b: Bearer, body: web::Json<LocalUserPassword>) -> Reply {
-    admin::set_local_password(&s, &Caller::new(&b), body.into_inner()).await?;
+    admin::set_local_password(&s, &Caller::new(&b, &s), body.into_inner()).await?;
     Ok(json(Message {
         message: "Password Updated".into(),
     }))
@@ -196,23 +202,38 @@ pub async fn get_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 
 pub async fn create_group(s: web::Data<AppState>, b: Bearer, body: web::Json<GroupInput>) -> Reply {
     let input = body.into_inner();
-    write(&s, &b, Area::Groups, move |c, p, now| {
-        admin::create_group(c, p, now, input)
-    })
+    write(
+        &s,
+        &b,
+        Area::Groups,
+        Change::new("claim_group.create", "new"),
+        move |c, p, now| admin::create_group(c, p, now, input),
+    )
     .await
 }
 
 pub async fn patch_group(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<GroupInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
-    write(&s, &b, Area::Groups, move |c, p, _| {
-        admin::update_group(c, p, id, input)
-    })
+    write(
+        &s,
+        &b,
+        Area::Groups,
+        Change::new("claim_group.update", id),
+        move |c, p, _| admin::update_group(c, p, id, input),
+    )
     .await
 }
 
 pub async fn delete_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
-    remove(&s, &b, Area::Groups, move |c, p, _| admin::delete_group(c, p, id)).await
+    remove(
+        &s,
+        &b,
+        Area::Groups,
+        Change::new("claim_group.delete", id),
+        move |c, p, _| admin::delete_group(c, p, id),
+    )
+    .await
 }
 
 pub async fn group_claims(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
@@ -288,15 +309,19 @@ pub async fn get_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 
 pub async fn create_claim(s: web::Data<AppState>, b: Bearer, body: web::Json<ClaimInput>) -> Reply {
     let input = body.into_inner();
-    write(&s, &b, Area::Claims, move |c, p, now| {
-        admin::create_claim(c, p, now, input)
-    })
+    write(
+        &s,
+        &b,
+        Area::Claims,
+        Change::new("claim.create", "new"),
+        move |c, p, now| admin::create_claim(c, p, now, input),
+    )
     .await
 }
 
 pub async fn patch_claim(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<ClaimInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
-    write(&s, &b, Area::Claims, move |c, p, _| {
+    write(&s, &b, Area::Claims, Change::new("claim.update", id), move |c, p, _| {
         admin::update_claim(c, p, id, input)
     })
     .await
@@ -304,7 +329,10 @@ pub async fn patch_claim(s: web::Data<AppState>, b: Bearer, id: Id, body: web::J
 
 pub async fn delete_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
-    remove(&s, &b, Area::Claims, move |c, p, _| admin::delete_claim(c, p, id)).await
+    remove(&s, &b, Area::Claims, Change::new("claim.delete", id), move |c, p, _| {
+        admin::delete_claim(c, p, id)
+    })
+    .await
 }
 
 pub async fn claim_groups_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
@@ -350,20 +378,38 @@ pub async fn get_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 
 pub async fn create_link(s: web::Data<AppState>, b: Bearer, body: web::Json<LinkInput>) -> Reply {
     let input = body.into_inner();
-    write(&s, &b, Area::Groups, move |c, p, now| {
-        admin::create_link(c, p, now, input)
-    })
+    write(
+        &s,
+        &b,
+        Area::Groups,
+        Change::new("group_link.create", "new"),
+        move |c, p, now| admin::create_link(c, p, now, input),
+    )
     .await
 }
 
 pub async fn patch_link(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<LinkInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
-    write(&s, &b, Area::Groups, move |c, p, _| admin::update_link(c, p, id, input)).await
+    write(
+        &s,
+        &b,
+        Area::Groups,
+        Change::new("group_link.update", id),
+        move |c, p, _| admin::update_link(c, p, id, input),
+    )
+    .await
 }
 
 pub async fn delete_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
-    remove(&s, &b, Area::Groups, move |c, p, _| admin::delete_link(c, p, id)).await
+    remove(
+        &s,
+        &b,
+        Area::Groups,
+        Change::new("group_link.delete", id),
+        move |c, p, _| admin::delete_link(c, p, id),
+    )
+    .await
 }
 
 pub async fn link_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
@@ -385,6 +431,23 @@ pub async fn link_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     .await
 }
 
+// ---- operations
+
+pub async fn audit(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
+    Ok(json(
+        admin::audit_trail(&s, &Caller::new(&b, &s), admin::page(&q)?).await?,
+    ))
+}
+
+pub async fn keys(s: web::Data<AppState>, b: Bearer) -> Reply {
+    Ok(json(admin::key_ring(&s, &Caller::new(&b, &s))?))
+}
+
+pub async fn rotate_keys(s: web::Data<AppState>, b: Bearer) -> Reply {
+    let kid = admin::rotate_keys(&s, &Caller::new(&b, &s)).await?;
+    Ok(json(Rotated { kid }))
+}
+
 /// Registers the admin routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -400,6 +463,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/localuser", web::post().to(create_local_user))
             .route("/localuser", web::patch().to(set_local_password))
             .route("/totals", web::get().to(totals))
+            .route("/audit", web::get().to(audit))
+            .route("/keys", web::get().to(keys))
+            .route("/keys/rotate", web::post().to(rotate_keys))
             .route("/claim-groups", web::get().to(list_groups))
             .route("/claim-groups", web::post().to(create_group))
             .route("/claim-groups/{id}", web::get().to(get_group))

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::password::Verdict;
 use crate::crypto::seal;
 use crate::db::refresh::{self as refresh_db, FamilyRow};
-use crate::db::{DbConn, DbError, users};
+use crate::db::{DbConn, DbError, audit, users};
 use crate::services::passwords::HashError;
 use crate::services::tokens::{self, SignError, TokenSettings};
 use crate::state::AppState;
@@ -104,7 +104,10 @@ pub async fn login(state: &AppState, input: LoginInput) -> Result<(Pair, String)
         .map(|u| (u.password_hash.clone(), u.password_salt.clone()));
     let verdict = state.passwords.verify(input.password.clone(), stored).await?;
     let user = match (verdict, user) {
-        (Verdict::Wrong, _) | (_, None) => return Err(AuthError::Unauthorized),
+        (Verdict::Wrong, user) | (_, user @ None) => {
+            audit_failed_login(state, user.map(|u| u.username)).await;
+            return Err(AuthError::Unauthorized);
+        }
         (_, Some(user)) => user,
     };
     if verdict == Verdict::RightNeedsRehash {
@@ -137,10 +140,25 @@ pub async fn login(state: &AppState, input: LoginInput) -> Result<(Pair, String)
                 revoked_reason: None,
             };
             refresh_db::create_family(c, &family, &refresh_hash)?;
+            audit::record(c, now, &user.username, "login.succeeded", &family.id, "")?;
             Ok(Pair { token, refresh })
         })
         .await?;
     Ok((pair, username))
+}
+
+/// Audits a failed login. The attempted name is kept only when it names a user: a password typed into the
+/// username field must not land in the audit trail.
+async fn audit_failed_login(state: &AppState, username: Option<String>) {
+    let now = state.clock.now();
+    let actor = username.unwrap_or_else(|| "(unknown user)".into());
+    let result = state
+        .db
+        .write(move |c| audit::record(c, now, &actor, "login.failed", "", ""))
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "failed login not audited");
+    }
 }
 
 /// Replaces a Stoke-format (or outdated) hash after a successful login. Failure only costs a later retry.
@@ -327,5 +345,7 @@ fn finish_rotation(
         }
     }
     refresh_db::revoke_family(c, &family.id, "reuse", now)?;
+    let actor = family.user_id.to_string();
+    audit::record(c, now, &actor, "refresh.reuse_detected", &family.id, "session revoked")?;
     Ok(Step::Reused)
 }

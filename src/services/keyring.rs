@@ -235,7 +235,10 @@ impl KeyRing {
                 expires_at: live.expires_at,
                 created_at: now,
             };
-            key_db::insert(&mut *self.db.get()?, &row)?;
+            let mut conn = self.db.get()?;
+            key_db::insert(&mut conn, &row)?;
+            let detail = format!("{} signs from {}", row.algorithm, row.sign_from);
+            crate::db::audit::record(&mut conn, now, "tessera", "keys.rotated", &row.kid, &detail)?;
         }
         Ok(live)
     }

@@ -101,6 +101,8 @@ fn matrix() -> Vec<(Method, &'static str, Option<Value>, &'static [&'static str]
     const CLAIMS_R: &[&str] = &["s", "c", "C", "G", "U"];
     const CLAIMS_W: &[&str] = &["C"];
     const TOTALS: &[&str] = &["s", "u", "U", "g", "G", "c", "C"];
+    const OPS_R: &[&str] = &["s"];
+    const SUPERUSER: &[&str] = &[];
     vec![
         (Method::GET, "/api/admin/users", None, USERS_R),
         (Method::GET, "/api/admin/users/999999999", None, USERS_R),
@@ -127,6 +129,9 @@ fn matrix() -> Vec<(Method, &'static str, Option<Value>, &'static [&'static str]
             USERS_W,
         ),
         (Method::GET, "/api/admin/totals", None, TOTALS),
+        (Method::GET, "/api/admin/audit", None, OPS_R),
+        (Method::GET, "/api/admin/keys", None, OPS_R),
+        (Method::POST, "/api/admin/keys/rotate", None, SUPERUSER),
         (Method::GET, "/api/admin/claim-groups", None, GROUPS_R),
         (Method::GET, "/api/admin/claim-groups/999999999", None, GROUPS_R),
         (Method::GET, "/api/admin/claim-groups/999999999/claims", None, GROUPS_R),
@@ -651,3 +656,76 @@ async fn capabilities_totals_for_sqlite_only_smoke() {
         403
     );
 }
+
+db_test!(audit_trail_and_key_rotation, async |db| {
+    let app = admin_app(db, |_| {}).await.unwrap();
+    let s = token(&app, "user_S").await;
+    assert_eq!(app.login("user_c", "wrong password").await.status(), 401);
+    let created = call(
+        &app,
+        Some(&s),
+        Method::POST,
+        "/api/admin/claims",
+        Some(json!({"name": "Audited", "short_name": "aud", "value": "1"})),
+    )
+    .await;
+    assert_eq!(created.status(), 200);
+
+    let before: Value = call(&app, Some(&s), Method::GET, "/api/admin/keys", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(before["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(before["keys"][0]["signing"], true);
+    assert!(before["keys"][0].get("private_key").is_none());
+    let rotated = call(&app, Some(&s), Method::POST, "/api/admin/keys/rotate", None).await;
+    assert_eq!(rotated.status(), 200);
+    let kid = rotated.json::<Value>().await.unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let jwks: Value = app.get("/.well-known/jwks.json").await.json().await.unwrap();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == kid.as_str()),
+        "published at once"
+    );
+    let after: Value = call(&app, Some(&s), Method::GET, "/api/admin/keys", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new_key = after["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(new_key["signing"], false, "signs only after one token lifetime");
+
+    let trail: Vec<Value> = call(&app, Some(&s), Method::GET, "/api/admin/audit?itemsPerPage=50", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = trail.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for wanted in [
+        "login.failed",
+        "login.succeeded",
+        "claim.create",
+        "keys.rotate",
+        "keys.rotated",
+    ] {
+        assert!(actions.contains(&wanted), "{wanted} missing from {actions:?}");
+    }
+    let failed = trail.iter().find(|e| e["action"] == "login.failed").unwrap();
+    assert_eq!(failed["actor"], "user_c");
+    let create = trail.iter().find(|e| e["action"] == "claim.create").unwrap();
+    assert_eq!(create["actor"], "user_S");
+    assert!(create["detail"].as_str().unwrap().contains("\"short_name\":\"aud\""));
+});

@@ -58,6 +58,12 @@ db_test!(rotation_grace_and_reuse_detection, async |db| {
     assert_eq!(replay.status(), 401);
     assert_eq!(replay.text().await.unwrap(), "{}");
     assert_eq!(family_revoked(&app), vec![Some("reuse".to_string())]);
+    let audited: i64 = tessera::db::schema::audit_log::table
+        .filter(tessera::db::schema::audit_log::action.eq("refresh.reuse_detected"))
+        .count()
+        .get_result(&mut *app.state.db.get().unwrap())
+        .unwrap();
+    assert_eq!(audited, 1, "reuse is audited");
     assert_eq!(
         app.refresh(&r1).await.status(),
         401,

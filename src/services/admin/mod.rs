@@ -6,6 +6,7 @@
 //! that could change who holds `S` are serialised on the `stk=S` claim row (SQLite serialises all writers).
 
 mod entities;
+mod operations;
 mod users;
 
 use std::collections::HashSet;
@@ -14,6 +15,7 @@ use diesel::RunQueryDsl;
 
 use crate::api_types::PageQuery;
 use crate::config::PolicyConfig;
+use crate::db::audit;
 use crate::db::catalog::{self, Page};
 use crate::db::{DbConn, DbError};
 use crate::routes::auth::Bearer;
@@ -21,6 +23,7 @@ use crate::services::passwords::HashError;
 use crate::state::AppState;
 
 pub use entities::*;
+pub use operations::*;
 pub use users::*;
 
 /// What a caller wants to touch.
@@ -104,16 +107,31 @@ impl From<HashError> for AdminError {
     }
 }
 
-/// The caller of an admin request: their `stk` letters.
+/// The caller of an admin request: their `stk` letters, and who they are for the audit trail.
 #[derive(Debug, Clone)]
 pub struct Caller {
     letters: HashSet<String>,
+    /// The username claim when tokens carry one, else `sub`.
+    pub actor: String,
 }
 
 impl Caller {
-    pub fn new(bearer: &Bearer) -> Self {
+    pub fn new(bearer: &Bearer, state: &AppState) -> Self {
+        let claim = |k: &str| {
+            bearer
+                .claims
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
+        let username_key = &state.config.tokens.user_info.username;
+        let actor = (!username_key.is_empty())
+            .then(|| claim(username_key))
+            .flatten()
+            .or_else(|| claim("sub"));
         Caller {
             letters: bearer.stk().filter(|l| !l.is_empty()).map(str::to_string).collect(),
+            actor: actor.unwrap_or_default(),
         }
     }
 
@@ -224,12 +242,28 @@ where
     state.db.run(f).await
 }
 
+/// What an admin write is, for the audit trail: an action such as `claim.update` and its target.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub action: &'static str,
+    pub target: String,
+}
+
+impl Change {
+    pub fn new(action: &'static str, target: impl ToString) -> Self {
+        Change {
+            action,
+            target: target.to_string(),
+        }
+    }
+}
+
 /// Runs one admin write: permission, read-only mode, then `f` in a write transaction with the superuser
-/// invariants checked before it commits.
-pub async fn write<T, F>(state: &AppState, caller: &Caller, area: Area, f: F) -> Result<T, AdminError>
+/// invariants checked and the change audited before it commits.
+pub async fn write<T, F>(state: &AppState, caller: &Caller, area: Area, change: Change, f: F) -> Result<T, AdminError>
 where
     F: FnOnce(&mut DbConn, &Policy, i64) -> Result<T, AdminError> + Send + 'static,
-    T: Send + 'static,
+    T: serde::Serialize + Send + 'static,
 {
     caller.require(area, true)?;
     if state.config.users.policy_config.read_only_mode {
@@ -237,6 +271,7 @@ where
     }
     let policy = Policy::new(&state.config.users.policy_config, caller);
     let is_super = caller.is_superuser();
+    let actor = caller.actor.clone();
     let now = state.clock.now();
     state
         .db
@@ -257,6 +292,8 @@ where
                     "only a superuser (stk=S) can make another user a superuser",
                 ));
             }
+            let detail = serde_json::to_string(&out).unwrap_or_default();
+            audit::record(c, now, &actor, change.action, &change.target, &detail)?;
             Ok(out)
         })
         .await

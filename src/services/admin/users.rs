@@ -8,7 +8,7 @@ use crate::db::users::{self, UserRow};
 use crate::db::{DbConn, new_id};
 use crate::state::AppState;
 
-use super::{AdminError, Area, Caller, Policy, changed, dedup, existing, text, write};
+use super::{AdminError, Area, Caller, Change, Policy, changed, dedup, existing, text, write};
 
 pub fn user_dto(u: UserRow) -> User {
     User {
@@ -141,7 +141,8 @@ pub async fn create_local_user(state: &AppState, caller: &Caller, input: LocalUs
     check_user(&row)?;
     check_password(state, &input.password)?;
     row.password_hash = Some(state.passwords.hash(input.password).await?);
-    write(state, caller, Area::Users, move |c, policy, _| {
+    let change = Change::new("localuser.create", &row.username);
+    write(state, caller, Area::Users, change, move |c, policy, _| {
         policy.user(&row.username)?;
         users::insert(c, &row)?;
         Ok(user_dto(row))
@@ -171,7 +172,8 @@ pub async fn set_local_password(state: &AppState, caller: &Caller, input: LocalU
         }
     }
     let phc = state.passwords.hash(input.new_password).await?;
-    write(state, caller, Area::Users, move |c, policy, now| {
+    let change = Change::new("localuser.password", &user.username);
+    write(state, caller, Area::Users, change, move |c, policy, now| {
         policy.user(&user.username)?;
         users::set_password(c, user.id, &phc, now)?;
         refresh_db::revoke_user_families(c, user.id, "password_changed", now)?;
@@ -187,7 +189,11 @@ pub async fn revoke_sessions(
     user: i64,
     family: Option<String>,
 ) -> Result<usize, AdminError> {
-    write(state, caller, Area::Users, move |c, policy, now| {
+    let change = Change::new(
+        "sessions.revoke",
+        format!("user {user} {}", family.as_deref().unwrap_or("all")),
+    );
+    write(state, caller, Area::Users, change, move |c, policy, now| {
         let row = users::find(c, user)?.ok_or_else(|| not_found(user))?;
         policy.user(&row.username)?;
         match family {
