@@ -10,7 +10,7 @@ pub fn rfc3339(ts: i64) -> String {
         .unwrap_or_default()
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct User {
     pub id: i64,
     pub fname: String,
@@ -21,14 +21,14 @@ pub struct User {
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ClaimGroup {
     pub id: i64,
     pub name: String,
     pub description: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Claim {
     pub id: i64,
     pub name: String,
@@ -37,7 +37,7 @@ pub struct Claim {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct GroupLink {
     pub id: i64,
     #[serde(rename = "type")]
@@ -45,7 +45,7 @@ pub struct GroupLink {
     pub resource_spec: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct ClaimInput {
     pub name: Option<String>,
     pub short_name: Option<String>,
@@ -54,7 +54,7 @@ pub struct ClaimInput {
     pub claim_groups: Option<Vec<i64>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct GroupInput {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -63,7 +63,7 @@ pub struct GroupInput {
     pub group_links: Option<Vec<i64>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct LinkInput {
     #[serde(rename = "type")]
     pub link_type: Option<String>,
@@ -71,7 +71,7 @@ pub struct LinkInput {
     pub claim_group: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct UserInput {
     pub fname: Option<String>,
     pub lname: Option<String>,
@@ -81,7 +81,7 @@ pub struct UserInput {
     pub claim_groups: Option<Vec<i64>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct LocalUserCreate {
     pub fname: String,
     pub lname: String,
@@ -90,7 +90,7 @@ pub struct LocalUserCreate {
     pub password: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct LocalUserPassword {
     pub username: String,
     #[serde(rename = "newPassword")]
@@ -102,14 +102,18 @@ pub struct LocalUserPassword {
 }
 
 /// `?page=1&itemsPerPage=30`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Page number, from 1.
     pub page: Option<i64>,
+    /// Entries per page, 1 to 255 (default 30).
     #[serde(rename = "itemsPerPage")]
+    #[param(rename = "itemsPerPage")]
     pub items_per_page: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Totals {
     pub users: i64,
     pub claims: i64,
@@ -117,7 +121,7 @@ pub struct Totals {
 }
 
 /// One session (refresh family) of a user.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Session {
     pub id: String,
     pub created_at: String,
@@ -128,13 +132,13 @@ pub struct Session {
     pub revoked_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Message {
     pub message: String,
 }
 
 /// One audit trail entry.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: String,
@@ -145,7 +149,7 @@ pub struct AuditEntry {
 }
 
 /// Public metadata of one signing key (private keys are never served).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub kid: String,
     pub alg: String,
@@ -157,7 +161,7 @@ pub struct KeyInfo {
 }
 
 /// The key ring and its schedule.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct KeyRingInfo {
     pub keys: Vec<KeyInfo>,
     /// When the next key will be created (2 token lifetimes before the newest key expires).
@@ -166,7 +170,7 @@ pub struct KeyRingInfo {
     pub token_duration_seconds: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rotated {
     pub kid: String,
 }

@@ -47,10 +47,13 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: String,
+/// The body of every error of Tessera's own endpoints.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// A stable snake_case code, e.g. `invalid_field`, `forbidden`, `conflict`.
+    pub error: &'a str,
+    /// What went wrong, for humans.
+    pub message: String,
 }
 
 impl ApiError {

@@ -1,6 +1,8 @@
 //! `/api/admin/…`: Stoke's admin CRUD, plus sessions. Each handler checks the caller's letters through the
 //! admin service, calls it, and maps rows to the API's shapes.
 
+use crate::api_types::{AuditEntry, Claim, ClaimGroup, GroupLink, KeyRingInfo, Session, User};
+use crate::openapi::AdminErrors;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
@@ -65,6 +67,7 @@ fn all<T, U>(rows: Vec<T>, f: fn(T) -> U) -> Vec<U> {
 
 // ---- users
 
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [User]), AdminErrors))]
 pub async fn list_users(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
     let page = admin::page(&q)?;
     read(
@@ -77,6 +80,7 @@ pub async fn list_users(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
     .await
 }
 
+#[utoipa::path(get, path = "/api/admin/users/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = User), AdminErrors))]
 pub async fn get_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
     read(
@@ -89,6 +93,7 @@ pub async fn get_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     .await
 }
 
+#[utoipa::path(patch, path = "/api/admin/users/{id}", tag = "admin", request_body = UserInput, params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = User), AdminErrors))]
 pub async fn patch_user(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<UserInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
     write(&s, &b, Area::Users, Change::new("user.update", id), move |c, p, now| {
@@ -97,6 +102,7 @@ pub async fn patch_user(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Js
     .await
 }
 
+#[utoipa::path(delete, path = "/api/admin/users/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
 pub async fn delete_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
     remove(&s, &b, Area::Users, Change::new("user.delete", id), move |c, p, _| {
@@ -105,6 +111,7 @@ pub async fn delete_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     .await
 }
 
+#[utoipa::path(get, path = "/api/admin/users/{id}/claim-groups", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [ClaimGroup]), AdminErrors))]
 pub async fn user_groups(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
     let (id, page) = (id.into_inner(), admin::page(&q)?);
     read(
@@ -120,6 +127,7 @@ pub async fn user_groups(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) ->
     .await
 }
 
+#[utoipa::path(get, path = "/api/admin/users/{id}/sessions", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = [Session]), AdminErrors))]
 pub async fn user_sessions(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
     read(
@@ -135,23 +143,27 @@ pub async fn user_sessions(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     .await
 }
 
+#[utoipa::path(delete, path = "/api/admin/users/{id}/sessions", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
 pub async fn revoke_user_sessions(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     admin::revoke_sessions(&s, &Caller::new(&b, &s), id.into_inner(), None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(delete, path = "/api/admin/users/{id}/sessions/{session}", tag = "admin", params(("id" = i64, Path, description = "Entity id"), ("session" = String, Path, description = "Session id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
 pub async fn revoke_user_session(s: web::Data<AppState>, b: Bearer, path: web::Path<(i64, String)>) -> Reply {
     let (id, family) = path.into_inner();
     admin::revoke_sessions(&s, &Caller::new(&b, &s), id, Some(family)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(post, path = "/api/admin/localuser", tag = "admin", request_body = LocalUserCreate, security(("bearer" = [])), responses((status = 200, description = "Success", body = User), AdminErrors))]
 pub async fn create_local_user(s: web::Data<AppState>, b: Bearer, body: web::Json<LocalUserCreate>) -> Reply {
     Ok(json(
         admin::create_local_user(&s, &Caller::new(&b, &s), body.into_inner()).await?,
     ))
 }
 
+#[utoipa::path(patch, path = "/api/admin/localuser", tag = "admin", request_body = LocalUserPassword, security(("bearer" = [])), responses((status = 200, description = "Success", body = Message), AdminErrors))]
 pub async fn set_local_password(s: web::Data<AppState>, b: Bearer, body: web::Json<LocalUserPassword>) -> Reply {
     admin::set_local_password(&s, &Caller::new(&b, &s), body.into_inner()).await?;
     Ok(json(Message {
@@ -159,6 +171,7 @@ pub async fn set_local_password(s: web::Data<AppState>, b: Bearer, body: web::Js
     }))
 }
 
+#[utoipa::path(get, path = "/api/admin/totals", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "Success", body = Totals), AdminErrors))]
 pub async fn totals(s: web::Data<AppState>, b: Bearer) -> Reply {
     read(
         &s,
@@ -176,6 +189,7 @@ pub async fn totals(s: web::Data<AppState>, b: Bearer) -> Reply {
 
 // ---- claim groups
 
+#[utoipa::path(get, path = "/api/admin/claim-groups", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [ClaimGroup]), AdminErrors))]
 pub async fn list_groups(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
     let page = admin::page(&q)?;
     read(
@@ -188,6 +202,7 @@ pub async fn list_groups(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
     .await
 }
 
+#[utoipa::path(get, path = "/api/admin/claim-groups/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = ClaimGroup), AdminErrors))]
 pub async fn get_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
     read(
@@ -200,6 +215,7 @@ pub async fn get_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     .await
 }
 
+#[utoipa::path(post, path = "/api/admin/claim-groups", tag = "admin", request_body = GroupInput, security(("bearer" = [])), responses((status = 200, description = "Success", body = ClaimGroup), AdminErrors))]
 pub async fn create_group(s: web::Data<AppState>, b: Bearer, body: web::Json<GroupInput>) -> Reply {
     let input = body.into_inner();
     write(
@@ -212,6 +228,7 @@ pub async fn create_group(s: web::Data<AppState>, b: Bearer, body: web::Json<Gro
     .await
 }
 
+#[utoipa::path(patch, path = "/api/admin/claim-groups/{id}", tag = "admin", request_body = GroupInput, params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = ClaimGroup), AdminErrors))]
 pub async fn patch_group(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<GroupInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
     write(
@@ -224,6 +241,7 @@ pub async fn patch_group(s: web::Data<AppState>, b: Bearer, id: Id, body: web::J
     .await
 }
 
+#[utoipa::path(delete, path = "/api/admin/claim-groups/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
 pub async fn delete_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
     remove(
@@ -236,6 +254,7 @@ pub async fn delete_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     .await
 }
 
+#[utoipa::path(get, path = "/api/admin/claim-groups/{id}/claims", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [Claim]), AdminErrors))]
 pub async fn group_claims(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
     let (id, page) = (id.into_inner(), admin::page(&q)?);
     read(
@@ -251,6 +270,7 @@ pub async fn group_claims(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -
     .await
 }
 
+#[utoipa::path(get, path = "/api/admin/claim-groups/{id}/users", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [User]), AdminErrors))]
 pub async fn group_users(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
     let (id, page) = (id.into_inner(), admin::page(&q)?);
     read(
@@ -266,6 +286,7 @@ pub async fn group_users(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) ->
     .await
 }
 
+#[utoipa::path(get, path = "/api/admin/claim-groups/{id}/group-links", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [GroupLink]), AdminErrors))]
 pub async fn group_links_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
     let (id, page) = (id.into_inner(), admin::page(&q)?);
     read(
@@ -283,6 +304,7 @@ pub async fn group_links_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query)
 
 // ---- claims
 
+#[utoipa::path(get, path = "/api/admin/claims", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [Claim]), AdminErrors))]
 pub async fn list_claims(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
     let page = admin::page(&q)?;
     read(
@@ -295,6 +317,7 @@ pub async fn list_claims(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
     .await
 }
 
+#[utoipa::path(get, path = "/api/admin/claims/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = Claim), AdminErrors))]
 pub async fn get_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
     read(
@@ -307,6 +330,7 @@ pub async fn get_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     .await
 }
 
+#[utoipa::path(post, path = "/api/admin/claims", tag = "admin", request_body = ClaimInput, security(("bearer" = [])), responses((status = 200, description = "Success", body = Claim), AdminErrors))]
 pub async fn create_claim(s: web::Data<AppState>, b: Bearer, body: web::Json<ClaimInput>) -> Reply {
     let input = body.into_inner();
     write(
@@ -319,6 +343,7 @@ pub async fn create_claim(s: web::Data<AppState>, b: Bearer, body: web::Json<Cla
     .await
 }
 
+#[utoipa::path(patch, path = "/api/admin/claims/{id}", tag = "admin", request_body = ClaimInput, params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = Claim), AdminErrors))]
 pub async fn patch_claim(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<ClaimInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
     write(&s, &b, Area::Claims, Change::new("claim.update", id), move |c, p, _| {
@@ -327,6 +352,7 @@ pub async fn patch_claim(s: web::Data<AppState>, b: Bearer, id: Id, body: web::J
     .await
 }
 
+#[utoipa::path(delete, path = "/api/admin/claims/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
 pub async fn delete_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
     remove(&s, &b, Area::Claims, Change::new("claim.delete", id), move |c, p, _| {
@@ -335,6 +361,7 @@ pub async fn delete_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     .await
 }
 
+#[utoipa::path(get, path = "/api/admin/claims/{id}/claim-groups", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [ClaimGroup]), AdminErrors))]
 pub async fn claim_groups_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
     let (id, page) = (id.into_inner(), admin::page(&q)?);
     read(
@@ -352,6 +379,7 @@ pub async fn claim_groups_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query
 
 // ---- group links
 
+#[utoipa::path(get, path = "/api/admin/group-links", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [GroupLink]), AdminErrors))]
 pub async fn list_links(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
     let page = admin::page(&q)?;
     read(
@@ -364,6 +392,7 @@ pub async fn list_links(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
     .await
 }
 
+#[utoipa::path(get, path = "/api/admin/group-links/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = GroupLink), AdminErrors))]
 pub async fn get_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
     read(
@@ -376,6 +405,7 @@ pub async fn get_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     .await
 }
 
+#[utoipa::path(post, path = "/api/admin/group-links", tag = "admin", request_body = LinkInput, security(("bearer" = [])), responses((status = 200, description = "Success", body = GroupLink), AdminErrors))]
 pub async fn create_link(s: web::Data<AppState>, b: Bearer, body: web::Json<LinkInput>) -> Reply {
     let input = body.into_inner();
     write(
@@ -388,6 +418,7 @@ pub async fn create_link(s: web::Data<AppState>, b: Bearer, body: web::Json<Link
     .await
 }
 
+#[utoipa::path(patch, path = "/api/admin/group-links/{id}", tag = "admin", request_body = LinkInput, params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = GroupLink), AdminErrors))]
 pub async fn patch_link(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<LinkInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
     write(
@@ -400,6 +431,7 @@ pub async fn patch_link(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Js
     .await
 }
 
+#[utoipa::path(delete, path = "/api/admin/group-links/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
 pub async fn delete_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
     remove(
@@ -412,6 +444,7 @@ pub async fn delete_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     .await
 }
 
+#[utoipa::path(get, path = "/api/admin/group-links/{id}/claim-group", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = ClaimGroup), AdminErrors))]
 pub async fn link_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
     let id = id.into_inner();
     read(
@@ -433,16 +466,19 @@ pub async fn link_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 
 // ---- operations
 
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [AuditEntry]), AdminErrors))]
 pub async fn audit(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
     Ok(json(
         admin::audit_trail(&s, &Caller::new(&b, &s), admin::page(&q)?).await?,
     ))
 }
 
+#[utoipa::path(get, path = "/api/admin/keys", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "Success", body = KeyRingInfo), AdminErrors))]
 pub async fn keys(s: web::Data<AppState>, b: Bearer) -> Reply {
     Ok(json(admin::key_ring(&s, &Caller::new(&b, &s))?))
 }
 
+#[utoipa::path(post, path = "/api/admin/keys/rotate", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "Success", body = Rotated), AdminErrors))]
 pub async fn rotate_keys(s: web::Data<AppState>, b: Bearer) -> Reply {
     let kid = admin::rotate_keys(&s, &Caller::new(&b, &s)).await?;
     Ok(json(Rotated { kid }))

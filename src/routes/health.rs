@@ -1,5 +1,6 @@
 //! Liveness and readiness probes.
 
+use crate::openapi::{Status, Unready};
 use actix_web::{HttpResponse, web};
 use diesel::connection::SimpleConnection;
 
@@ -7,11 +8,13 @@ use crate::db::DbError;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Success", body = Status)))]
 /// The process is up and serving HTTP.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Success", body = Status), Unready))]
 /// The database answers and a signing key is loaded; 503 with `Retry-After` otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.keys.current().signer(state.clock.now()).is_none() {

@@ -1,12 +1,14 @@
 //! HTTP routes: extract, authorize, call a service, map to a DTO. No business logic and no SQL here.
 
-mod admin;
+pub mod admin;
 pub mod auth;
-mod health;
-mod tokens;
-mod wellknown;
+pub mod health;
+pub mod tokens;
+pub mod wellknown;
 
 use actix_web::{HttpRequest, error::JsonPayloadError, web};
+
+use utoipa::OpenApi as _;
 
 use crate::error::ApiError;
 
@@ -39,6 +41,18 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         )
         .route("/readyz", web::get().to(health::readyz))
         .configure(admin::configure)
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                actix_web::HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }),
+        )
+        .service(
+            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                .url("/api/openapi.json", crate::openapi::ApiDoc::openapi()),
+        )
         .default_service(web::to(not_found));
     }
 }

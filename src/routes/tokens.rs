@@ -1,6 +1,8 @@
 //! Stoke's token endpoints: `/api/login`, `/api/refresh`, `/api/pkeys`, `/api/available_providers`,
 //! `/api/capabilities`.
 
+use crate::openapi::{AdminErrors, Capabilities, Providers, PublicKeys, TokenErrors};
+use crate::services::auth::Pair;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -11,14 +13,14 @@ use crate::routes::auth::{Bearer, bearer_token};
 use crate::services::auth::{self, AuthError, LoginInput};
 use crate::state::AppState;
 
-#[derive(Serialize)]
-struct LoginResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoginResponse {
     token: String,
     refresh: String,
     username: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
     refresh: String,
 }
@@ -44,6 +46,7 @@ fn auth_error(e: AuthError) -> Result<HttpResponse, ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/api/login", tag = "tokens", request_body = LoginInput, responses((status = 200, description = "Success", body = LoginResponse), TokenErrors))]
 pub async fn login(state: web::Data<AppState>, body: web::Json<LoginInput>) -> Result<HttpResponse, ApiError> {
     match auth::login(&state, body.into_inner()).await {
         Ok((pair, username)) => Ok(HttpResponse::Ok()
@@ -57,6 +60,7 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<LoginInput>) -> R
     }
 }
 
+#[utoipa::path(post, path = "/api/refresh", tag = "tokens", request_body = RefreshRequest, responses((status = 200, description = "Success", body = Pair), TokenErrors))]
 pub async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -69,6 +73,7 @@ pub async fn refresh(
     }
 }
 
+#[utoipa::path(get, path = "/api/pkeys", tag = "keys", responses((status = 200, description = "Success", body = PublicKeys)))]
 /// Pre-serialized: clients poll this hard.
 pub async fn pkeys(state: web::Data<AppState>) -> HttpResponse {
     let ring = state.keys.current();
@@ -77,6 +82,7 @@ pub async fn pkeys(state: web::Data<AppState>) -> HttpResponse {
         .body(ring.pkeys_body.clone())
 }
 
+#[utoipa::path(get, path = "/api/available_providers", tag = "tokens", responses((status = 200, description = "Success", body = Providers)))]
 pub async fn available_providers(state: web::Data<AppState>) -> HttpResponse {
     let providers: Vec<_> = state
         .config
@@ -91,6 +97,7 @@ pub async fn available_providers(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "providers": providers }))
 }
 
+#[utoipa::path(get, path = "/api/capabilities", tag = "tokens", security(("bearer" = [])), responses((status = 200, description = "Success", body = Capabilities), AdminErrors))]
 pub async fn capabilities(state: web::Data<AppState>, bearer: Bearer) -> Result<HttpResponse, ApiError> {
     if !bearer.has_any(&["s", "u", "U", "g", "G", "c", "C"]) {
         return Err(ApiError::Forbidden);

@@ -1,11 +1,13 @@
 //! Standard discovery: `/.well-known/jwks.json` and `/.well-known/openid-configuration`.
 
+use crate::openapi::{Discovery, KeySet};
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys", responses((status = 200, description = "Success", body = KeySet)))]
 /// RFC 7517 key set, pre-serialized; cacheable until clients should look for the next key.
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     let ring = state.keys.current();
@@ -16,6 +18,7 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         .body(ring.jwks_body.clone())
 }
 
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "keys", responses((status = 200, description = "Success", body = Discovery)))]
 pub async fn openid_configuration(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let base = base_url(&state, &req);
     let algs: Vec<&str> = {

@@ -60,7 +60,7 @@ impl From<SignError> for AuthError {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct LoginInput {
     pub username: String,
     pub password: String,
@@ -73,7 +73,7 @@ pub struct LoginInput {
 }
 
 /// An access token and its refresh token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pair {
     pub token: String,
     pub refresh: String,

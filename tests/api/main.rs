@@ -16,5 +16,6 @@ mod interop;
 mod keys;
 mod login;
 mod migrations;
+mod openapi;
 mod refresh;
 mod replicas;

@@ -1,0 +1,204 @@
+//! The OpenAPI document (served at `/api/openapi.json`, committed as `openapi/openapi.json`) and the shapes that
+//! exist only to document pre-serialized or dynamic bodies. Every route is listed here; a test proves it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+
+use crate::error::ErrorBody;
+
+/// The error responses every admin route may give.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminErrors<'a> {
+    /// Malformed input (`invalid_json`, `invalid_field`, `invalid_query`, `invalid_path`, `unknown_reference`, …).
+    #[response(status = 400)]
+    BadRequest(ErrorBody<'a>),
+    /// No valid bearer token (`unauthenticated`).
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody<'a>),
+    /// The token lacks the letter (`forbidden`), or a policy refuses (`read_only`, `protected`, `superuser_required`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody<'a>),
+    /// No such entity (`not_found`).
+    #[response(status = 404)]
+    NotFound(ErrorBody<'a>),
+    /// A unique value is taken (`conflict`) or no superuser would remain (`last_superuser`).
+    #[response(status = 409)]
+    Conflict(ErrorBody<'a>),
+    /// The database is unreachable (`database_unavailable`) or hashing is saturated (`busy`); see `Retry-After`.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'a>),
+}
+
+/// The error responses of `/api/login` and `/api/refresh`.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum TokenErrors<'a> {
+    /// Malformed input, or a password over `security.max_password_bytes` (`password_too_long`).
+    #[response(status = 400)]
+    BadRequest(ErrorBody<'a>),
+    /// Bad credentials or an invalid refresh token: the body is `{}` exactly (Stoke's clients read it).
+    #[response(status = 401)]
+    Unauthorized(Empty),
+    /// The body is larger than `server.max_body_bytes`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody<'a>),
+    /// The body is not `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody<'a>),
+    /// The database is unreachable or too many password checks wait; see `Retry-After`.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'a>),
+}
+
+/// Readiness failure.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum Unready<'a> {
+    /// The database is unreachable or no signing key is loaded.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'a>),
+}
+
+/// An empty JSON object.
+#[derive(Serialize, ToSchema)]
+pub struct Empty {}
+
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    pub status: String,
+}
+
+/// A public key as a JWK. `/api/pkeys` pads its base64url members (Stoke's clients need it); the JWKS does not.
+#[derive(Serialize, ToSchema)]
+pub struct Jwk {
+    pub kty: String,
+    #[serde(rename = "use")]
+    pub use_: String,
+    pub kid: String,
+    pub alg: String,
+    pub crv: Option<String>,
+    pub x: Option<String>,
+    pub y: Option<String>,
+    pub n: Option<String>,
+    pub e: Option<String>,
+}
+
+/// Stoke's key list.
+#[derive(Serialize, ToSchema)]
+pub struct PublicKeys {
+    /// RFC 3339, whole seconds: when clients should fetch again.
+    pub exp: String,
+    pub keys: Vec<Jwk>,
+}
+
+/// An RFC 7517 key set.
+#[derive(Serialize, ToSchema)]
+pub struct KeySet {
+    pub keys: Vec<Jwk>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Provider {
+    pub name: String,
+    pub provider_type: String,
+    pub type_spec: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Providers {
+    pub providers: Vec<Provider>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Capabilities {
+    pub capabilities: Vec<String>,
+}
+
+/// OpenID Connect discovery metadata.
+#[derive(Serialize, ToSchema)]
+pub struct Discovery {
+    pub issuer: String,
+    pub jwks_uri: String,
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    pub token_endpoint: String,
+    #[schema(value_type = Object)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tessera", description = "A lightweight self-hosted token service, Stoke-compatible."),
+    modifiers(&BearerAuth),
+    paths(
+        crate::routes::health::healthz,
+        crate::routes::health::readyz,
+        crate::routes::tokens::login,
+        crate::routes::tokens::refresh,
+        crate::routes::tokens::pkeys,
+        crate::routes::tokens::available_providers,
+        crate::routes::tokens::capabilities,
+        crate::routes::wellknown::jwks,
+        crate::routes::wellknown::openid_configuration,
+        crate::routes::admin::list_users,
+        crate::routes::admin::get_user,
+        crate::routes::admin::patch_user,
+        crate::routes::admin::delete_user,
+        crate::routes::admin::user_groups,
+        crate::routes::admin::user_sessions,
+        crate::routes::admin::revoke_user_sessions,
+        crate::routes::admin::revoke_user_session,
+        crate::routes::admin::create_local_user,
+        crate::routes::admin::set_local_password,
+        crate::routes::admin::totals,
+        crate::routes::admin::list_groups,
+        crate::routes::admin::get_group,
+        crate::routes::admin::create_group,
+        crate::routes::admin::patch_group,
+        crate::routes::admin::delete_group,
+        crate::routes::admin::group_claims,
+        crate::routes::admin::group_users,
+        crate::routes::admin::group_links_of,
+        crate::routes::admin::list_claims,
+        crate::routes::admin::get_claim,
+        crate::routes::admin::create_claim,
+        crate::routes::admin::patch_claim,
+        crate::routes::admin::delete_claim,
+        crate::routes::admin::claim_groups_of,
+        crate::routes::admin::list_links,
+        crate::routes::admin::get_link,
+        crate::routes::admin::create_link,
+        crate::routes::admin::patch_link,
+        crate::routes::admin::delete_link,
+        crate::routes::admin::link_group,
+        crate::routes::admin::audit,
+        crate::routes::admin::keys,
+        crate::routes::admin::rotate_keys,
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as pretty JSON (what `/api/openapi.json` serves and `openapi/openapi.json` holds).
+pub fn document() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".into())
+}

@@ -1,0 +1,71 @@
+//! The OpenAPI document: served, committed, current, and covering every route.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::helpers::{TestDb, repo_path, spawn_app};
+
+/// The committed document must equal what the code generates; `TESSERA_UPDATE_OPENAPI=1` rewrites it.
+#[test]
+fn committed_document_is_current() {
+    let generated = tessera::openapi::document();
+    let path = repo_path("openapi/openapi.json");
+    if std::env::var("TESSERA_UPDATE_OPENAPI").is_ok() {
+        std::fs::write(&path, format!("{generated}\n")).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    assert!(
+        parse(&committed) == parse(&generated),
+        "openapi/openapi.json is stale: run `TESSERA_UPDATE_OPENAPI=1 cargo test --all-features committed_document_is_current`"
+    );
+}
+
+#[tokio::test]
+async fn served_document_and_swagger_ui() {
+    let app = spawn_app(TestDb::Sqlite).await.unwrap();
+    let served: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let generated: Value = serde_json::from_str(&tessera::openapi::document()).unwrap();
+    assert_eq!(served, generated);
+    let ui = app.get("/docs/").await;
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.unwrap().contains("Swagger UI"));
+}
+
+/// `(method, path)` of every `.route(...)` in the route modules (the admin scope's prefix applied).
+fn routed() -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (file, prefix) in [("src/routes/mod.rs", ""), ("src/routes/admin.rs", "/api/admin")] {
+        let text = std::fs::read_to_string(repo_path(file)).unwrap();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for part in text.split(".route(").skip(1) {
+            let path = part.trim_start().trim_start_matches('"').split('"').next().unwrap();
+            let method = part.split("web::").nth(1).unwrap().split('(').next().unwrap();
+            if path != "/docs" {
+                out.insert((method.to_string(), format!("{prefix}{path}")));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_route_is_documented() {
+    let doc: Value = serde_json::from_str(&tessera::openapi::document()).unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    let routed = routed();
+    assert!(routed.len() > 40, "found only {} routes", routed.len());
+    let missing: Vec<_> = routed.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from the OpenAPI document: {missing:?}"
+    );
+    let extra: Vec<_> = documented.difference(&routed).collect();
+    assert!(extra.is_empty(), "documented but not routed: {extra:?}");
+}
