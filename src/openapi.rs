@@ -1,8 +1,6 @@
 //! The OpenAPI document (served at `/api/openapi.json`, committed as `openapi/openapi.json`) and the shapes that
 //! exist only to document pre-serialized or dynamic bodies. Every route is listed here; a test proves it.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
@@ -125,8 +123,10 @@ pub struct Discovery {
     pub jwks_uri: String,
     pub id_token_signing_alg_values_supported: Vec<String>,
     pub token_endpoint: String,
-    #[schema(value_type = Object)]
-    pub other: BTreeMap<String, serde_json::Value>,
+    pub subject_types_supported: Vec<String>,
+    pub response_types_supported: Vec<String>,
+    pub grant_types_supported: Vec<String>,
+    pub claims_supported: Vec<String>,
 }
 
 struct BearerAuth;
@@ -150,6 +150,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Tessera", description = "A lightweight self-hosted token service, Stoke-compatible."),
     modifiers(&BearerAuth),
+    components(schemas(ErrorBody, Empty)),
     paths(
         crate::routes::health::healthz,
         crate::routes::health::readyz,
