@@ -215,7 +215,7 @@ async fn run(o: Options) {
     let side_chains = login_many(&addr, &login_body, 4).await;
     let flood = fixed(&addr, Method::POST, "/api/login", Some(login_body.clone()), 64, dur);
     let side_refresh = refresh_chains_paced(&addr, side_chains, dur, PACE);
-    let side_pkeys = paced_fixed(&addr, "/api/pkeys", 4, dur);
+    let side_pkeys = paced(&addr, Method::GET, "/api/pkeys", None, 4, dur, PACE);
     let (flood, side_refresh, side_pkeys) = tokio::join!(flood, side_refresh, side_pkeys);
     sampling.store(false, Ordering::Relaxed);
     sampler.join().unwrap();
@@ -378,8 +378,21 @@ impl Stats {
     }
 }
 
-/// `conns` connections sending the same request for `dur`.
+/// `conns` connections sending the same request for `dur`, as fast as they can.
 async fn fixed(addr: &str, method: Method, path: &str, body: Option<Bytes>, conns: usize, dur: Duration) -> Stats {
+    paced(addr, method, path, body, conns, dur, Duration::ZERO).await
+}
+
+/// Like [`fixed`], each connection pausing `pace` between requests.
+async fn paced(
+    addr: &str,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+    conns: usize,
+    dur: Duration,
+    pace: Duration,
+) -> Stats {
     let tasks: Vec<_> = (0..conns)
         .map(|_| {
             let (addr, method, path, body) = (addr.to_string(), method.clone(), path.to_string(), body.clone());
@@ -396,6 +409,9 @@ async fn fixed(addr: &str, method: Method, path: &str, body: Option<Bytes>, conn
                             stats.errors += 1;
                             sender = connect(&addr).await;
                         }
+                    }
+                    if !pace.is_zero() {
+                        tokio::time::sleep(pace).await;
                     }
                 }
                 stats.elapsed = start.elapsed().as_secs_f64();
@@ -427,35 +443,6 @@ async fn login_many(addr: &str, body: &Bytes, n: usize) -> Vec<String> {
 
 /// Pause between the requests of a paced client.
 const PACE: Duration = Duration::from_millis(5);
-
-/// `conns` clients each sending a GET every [`PACE`].
-async fn paced_fixed(addr: &str, path: &str, conns: usize, dur: Duration) -> Stats {
-    let tasks: Vec<_> = (0..conns)
-        .map(|_| {
-            let (addr, path) = (addr.to_string(), path.to_string());
-            tokio::spawn(async move {
-                let mut sender = connect(&addr).await;
-                let mut stats = Stats::default();
-                let start = Instant::now();
-                while start.elapsed() < dur {
-                    let t = Instant::now();
-                    match send(&mut sender, &Method::GET, &path, None).await {
-                        Ok((200, _)) => stats.latencies_us.push(t.elapsed().as_micros() as u32),
-                        _ => stats.errors += 1,
-                    }
-                    tokio::time::sleep(PACE).await;
-                }
-                stats.elapsed = start.elapsed().as_secs_f64();
-                stats
-            })
-        })
-        .collect();
-    let mut total = Stats::default();
-    for t in tasks {
-        total = total.merge(t.await.unwrap());
-    }
-    total
-}
 
 /// One connection per session, each refreshing with the token the previous refresh returned.
 async fn refresh_chains(addr: &str, chains: Vec<String>, dur: Duration) -> Stats {

@@ -451,23 +451,15 @@ fn write(conn: &mut DbConn, f: &InitFile, now: i64) -> Result<(), DbError> {
                 id
             }
             None => {
-                let id = new_id();
-                diesel::insert_into(users::table)
-                    .values((
-                        users::id.eq(id),
-                        users::username.eq(&u.username),
-                        users::email.eq(email),
-                        users::fname.eq(&u.first_name),
-                        users::lname.eq(&u.last_name),
-                        users::source.eq("LOCAL"),
-                        users::password_hash.eq(hash),
-                        users::password_salt.eq(salt),
-                        users::created_at.eq(now),
-                        users::updated_at.eq(now),
-                        users::version.eq(0),
-                    ))
-                    .execute(conn)?;
-                id
+                let row = super::users::UserRow::new_local(
+                    &u.username,
+                    email,
+                    (&u.first_name, &u.last_name),
+                    (hash, salt),
+                    now,
+                );
+                super::users::insert(conn, &row)?;
+                row.id
             }
         };
         for group in &u.groups {

@@ -80,6 +80,31 @@ pub fn find_by_username(conn: &mut DbConn, username: &str) -> Result<Option<User
         .optional()?)
 }
 
+impl UserRow {
+    /// A new user of the local database (`source: LOCAL`), with a fresh id.
+    pub fn new_local(
+        username: &str,
+        email: Option<&str>,
+        names: (&str, &str),
+        password: (Option<&str>, Option<&str>),
+        now: i64,
+    ) -> Self {
+        UserRow {
+            id: super::new_id(),
+            username: username.to_string(),
+            email: email.filter(|e| !e.is_empty()).map(str::to_string),
+            fname: names.0.to_string(),
+            lname: names.1.to_string(),
+            source: "LOCAL".into(),
+            password_hash: password.0.map(str::to_string),
+            password_salt: password.1.map(str::to_string),
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        }
+    }
+}
+
 /// A new user row (a local user when `password_hash` is set).
 pub fn insert(conn: &mut DbConn, u: &UserRow) -> Result<(), DbError> {
     diesel::insert_into(users::table)

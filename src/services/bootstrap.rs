@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use crate::crypto::password::{Hasher, PasswordError};
 use crate::db::dbinit::{add_group_claim, add_user_group};
 use crate::db::schema::{claim_group_claims, claim_groups, claims, user_claim_groups, users};
+use crate::db::users::{self as users_db, UserRow};
 use crate::db::{DbConn, DbError, new_id};
 
 /// The claim key of Stoke's admin console permissions.
@@ -86,34 +87,13 @@ pub fn ensure_superuser(conn: &mut DbConn, hasher: &Hasher, now: i64) -> Result<
             .optional()?;
         let user_id = match existing {
             Some(id) => {
-                diesel::update(users::table.find(id))
-                    .set((
-                        users::password_hash.eq(Some(&hash)),
-                        users::password_salt.eq(None::<String>),
-                        users::updated_at.eq(now),
-                        users::version.eq(users::version + 1),
-                    ))
-                    .execute(conn)?;
+                users_db::set_password(conn, id, &hash, now)?;
                 id
             }
             None => {
-                let id = new_id();
-                diesel::insert_into(users::table)
-                    .values((
-                        users::id.eq(id),
-                        users::username.eq(SUPERUSER),
-                        users::email.eq(None::<String>),
-                        users::fname.eq("Stoke"),
-                        users::lname.eq("Admin"),
-                        users::source.eq("LOCAL"),
-                        users::password_hash.eq(Some(&hash)),
-                        users::password_salt.eq(None::<String>),
-                        users::created_at.eq(now),
-                        users::updated_at.eq(now),
-                        users::version.eq(0),
-                    ))
-                    .execute(conn)?;
-                id
+                let row = UserRow::new_local(SUPERUSER, None, ("Stoke", "Admin"), (Some(&hash), None), now);
+                users_db::insert(conn, &row)?;
+                row.id
             }
         };
         add_user_group(conn, user_id, group_id)?;

@@ -2,10 +2,10 @@
 
 use crate::api_types::{LocalUserCreate, LocalUserPassword, Session, User, UserInput, rfc3339};
 use crate::crypto::password::Verdict;
+use crate::db::DbConn;
 use crate::db::catalog::{self, Kind};
 use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::users::{self, UserRow};
-use crate::db::{DbConn, new_id};
 use crate::state::AppState;
 
 use super::{AdminError, Area, Caller, Change, Policy, changed, dedup, existing, text, write};
@@ -125,19 +125,13 @@ fn check_password(state: &AppState, password: &str) -> Result<(), AdminError> {
 pub async fn create_local_user(state: &AppState, caller: &Caller, input: LocalUserCreate) -> Result<User, AdminError> {
     caller.require(Area::Users, true)?;
     let now = state.clock.now();
-    let mut row = UserRow {
-        id: new_id(),
-        username: input.username,
-        email: Some(input.email).filter(|e| !e.is_empty()),
-        fname: input.fname,
-        lname: input.lname,
-        source: "LOCAL".into(),
-        password_hash: None,
-        password_salt: None,
-        created_at: now,
-        updated_at: now,
-        version: 0,
-    };
+    let mut row = UserRow::new_local(
+        &input.username,
+        Some(&input.email),
+        (&input.fname, &input.lname),
+        (None, None),
+        now,
+    );
     check_user(&row)?;
     check_password(state, &input.password)?;
     row.password_hash = Some(state.passwords.hash(input.password).await?);
