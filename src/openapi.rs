@@ -154,6 +154,7 @@ impl Modify for BearerAuth {
     paths(
         crate::routes::health::healthz,
         crate::routes::health::readyz,
+        crate::routes::metrics::metrics,
         crate::routes::tokens::login,
         crate::routes::tokens::refresh,
         crate::routes::tokens::pkeys,

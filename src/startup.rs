@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service as _};
 use actix_web::{App, HttpServer, web};
 
 use crate::clock::{Clock, SystemClock};
@@ -196,13 +196,27 @@ impl Application {
             passwords,
             keys: Arc::new(prepared.keys),
             tokens: Arc::new(TokenSettings::from_config(&config.tokens)),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         });
         tokio::spawn(maintain(state.clone()));
         let max_body = config.server.max_body_bytes;
         let server_state = state.clone();
         let mut server = HttpServer::new(move || {
+            let metrics = server_state.metrics.clone();
             App::new()
                 .app_data(server_state.clone())
+                .wrap_fn(move |req, srv| {
+                    // Counted by matched route pattern, so ids in paths do not explode the label set.
+                    let (start, method, metrics) =
+                        (std::time::Instant::now(), req.method().to_string(), metrics.clone());
+                    let response = srv.call(req);
+                    async move {
+                        let response = response.await?;
+                        let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+                        metrics.observe(&method, &route, response.status().as_u16(), start.elapsed());
+                        Ok(response)
+                    }
+                })
                 .configure(routes::configure(max_body))
         })
         .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1))

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::metrics::Metrics;
 use crate::services::keyring::KeyRing;
 use crate::services::passwords::Passwords;
 use crate::services::tokens::TokenSettings;
@@ -22,4 +23,6 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Token contents and lifetimes, from `tokens`.
     pub tokens: Arc<TokenSettings>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }

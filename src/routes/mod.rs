@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod metrics;
 pub mod tokens;
 pub mod wellknown;
 
@@ -40,6 +41,7 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
             web::get().to(wellknown::openid_configuration),
         )
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .configure(admin::configure)
         .route(
             "/docs",

@@ -81,6 +81,24 @@ pub struct Pair {
 
 /// Checks credentials and starts a session.
 pub async fn login(state: &AppState, input: LoginInput) -> Result<(Pair, String), AuthError> {
+    let result = login_inner(state, input).await;
+    state.metrics.logins.add(match &result {
+        Ok(_) => "success",
+        Err(AuthError::Unauthorized) => "failure",
+        Err(AuthError::Busy) => "busy",
+        Err(AuthError::PasswordTooLong | AuthError::UnknownProvider(_)) => "bad_request",
+        Err(AuthError::Unavailable | AuthError::Internal(_)) => "error",
+    });
+    if matches!(result, Err(AuthError::Busy)) {
+        state
+            .metrics
+            .throttled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    result
+}
+
+async fn login_inner(state: &AppState, input: LoginInput) -> Result<(Pair, String), AuthError> {
     if state.passwords.too_long(&input.password) {
         return Err(AuthError::PasswordTooLong);
     }
@@ -236,6 +254,12 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
                 .await?
         }
     };
+    state.metrics.refreshes.add(match &step {
+        Step::Issued(_) => "ok",
+        Step::Replayed(_) => "replayed",
+        Step::Rejected(why) => why,
+        Step::Reused => "reused",
+    });
     match step {
         Step::Issued(pair) | Step::Replayed(pair) => Ok(pair),
         Step::Rejected(why) => {
@@ -268,7 +292,7 @@ fn prepare_rotation(
         return Ok(Prepared::Used);
     }
     let Some(user) = users::find(c, family.user_id)? else {
-        return Ok(Prepared::Done(Step::Rejected("user gone")));
+        return Ok(Prepared::Done(Step::Rejected("user_gone")));
     };
     let groups = tokens::group_claims(&users::claims_of(c, user.id)?);
     let filter: Option<Vec<String>> = family

@@ -88,6 +88,8 @@ impl RingState {
 }
 
 pub struct KeyRing {
+    /// Keys this process created, for `/metrics`.
+    pub rotations: std::sync::atomic::AtomicU64,
     settings: RingSettings,
     db: Db,
     state: RwLock<Arc<RingState>>,
@@ -97,6 +99,7 @@ impl KeyRing {
     /// Loads the ring (creating the first key if there is none) so that a signer exists from the start.
     pub fn load(settings: RingSettings, db: Db, now: i64) -> Result<KeyRing, RingError> {
         let ring = KeyRing {
+            rotations: std::sync::atomic::AtomicU64::new(0),
             settings,
             db,
             state: RwLock::new(Arc::new(RingState::default())),
@@ -208,6 +211,7 @@ impl KeyRing {
 
     fn create(&self, s: Successor, now: i64) -> Result<LiveKey, RingError> {
         let (key, der) = SigningKey::generate(self.settings.alg, self.settings.rsa_bits)?;
+        self.rotations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (k, t) = (self.settings.key_duration, self.settings.token_duration);
         // The first key signs at once for K; a successor signs for K - 2T after one T of publication.
         let expires_at = if s.sign_from == now {

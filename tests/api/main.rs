@@ -15,6 +15,7 @@ mod health;
 mod interop;
 mod keys;
 mod login;
+mod metrics;
 mod migrations;
 mod openapi;
 mod refresh;

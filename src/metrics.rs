@@ -1,0 +1,166 @@
+//! Prometheus metrics, kept in memory and rendered as text at `/metrics`: requests by route and status,
+//! latency histograms, login and refresh outcomes, key rotations, throttled requests, and at render time the
+//! password-hash queue depth, database pool use and key count.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default)]
+struct RouteStats {
+    statuses: BTreeMap<u16, u64>,
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Outcomes counted by name (`success`, `failure`, `reused`, …).
+#[derive(Default)]
+pub struct Outcomes(Mutex<BTreeMap<&'static str, u64>>);
+
+impl Outcomes {
+    pub fn add(&self, outcome: &'static str) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry(outcome).or_default() += 1;
+    }
+
+    fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    routes: Mutex<HashMap<(String, String), RouteStats>>,
+    pub logins: Outcomes,
+    pub refreshes: Outcomes,
+    /// Requests refused with 503 because hashing was saturated.
+    pub throttled: AtomicU64,
+}
+
+/// Values read from other parts of the server when `/metrics` is rendered.
+pub struct Gauges {
+    pub hash_queue_depth: usize,
+    pub db_connections_in_use: u32,
+    pub db_connections_idle: u32,
+    pub signing_keys: usize,
+    /// Signing keys this process created (a counter kept by the key ring).
+    pub key_rotations: u64,
+}
+
+impl Metrics {
+    /// Counts one request; `route` is the matched pattern (`/api/admin/users/{id}`), never the raw path.
+    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let stats = routes.entry((method.to_string(), route.to_string())).or_default();
+        *stats.statuses.entry(status).or_default() += 1;
+        stats.count += 1;
+        stats.sum += secs;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                stats.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, g: &Gauges) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys: Vec<&(String, String)> = routes.keys().collect();
+        keys.sort();
+        out.push_str("# HELP tessera_http_requests_total HTTP requests by method, route and status.\n");
+        out.push_str("# TYPE tessera_http_requests_total counter\n");
+        for key in &keys {
+            for (status, n) in &routes[*key].statuses {
+                let _ = writeln!(
+                    out,
+                    "tessera_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    key.0, key.1
+                );
+            }
+        }
+        out.push_str("# HELP tessera_http_request_duration_seconds HTTP request latency by method and route.\n");
+        out.push_str("# TYPE tessera_http_request_duration_seconds histogram\n");
+        for key in &keys {
+            let s = &routes[*key];
+            let labels = format!("method=\"{}\",route=\"{}\"", key.0, key.1);
+            for (bound, n) in BUCKETS.iter().zip(s.buckets) {
+                let _ = writeln!(
+                    out,
+                    "tessera_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "tessera_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(out, "tessera_http_request_duration_seconds_sum{{{labels}}} {}", s.sum);
+            let _ = writeln!(
+                out,
+                "tessera_http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
+        }
+        drop(routes);
+        for (name, help, outcomes) in [
+            ("tessera_logins_total", "Logins by outcome.", &self.logins),
+            ("tessera_refreshes_total", "Refreshes by outcome.", &self.refreshes),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (outcome, n) in outcomes.snapshot() {
+                let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {n}");
+            }
+        }
+        let counters = [
+            (
+                "tessera_key_rotations_total",
+                "Signing keys created by this process.",
+                g.key_rotations,
+            ),
+            (
+                "tessera_throttled_requests_total",
+                "Requests refused because hashing was saturated.",
+                self.throttled.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+        let gauges = [
+            (
+                "tessera_hash_queue_depth",
+                "Password checks queued or running.",
+                g.hash_queue_depth as u64,
+            ),
+            (
+                "tessera_db_connections_in_use",
+                "Pooled database connections in use.",
+                u64::from(g.db_connections_in_use),
+            ),
+            (
+                "tessera_db_connections_idle",
+                "Pooled database connections idle.",
+                u64::from(g.db_connections_idle),
+            ),
+            (
+                "tessera_signing_keys",
+                "Keys in the published key ring.",
+                g.signing_keys as u64,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        out
+    }
+}

@@ -1,0 +1,37 @@
+//! `GET /metrics`: Prometheus text.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::ApiError;
+use crate::metrics::Gauges;
+use crate::routes::auth::Bearer;
+use crate::state::AppState;
+
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 401, description = "No valid token (when `telemetry.require_prometheus_authentication`)"),
+        (status = 403, description = "The token lacks stk m or S"),
+        (status = 404, description = "Monitoring is disabled (`telemetry.disable_monitoring`)")))]
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let telemetry = &state.config.telemetry;
+    if telemetry.disable_monitoring {
+        return Err(ApiError::NotFound("monitoring is disabled".into()));
+    }
+    if telemetry.require_prometheus_authentication {
+        let bearer = <Bearer as actix_web::FromRequest>::extract(&req).await?;
+        if !bearer.has_any(&["m"]) {
+            return Err(ApiError::Forbidden);
+        }
+    }
+    let (in_use, idle) = state.db.pool_state();
+    let gauges = Gauges {
+        hash_queue_depth: state.passwords.queue_depth(),
+        db_connections_in_use: in_use,
+        db_connections_idle: idle,
+        signing_keys: state.keys.current().keys.len(),
+        key_rotations: state.keys.rotations.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(&gauges)))
+}
