@@ -7,6 +7,8 @@
 mod duration;
 mod load;
 mod secret;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,85 @@
+//! Loading configurations: defaults, YAML 1.1, environment overrides, every problem reported.
+
+use super::load::*;
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+#[test]
+fn empty_file_gives_defaults() {
+    let loaded = load_from_str("", "t", no_env(), false).map_err(|e| e.to_string());
+    let loaded = loaded.unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(loaded.config.server.port, 8080);
+    assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn yaml11_booleans_and_env_overrides() {
+    let text = "tokens:\n  include_issued_at: no\n  persist_keys: on\n";
+    let env = vec![
+        ("TESSERA__SERVER__PORT".to_string(), "9090".to_string()),
+        ("TESSERA__TOKENS__KEY_DURATION".to_string(), "6h".to_string()),
+        (
+            "TESSERA__SERVER__ALLOWED_HOSTS".to_string(),
+            "a.example, b.example".to_string(),
+        ),
+        ("OTHER".to_string(), "x".to_string()),
+    ];
+    let loaded = load_from_str(text, "t", env, false).map_err(|e| e.to_string());
+    let c = loaded.unwrap_or_else(|e| unreachable!("{e}")).config;
+    assert!(!c.tokens.include_issued_at);
+    assert!(c.tokens.persist_keys);
+    assert_eq!(c.server.port, 9090);
+    assert_eq!(c.tokens.key_duration.as_secs(), 6 * 3600);
+    assert_eq!(c.server.allowed_hosts, vec!["a.example", "b.example"]);
+}
+
+#[test]
+fn every_bad_key_is_reported() {
+    let text = "server:\n  port: lots\ntokens:\n  key_duration: 3x\n  token_duration: forever\n";
+    let err = load_from_str(text, "cfg.yaml", no_env(), false).err();
+    let keys: Vec<String> = err
+        .map(|e| e.problems.into_iter().map(|p| p.key).collect())
+        .unwrap_or_default();
+    assert!(keys.contains(&"server.port".to_string()), "{keys:?}");
+    assert!(keys.contains(&"tokens.key_duration".to_string()), "{keys:?}");
+    assert!(keys.contains(&"tokens.token_duration".to_string()), "{keys:?}");
+}
+
+#[test]
+fn env_problems_name_the_variable() {
+    let env = vec![("TESSERA__TOKENS__TOKEN_DURATION".to_string(), "soon".to_string())];
+    let err = load_from_str("", "cfg.yaml", env, false).err();
+    let sources: Vec<String> = err
+        .map(|e| e.problems.into_iter().map(|p| p.source).collect())
+        .unwrap_or_default();
+    assert_eq!(sources, vec!["environment variable TESSERA__TOKENS__TOKEN_DURATION"]);
+}
+
+#[test]
+fn unknown_keys_warn_with_closest_and_strict_refuses() {
+    let text = "telemetry:\n  metric_export_url: x\n";
+    let loaded = load_from_str(text, "t", no_env(), false).map_err(|e| e.to_string());
+    let warnings = loaded.unwrap_or_else(|e| unreachable!("{e}")).warnings;
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].key, "telemetry.metric_export_url");
+    assert!(
+        warnings[0].message.contains("metric_exporter_url"),
+        "{}",
+        warnings[0].message
+    );
+    assert!(load_from_str(text, "t", no_env(), true).is_err());
+}
+
+#[test]
+fn broken_yaml_is_one_clear_problem() {
+    let err = load_from_str("server: [\n", "bad.yaml", no_env(), false).err();
+    let problems = err.map(|e| e.problems).unwrap_or_default();
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].to_string().starts_with("bad.yaml: not valid YAML"),
+        "{}",
+        problems[0]
+    );
+}
