@@ -187,7 +187,7 @@ async fn upgrade_hash(state: &AppState, user: &users::UserRow, password: String)
             let (id, now) = (user.id, state.clock.now());
             let result = state
                 .db
-                .run(move |c| users::upgrade_password_hash(c, id, &old, &phc, now))
+                .write(move |c| users::upgrade_password_hash(c, id, &old, &phc, now))
                 .await;
             if let Err(e) = result {
                 tracing::warn!(user_id = id, error = %e, "password rehash not stored");
