@@ -81,7 +81,8 @@ pub struct UserInput {
     pub claim_groups: Option<Vec<i64>>,
 }
 
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+/// No `Debug`: it holds a password.
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 pub struct LocalUserCreate {
     pub fname: String,
     pub lname: String,
@@ -90,7 +91,8 @@ pub struct LocalUserCreate {
     pub password: String,
 }
 
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+/// No `Debug`: it holds passwords.
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 pub struct LocalUserPassword {
     pub username: String,
     #[serde(rename = "newPassword")]

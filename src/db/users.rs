@@ -6,7 +6,7 @@ use super::schema::{claim_group_claims, claims, user_claim_groups, users};
 use super::{DbConn, DbError};
 
 /// A user as stored (with the password columns: never leaves the services layer).
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct UserRow {
     pub id: i64,

@@ -60,7 +60,8 @@ impl From<SignError> for AuthError {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+/// No `Debug`: it holds a password, and nothing may print it.
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 pub struct LoginInput {
     pub username: String,
     pub password: String,
@@ -72,8 +73,8 @@ pub struct LoginInput {
     pub filter_claims: Option<Vec<String>>,
 }
 
-/// An access token and its refresh token.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+/// An access token and its refresh token (no `Debug`: both are credentials).
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pair {
     pub token: String,
     pub refresh: String,
