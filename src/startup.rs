@@ -95,6 +95,20 @@ fn ring_settings(config: &Config) -> Result<RingSettings, StartupError> {
     })
 }
 
+/// Checkpoints SQLite's WAL every second, off the request path.
+async fn checkpoints(db: Db) {
+    if db.backend() != crate::config::Backend::Sqlite {
+        return;
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let db = db.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.checkpoint()).await {
+            tracing::debug!(error = %e, "checkpoint skipped");
+        }
+    }
+}
+
 /// Keeps the key ring current (rotation, reloads from other replicas, expiry) and forgets sealed refresh
 /// successors once their grace has passed. Database trouble is logged; the cached ring keeps serving.
 async fn maintain(state: web::Data<AppState>) {
@@ -199,6 +213,7 @@ impl Application {
             metrics: Arc::new(crate::metrics::Metrics::default()),
         });
         tokio::spawn(maintain(state.clone()));
+        tokio::spawn(checkpoints(state.db.clone()));
         let max_body = config.server.max_body_bytes;
         let server_state = state.clone();
         let mut server = HttpServer::new(move || {
