@@ -81,7 +81,7 @@ pub struct UserInput {
     pub claim_groups: Option<Vec<i64>>,
 }
 
-/// No `Debug`: it holds a password.
+// No `Debug`: it holds a password.
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
 pub struct LocalUserCreate {
     pub fname: String,
@@ -91,7 +91,7 @@ pub struct LocalUserCreate {
     pub password: String,
 }
 
-/// No `Debug`: it holds passwords.
+// No `Debug`: it holds passwords.
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
 pub struct LocalUserPassword {
     pub username: String,

@@ -60,7 +60,7 @@ impl From<SignError> for AuthError {
     }
 }
 
-/// No `Debug`: it holds a password, and nothing may print it.
+// No `Debug`: it holds a password, and nothing may print it.
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
 pub struct LoginInput {
     pub username: String,
@@ -73,7 +73,8 @@ pub struct LoginInput {
     pub filter_claims: Option<Vec<String>>,
 }
 
-/// An access token and its refresh token (no `Debug`: both are credentials).
+/// An access token and its refresh token.
+// No `Debug`: both are credentials.
 #[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pair {
     pub token: String,

@@ -18,5 +18,6 @@ mod login;
 mod metrics;
 mod migrations;
 mod openapi;
+mod outage;
 mod refresh;
 mod replicas;
