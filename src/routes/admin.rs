@@ -10,9 +10,9 @@ use crate::api_types::{
     ClaimInput, GroupInput, LinkInput, LocalUserCreate, LocalUserPassword, Message, PageQuery, Rotated, Totals,
     UserInput,
 };
-use crate::db::DbConn;
 use crate::db::catalog;
 use crate::db::users;
+use crate::db::{DbConn, DbError};
 use crate::error::ApiError;
 use crate::routes::auth::Bearer;
 use crate::services::admin::{self, AdminError, Area, Caller, Change, Policy};
@@ -55,6 +55,31 @@ where
 {
     admin::write(state, &Caller::new(bearer, state), area, change, f).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A paged list of an entity's children; 404 when the entity does not exist.
+#[allow(clippy::too_many_arguments)]
+async fn children<P, T, U>(
+    state: &AppState,
+    bearer: &Bearer,
+    area: Area,
+    (what, id): (&'static str, i64),
+    page: catalog::Page,
+    parent: fn(&mut DbConn, i64) -> Result<Option<P>, DbError>,
+    list: fn(&mut DbConn, i64, catalog::Page) -> Result<Vec<T>, DbError>,
+    map: fn(T) -> U,
+) -> Reply
+where
+    P: Send + 'static,
+    T: Send + 'static,
+    U: Serialize,
+{
+    let rows = admin::read(state, &Caller::new(bearer, state), area, move |c| {
+        found(what, id)(parent(c, id)?)?;
+        Ok(list(c, id, page)?)
+    })
+    .await?;
+    Ok(json(all(rows, map)))
 }
 
 fn found<T>(what: &'static str, id: i64) -> impl FnOnce(Option<T>) -> Result<T, AdminError> {
@@ -113,16 +138,16 @@ pub async fn delete_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 
 #[utoipa::path(get, path = "/api/admin/users/{id}/claim-groups", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [ClaimGroup]), AdminErrors))]
 pub async fn user_groups(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
-    let (id, page) = (id.into_inner(), admin::page(&q)?);
-    read(
+    let (parent, page) = (("user", id.into_inner()), admin::page(&q)?);
+    children(
         &s,
         &b,
         Area::Users,
-        move |c| {
-            found("user", id)(users::find(c, id)?)?;
-            Ok(catalog::groups_of_user(c, id, page)?)
-        },
-        |r| all(r, admin::group_dto),
+        parent,
+        page,
+        users::find,
+        catalog::groups_of_user,
+        admin::group_dto,
     )
     .await
 }
@@ -256,48 +281,48 @@ pub async fn delete_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 
 #[utoipa::path(get, path = "/api/admin/claim-groups/{id}/claims", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [Claim]), AdminErrors))]
 pub async fn group_claims(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
-    let (id, page) = (id.into_inner(), admin::page(&q)?);
-    read(
+    let (parent, page) = (("claim group", id.into_inner()), admin::page(&q)?);
+    children(
         &s,
         &b,
         Area::Groups,
-        move |c| {
-            found("claim group", id)(catalog::group(c, id)?)?;
-            Ok(catalog::claims_of_group(c, id, page)?)
-        },
-        |r| all(r, admin::claim_dto),
+        parent,
+        page,
+        catalog::group,
+        catalog::claims_of_group,
+        admin::claim_dto,
     )
     .await
 }
 
 #[utoipa::path(get, path = "/api/admin/claim-groups/{id}/users", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [User]), AdminErrors))]
 pub async fn group_users(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
-    let (id, page) = (id.into_inner(), admin::page(&q)?);
-    read(
+    let (parent, page) = (("claim group", id.into_inner()), admin::page(&q)?);
+    children(
         &s,
         &b,
         Area::Groups,
-        move |c| {
-            found("claim group", id)(catalog::group(c, id)?)?;
-            Ok(catalog::users_of_group(c, id, page)?)
-        },
-        |r| all(r, admin::user_dto),
+        parent,
+        page,
+        catalog::group,
+        catalog::users_of_group,
+        admin::user_dto,
     )
     .await
 }
 
 #[utoipa::path(get, path = "/api/admin/claim-groups/{id}/group-links", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [GroupLink]), AdminErrors))]
 pub async fn group_links_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
-    let (id, page) = (id.into_inner(), admin::page(&q)?);
-    read(
+    let (parent, page) = (("claim group", id.into_inner()), admin::page(&q)?);
+    children(
         &s,
         &b,
         Area::Groups,
-        move |c| {
-            found("claim group", id)(catalog::group(c, id)?)?;
-            Ok(catalog::links_of_group(c, id, page)?)
-        },
-        |r| all(r, admin::link_dto),
+        parent,
+        page,
+        catalog::group,
+        catalog::links_of_group,
+        admin::link_dto,
     )
     .await
 }
@@ -363,16 +388,16 @@ pub async fn delete_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 
 #[utoipa::path(get, path = "/api/admin/claims/{id}/claim-groups", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [ClaimGroup]), AdminErrors))]
 pub async fn claim_groups_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
-    let (id, page) = (id.into_inner(), admin::page(&q)?);
-    read(
+    let (parent, page) = (("claim", id.into_inner()), admin::page(&q)?);
+    children(
         &s,
         &b,
         Area::Claims,
-        move |c| {
-            found("claim", id)(catalog::claim(c, id)?)?;
-            Ok(catalog::groups_of_claim(c, id, page)?)
-        },
-        |r| all(r, admin::group_dto),
+        parent,
+        page,
+        catalog::claim,
+        catalog::groups_of_claim,
+        admin::group_dto,
     )
     .await
 }
