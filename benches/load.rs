@@ -419,6 +419,11 @@ async fn paced(
             })
         })
         .collect();
+    merge_all(tasks).await
+}
+
+/// The merged statistics of every client task.
+async fn merge_all(tasks: Vec<tokio::task::JoinHandle<Stats>>) -> Stats {
     let mut total = Stats::default();
     for t in tasks {
         total = total.merge(t.await.unwrap());
@@ -483,11 +488,7 @@ async fn refresh_chains_paced(addr: &str, chains: Vec<String>, dur: Duration, pa
             })
         })
         .collect();
-    let mut total = Stats::default();
-    for t in tasks {
-        total = total.merge(t.await.unwrap());
-    }
-    total
+    merge_all(tasks).await
 }
 
 /// `n` logins one after another (latency without contention).

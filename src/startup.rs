@@ -216,6 +216,7 @@ impl Application {
         tokio::spawn(checkpoints(state.db.clone()));
         let max_body = config.server.max_body_bytes;
         let server_state = state.clone();
+        let openapi = <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi();
         let mut server = HttpServer::new(move || {
             let metrics = server_state.metrics.clone();
             App::new()
@@ -232,7 +233,7 @@ impl Application {
                         Ok(response)
                     }
                 })
-                .configure(routes::configure(max_body))
+                .configure(routes::configure(max_body, openapi.clone()))
         })
         .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1))
         .client_request_timeout(config.server.timeout.0);

@@ -9,12 +9,11 @@ pub mod wellknown;
 
 use actix_web::{HttpRequest, error::JsonPayloadError, web};
 
-use utoipa::OpenApi as _;
-
 use crate::error::ApiError;
 
 /// Registers every route, and the JSON and query extractor settings, on an App.
-pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+/// `openapi` is built once by the caller and cloned into each worker.
+pub fn configure(max_body_bytes: usize, openapi: utoipa::openapi::OpenApi) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(
             web::JsonConfig::default()
@@ -51,10 +50,7 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                     .finish()
             }),
         )
-        .service(
-            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
-                .url("/api/openapi.json", crate::openapi::ApiDoc::openapi()),
-        )
+        .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi))
         .default_service(web::to(not_found));
     }
 }
