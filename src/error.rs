@@ -36,6 +36,9 @@ pub enum ApiError {
     /// 415: the body is not `application/json`.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 429 with `Retry-After`: a brute-force limit or token bucket refuses the request for now.
+    #[error("too many attempts; retry after {retry_after} s")]
+    TooManyRequests { code: &'static str, retry_after: u64 },
     /// 503 with `Retry-After`: more password checks are waiting than `security.hash_queue_limit` allows.
     #[error("the server is busy; retry shortly")]
     Busy,
@@ -73,6 +76,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooManyRequests { code, .. } => code,
             ApiError::Busy => "busy",
             ApiError::Unavailable => "database_unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -91,6 +95,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -101,8 +106,14 @@ impl ResponseError for ApiError {
         if let ApiError::Internal(cause) = self {
             tracing::error!(cause = %cause, "request failed");
         }
-        if matches!(self, ApiError::Unavailable | ApiError::Busy) {
-            builder.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
+        match self {
+            ApiError::Unavailable | ApiError::Busy => {
+                builder.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
+            }
+            ApiError::TooManyRequests { retry_after, .. } => {
+                builder.insert_header(("Retry-After", retry_after.to_string()));
+            }
+            _ => {}
         }
         builder.json(ErrorBody {
             error: self.code(),

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -41,8 +40,8 @@ pub struct Metrics {
     routes: Mutex<HashMap<(String, String), RouteStats>>,
     pub logins: Outcomes,
     pub refreshes: Outcomes,
-    /// Requests refused with 503 because hashing was saturated.
-    pub throttled: AtomicU64,
+    /// Requests refused by a limit, by reason (`hash_queue`, `login`, `register`, `refresh`, …).
+    pub throttled: Outcomes,
 }
 
 /// Values read from other parts of the server when `/metrics` is rendered.
@@ -115,24 +114,27 @@ impl Metrics {
         for (name, help, outcomes) in [
             ("tessera_logins_total", "Logins by outcome.", &self.logins),
             ("tessera_refreshes_total", "Refreshes by outcome.", &self.refreshes),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (outcome, n) in outcomes.snapshot() {
-                let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {n}");
-            }
-        }
-        let counters = [
-            (
-                "tessera_key_rotations_total",
-                "Signing keys created by this process.",
-                g.key_rotations,
-            ),
             (
                 "tessera_throttled_requests_total",
-                "Requests refused because hashing was saturated.",
-                self.throttled.load(Ordering::Relaxed),
+                "Requests refused by a limit (429) or a full hash queue (503), by reason.",
+                &self.throttled,
             ),
-        ];
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let label = if name == "tessera_throttled_requests_total" {
+                "reason"
+            } else {
+                "outcome"
+            };
+            for (outcome, n) in outcomes.snapshot() {
+                let _ = writeln!(out, "{name}{{{label}=\"{outcome}\"}} {n}");
+            }
+        }
+        let counters = [(
+            "tessera_key_rotations_total",
+            "Signing keys created by this process.",
+            g.key_rotations,
+        )];
         for (name, help, v) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }

@@ -47,6 +47,10 @@ pub enum TokenErrors<'a> {
     /// The body is not `application/json`.
     #[response(status = 415)]
     UnsupportedMediaType(ErrorBody<'a>),
+    /// A brute-force limit (`too_many_attempts`: this username or address failed too often) or a rate limit
+    /// (`too_many_requests`); see `Retry-After`.
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody<'a>),
     /// The database is unreachable or too many password checks wait; see `Retry-After`.
     #[response(status = 503)]
     Unavailable(ErrorBody<'a>),

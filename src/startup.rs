@@ -130,6 +130,7 @@ async fn maintain(state: web::Data<AppState>) {
             if now - last_sweep >= 60 {
                 let mut conn = st.db.get()?;
                 crate::db::refresh::clear_sealed(&mut conn, now - st.tokens.reuse_grace)?;
+                st.throttle.sweep(&mut conn, now)?;
                 return Ok::<_, StartupError>(now);
             }
             Ok(last_sweep)
@@ -211,6 +212,7 @@ impl Application {
             keys: Arc::new(prepared.keys),
             tokens: Arc::new(TokenSettings::from_config(&config.tokens)),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            throttle: Arc::new(crate::services::throttle::Throttle::new(&config.security)),
         });
         tokio::spawn(maintain(state.clone()));
         tokio::spawn(checkpoints(state.db.clone()));

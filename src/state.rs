@@ -8,6 +8,7 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::services::keyring::KeyRing;
 use crate::services::passwords::Passwords;
+use crate::services::throttle::Throttle;
 use crate::services::tokens::TokenSettings;
 
 pub struct AppState {
@@ -25,4 +26,6 @@ pub struct AppState {
     pub tokens: Arc<TokenSettings>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Brute-force limits and token buckets.
+    pub throttle: Arc<Throttle>,
 }

@@ -83,3 +83,20 @@ fn broken_yaml_is_one_clear_problem() {
         problems[0]
     );
 }
+
+#[test]
+fn bad_limits_and_proxies_are_reported() {
+    let text = "security:\n  trusted_proxies: [10.0.0.0/8, not-an-address, 10.0.0.0/40]\n  rate_limits:\n    register:\n      burst: 5000\n      period: 1s\n";
+    let err = load_from_str(text, "cfg.yaml", no_env(), false).err();
+    let keys: Vec<String> = err
+        .map(|e| e.problems.into_iter().map(|p| p.key).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        keys,
+        [
+            "security.rate_limits.register.period",
+            "security.trusted_proxies",
+            "security.trusted_proxies"
+        ]
+    );
+}

@@ -101,6 +101,29 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
             "must be at least 8 x parallelism".into(),
         );
     }
+    let limits = &c.security.rate_limits;
+    for (name, limit) in [
+        ("login_failures", limits.login_failures),
+        ("register", limits.register),
+        ("forgot_password", limits.forgot_password),
+        ("anonymous", limits.anonymous),
+        ("refresh", limits.refresh),
+    ] {
+        if limit.burst > 0 && limit.period.as_duration().as_millis() < u128::from(limit.burst) {
+            fail(
+                &format!("security.rate_limits.{name}.period"),
+                "must be at least one millisecond per request of the burst".into(),
+            );
+        }
+    }
+    for proxy in &c.security.trusted_proxies {
+        if crate::services::throttle::parse_cidr(proxy).is_none() {
+            fail(
+                "security.trusted_proxies",
+                format!("{proxy:?} is not an IP address or CIDR range"),
+            );
+        }
+    }
     if c.security.max_password_bytes == 0 {
         fail("security.max_password_bytes", "must be at least 1".into());
     }

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod migrations;
 pub mod refresh;
 pub mod schema;
+pub mod throttle;
 pub mod users;
 
 use std::sync::{Arc, Mutex};

@@ -139,3 +139,19 @@ diesel::table! {
         detail -> Text,
     }
 }
+
+diesel::table! {
+    throttle_buckets (name) {
+        name -> Text,
+        tat -> BigInt,
+    }
+}
+
+diesel::table! {
+    login_failures (name) {
+        name -> Text,
+        failures -> BigInt,
+        last_failure -> BigInt,
+        locked_until -> BigInt,
+    }
+}

@@ -6,6 +6,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::services::throttle::ClientAddr;
 use crate::services::tokens;
 use crate::state::AppState;
 
@@ -30,6 +31,17 @@ impl Bearer {
     pub fn has_any(&self, letters: &[&str]) -> bool {
         self.stk().any(|l| l == "S" || letters.contains(&l))
     }
+}
+
+/// The client's address as the limits count it: the TCP peer, or behind `security.trusted_proxies` the
+/// right-most untrusted `X-Forwarded-For` hop.
+pub fn client_addr(req: &HttpRequest, state: &AppState) -> Option<ClientAddr> {
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    ClientAddr::resolve(
+        req.peer_addr().map(|a| a.ip()),
+        forwarded,
+        state.throttle.trusted_proxies(),
+    )
 }
 
 /// The raw token of an `Authorization: Bearer …` header, if any.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::routes::auth::{Bearer, bearer_token};
+use crate::routes::auth::{Bearer, bearer_token, client_addr};
 use crate::services::auth::{self, AuthError, LoginInput};
 use crate::state::AppState;
 
@@ -42,13 +42,22 @@ fn auth_error(e: AuthError) -> Result<HttpResponse, ApiError> {
         )),
         AuthError::Unavailable => Err(ApiError::Unavailable),
         AuthError::Busy => Err(ApiError::Busy),
+        AuthError::Limited(l) => Err(ApiError::TooManyRequests {
+            code: "too_many_attempts",
+            retry_after: l.retry_after,
+        }),
         AuthError::Internal(cause) => Err(ApiError::Internal(cause)),
     }
 }
 
 #[utoipa::path(post, path = "/api/login", tag = "tokens", request_body = LoginInput, responses((status = 200, description = "Success", body = LoginResponse), TokenErrors))]
-pub async fn login(state: web::Data<AppState>, body: web::Json<LoginInput>) -> Result<HttpResponse, ApiError> {
-    match auth::login(&state, body.into_inner()).await {
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginInput>,
+) -> Result<HttpResponse, ApiError> {
+    let addr = client_addr(&req, &state);
+    match auth::login(&state, body.into_inner(), addr).await {
         Ok((pair, username)) => Ok(HttpResponse::Ok()
             .insert_header((CACHE_CONTROL, "no-store"))
             .json(LoginResponse {
@@ -66,6 +75,14 @@ pub async fn refresh(
     req: HttpRequest,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let addr = client_addr(&req, &state);
+    if let Err(l) = state.throttle.take_refresh(addr, state.clock.now() * 1000) {
+        state.metrics.throttled.add("refresh");
+        return Err(ApiError::TooManyRequests {
+            code: "too_many_requests",
+            retry_after: l.retry_after,
+        });
+    }
     let bearer = bearer_token(&req).map(str::to_string);
     match auth::refresh(&state, body.into_inner().refresh, bearer).await {
         Ok(pair) => Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).json(pair)),

@@ -10,6 +10,7 @@ use crate::crypto::seal;
 use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::{DbConn, DbError, audit, users};
 use crate::services::passwords::HashError;
+use crate::services::throttle::{ClientAddr, Limited, ThrottleError};
 use crate::services::tokens::{self, SignError, TokenSettings};
 use crate::state::AppState;
 
@@ -29,6 +30,9 @@ pub enum AuthError {
     /// Too many password checks are queued.
     #[error("busy")]
     Busy,
+    /// A brute-force limit: this name or address must wait.
+    #[error("too many attempts")]
+    Limited(Limited),
     #[error("{0}")]
     Internal(String),
 }
@@ -50,6 +54,15 @@ impl From<HashError> for AuthError {
         match e {
             HashError::Busy => AuthError::Busy,
             other => AuthError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ThrottleError> for AuthError {
+    fn from(e: ThrottleError) -> Self {
+        match e {
+            ThrottleError::Limited(l) => AuthError::Limited(l),
+            ThrottleError::Db(e) => e.into(),
         }
     }
 }
@@ -81,21 +94,43 @@ pub struct Pair {
     pub refresh: String,
 }
 
-/// Checks credentials and starts a session.
-pub async fn login(state: &AppState, input: LoginInput) -> Result<(Pair, String), AuthError> {
-    let result = login_inner(state, input).await;
+/// Checks credentials and starts a session, within the brute-force limits of the name and the address.
+pub async fn login(state: &AppState, input: LoginInput, addr: Option<ClientAddr>) -> Result<(Pair, String), AuthError> {
+    let result = limited_login(state, input, addr).await;
     state.metrics.logins.add(match &result {
         Ok(_) => "success",
         Err(AuthError::Unauthorized) => "failure",
         Err(AuthError::Busy) => "busy",
+        Err(AuthError::Limited(_)) => "throttled",
         Err(AuthError::PasswordTooLong | AuthError::UnknownProvider(_)) => "bad_request",
         Err(AuthError::Unavailable | AuthError::Internal(_)) => "error",
     });
-    if matches!(result, Err(AuthError::Busy)) {
-        state
-            .metrics
-            .throttled
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    match &result {
+        Err(AuthError::Busy) => state.metrics.throttled.add("hash_queue"),
+        Err(AuthError::Limited(_)) => state.metrics.throttled.add("login"),
+        _ => {}
+    }
+    result
+}
+
+async fn limited_login(
+    state: &AppState,
+    input: LoginInput,
+    addr: Option<ClientAddr>,
+) -> Result<(Pair, String), AuthError> {
+    let throttle = &state.throttle;
+    let gate = throttle
+        .login_gate(&state.db, &input.username, addr, state.clock.now())
+        .await?;
+    let result = login_inner(state, input).await;
+    let recorded = match &result {
+        Ok(_) => throttle.login_succeeded(&state.db, gate).await,
+        Err(AuthError::Unauthorized) => throttle.login_failed(&state.db, gate, state.clock.now()).await,
+        Err(_) => Ok(()),
+    };
+    if let Err(e) = recorded {
+        // The login's own outcome stands; a lost count only loosens the limit once.
+        tracing::warn!(error = %e, "login attempt not counted");
     }
     result
 }

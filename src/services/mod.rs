@@ -6,4 +6,5 @@ pub mod auth;
 pub mod bootstrap;
 pub mod keyring;
 pub mod passwords;
+pub mod throttle;
 pub mod tokens;

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::config::{TokensConfig, UserInfoConfig};
 use crate::crypto::jwt::{self, JwtError, Rules};
@@ -192,10 +191,7 @@ pub fn new_refresh_token() -> (String, String) {
 }
 
 pub fn refresh_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::crypto::sha256_hex(token.as_bytes())
 }
 
 /// Whether `token` has the shape of one of ours (43 base64url characters), before any database work.

@@ -64,6 +64,8 @@ pub fn test_config(db_url: &str) -> Config {
         iterations: 1,
         parallelism: 1,
     };
+    // Load tests refresh from one address far faster than a client would; tests/api/throttle.rs turns it on.
+    config.security.rate_limits.refresh.burst = 0;
     config
 }
 

@@ -21,3 +21,4 @@ mod openapi;
 mod outage;
 mod refresh;
 mod replicas;
+mod throttle;

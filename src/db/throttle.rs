@@ -1,0 +1,154 @@
+//! Limits shared by every replica: token buckets (GCRA, one integer per bucket) and failed-login counters.
+//!
+//! Every change is a compare-and-set on single rows in autocommit mode, retried a few times, so it is exact on
+//! all three backends without row locks or transactions (a `REPEATABLE READ` snapshot would hide the row a
+//! concurrent replica just changed).
+
+use diesel::prelude::*;
+
+use super::schema::{login_failures, throttle_buckets};
+use super::{DbConn, DbError};
+
+/// Compare-and-set attempts before giving up; a lost race means another request just changed the row.
+const ATTEMPTS: usize = 8;
+
+/// A bucket holding `burst` tokens that refills one token every `interval_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct Gcra {
+    pub interval_ms: i64,
+    /// How far the theoretical arrival time may run ahead of now: `(burst - 1) * interval_ms`.
+    pub tolerance_ms: i64,
+}
+
+/// Takes one token from the bucket. `Ok(Err(wait_ms))`: the bucket is empty for that long.
+pub fn take(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<Result<(), i64>, DbError> {
+    for _ in 0..ATTEMPTS {
+        let old: Option<i64> = throttle_buckets::table
+            .find(name)
+            .select(throttle_buckets::tat)
+            .first(conn)
+            .optional()?;
+        let Some(old) = old else {
+            let inserted = diesel::insert_into(throttle_buckets::table)
+                .values((
+                    throttle_buckets::name.eq(name),
+                    throttle_buckets::tat.eq(now_ms + gcra.interval_ms),
+                ))
+                .execute(conn);
+            match inserted.map_err(DbError::from) {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) if e.is_unique_violation() => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let wait = old - gcra.tolerance_ms - now_ms;
+        if wait > 0 {
+            return Ok(Err(wait));
+        }
+        let changed = diesel::update(
+            throttle_buckets::table.filter(throttle_buckets::name.eq(name).and(throttle_buckets::tat.eq(old))),
+        )
+        .set(throttle_buckets::tat.eq(old.max(now_ms) + gcra.interval_ms))
+        .execute(conn)?;
+        if changed == 1 {
+            return Ok(Ok(()));
+        }
+    }
+    // Constant contention on one bucket: treat it as empty rather than let the race decide.
+    Ok(Err(gcra.interval_ms))
+}
+
+/// How long until the bucket has a token, without taking one; `None` when it has one now.
+pub fn wait(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<Option<i64>, DbError> {
+    let tat: Option<i64> = throttle_buckets::table
+        .find(name)
+        .select(throttle_buckets::tat)
+        .first(conn)
+        .optional()?;
+    Ok(tat.map(|t| t - gcra.tolerance_ms - now_ms).filter(|w| *w > 0))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = login_failures)]
+pub struct Failures {
+    pub failures: i64,
+    pub last_failure: i64,
+    pub locked_until: i64,
+}
+
+pub fn failures(conn: &mut DbConn, name: &str) -> Result<Option<Failures>, DbError> {
+    Ok(login_failures::table
+        .find(name)
+        .select(Failures::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Counts one more failure; `next` turns the previous record (if any) into the new one.
+pub fn record_failure(
+    conn: &mut DbConn,
+    name: &str,
+    next: impl Fn(Option<Failures>) -> Failures,
+) -> Result<Failures, DbError> {
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let old = failures(conn, name)?;
+        let new = next(old);
+        last = Some(new);
+        let written = match old {
+            None => match diesel::insert_into(login_failures::table)
+                .values((
+                    login_failures::name.eq(name),
+                    login_failures::failures.eq(new.failures),
+                    login_failures::last_failure.eq(new.last_failure),
+                    login_failures::locked_until.eq(new.locked_until),
+                ))
+                .execute(conn)
+                .map_err(DbError::from)
+            {
+                Ok(n) => n,
+                Err(e) if e.is_unique_violation() => 0,
+                Err(e) => return Err(e),
+            },
+            Some(old) => diesel::update(
+                login_failures::table.filter(
+                    login_failures::name
+                        .eq(name)
+                        .and(login_failures::failures.eq(old.failures))
+                        .and(login_failures::last_failure.eq(old.last_failure)),
+                ),
+            )
+            .set((
+                login_failures::failures.eq(new.failures),
+                login_failures::last_failure.eq(new.last_failure),
+                login_failures::locked_until.eq(new.locked_until),
+            ))
+            .execute(conn)?,
+        };
+        if written == 1 {
+            return Ok(new);
+        }
+    }
+    // Under a flood of concurrent failures on one name the last computed state is close enough.
+    last.ok_or_else(|| DbError::Query(diesel::result::Error::NotFound))
+}
+
+pub fn clear_failures(conn: &mut DbConn, name: &str) -> Result<(), DbError> {
+    diesel::delete(login_failures::table.find(name)).execute(conn)?;
+    Ok(())
+}
+
+/// Drops rows that no longer limit anything: full buckets, and failures forgotten (`forget_before`: a window
+/// ago) since both the last failure and the end of its lock.
+pub fn sweep(conn: &mut DbConn, now: i64, forget_before: i64) -> Result<usize, DbError> {
+    let buckets = diesel::delete(throttle_buckets::table.filter(throttle_buckets::tat.lt(now * 1000))).execute(conn)?;
+    let failures = diesel::delete(
+        login_failures::table.filter(
+            login_failures::last_failure
+                .lt(forget_before)
+                .and(login_failures::locked_until.lt(forget_before)),
+        ),
+    )
+    .execute(conn)?;
+    Ok(buckets + failures)
+}

@@ -1,0 +1,427 @@
+//! Online-guessing limits and token buckets.
+//!
+//! - Per login name (whether or not a user has it, so a limit never tells which names exist): after
+//!   `delay_after` failures each further one makes the name wait, doubling up to `max_delay`; at
+//!   `lockout_after` it is locked for `lockout_duration`. While a name waits, even the right password is
+//!   refused, and no hash is computed. Shared by replicas through the database.
+//! - Per client address: failed logins, registrations, forgot-password and anonymous tokens are token buckets
+//!   in the database (shared by replicas); refreshes are a bucket in memory (per replica: a refresh token
+//!   cannot be guessed, so that limit only caps load and must cost no write).
+//!
+//! Names and addresses are stored only as SHA-256 hex. A password reset clears a name's failures, so guessing
+//! a user's password can delay their logins but never lock them out of every path.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use crate::config::{LoginThrottleConfig, RateLimit, SecurityConfig};
+use crate::db::throttle::{self as db, Failures, Gcra};
+use crate::db::{Db, DbError};
+
+/// Entries the in-memory buckets may hold before full ones are dropped.
+const LOCAL_BUCKETS_MAX: usize = 100_000;
+
+/// Refused for now: retry after this many seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    pub retry_after: u64,
+}
+
+impl Limited {
+    fn from_ms(ms: i64) -> Self {
+        Limited {
+            retry_after: (ms.max(1) as u64).div_ceil(1000),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThrottleError {
+    #[error("too many attempts")]
+    Limited(Limited),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The address a request comes from, as the limits see it: IPv6 clients by their /64, since one host
+/// usually holds a whole /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddr(IpAddr);
+
+impl ClientAddr {
+    pub fn new(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ClientAddr(IpAddr::V4(v4)),
+                None => {
+                    let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                    ClientAddr(IpAddr::V6(bits.into()))
+                }
+            },
+            v4 => ClientAddr(v4),
+        }
+    }
+
+    /// Which address a request with this TCP peer and `X-Forwarded-For` value comes from: the right-most
+    /// forwarded address that is not a trusted proxy, and only when the peer itself is one.
+    pub fn resolve(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[Cidr]) -> Option<ClientAddr> {
+        let peer = peer?;
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|c| c.contains(ip));
+        if !is_trusted(&peer) {
+            return Some(ClientAddr::new(peer));
+        }
+        let mut client = peer;
+        if let Some(list) = forwarded_for {
+            for hop in list.rsplit(',') {
+                match hop.trim().parse::<IpAddr>() {
+                    Ok(ip) if is_trusted(&ip) => client = ip,
+                    Ok(ip) => return Some(ClientAddr::new(ip)),
+                    Err(_) => break,
+                }
+            }
+        }
+        Some(ClientAddr::new(client))
+    }
+}
+
+/// An address range from `security.trusted_proxies`.
+#[derive(Debug, Clone, Copy)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    fn contains(&self, ip: &IpAddr) -> bool {
+        match (self.net, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(*ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(*ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `10.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
+pub fn parse_cidr(s: &str) -> Option<Cidr> {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+        None => (s, None),
+    };
+    let net: IpAddr = addr.trim().parse().ok()?;
+    let max = if net.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.unwrap_or(max);
+    (prefix <= max).then_some(Cidr { net, prefix })
+}
+
+/// The database-backed buckets.
+#[derive(Debug, Clone, Copy)]
+pub enum Bucket {
+    LoginFailures,
+    Register,
+    ForgotPassword,
+    Anonymous,
+}
+
+impl Bucket {
+    fn prefix(self) -> &'static str {
+        match self {
+            Bucket::LoginFailures => "login-ip",
+            Bucket::Register => "register",
+            Bucket::ForgotPassword => "forgot",
+            Bucket::Anonymous => "anonymous",
+        }
+    }
+}
+
+fn gcra(limit: RateLimit) -> Option<Gcra> {
+    if limit.burst == 0 {
+        return None;
+    }
+    let period_ms = i64::try_from(limit.period.as_duration().as_millis()).unwrap_or(i64::MAX);
+    let interval_ms = (period_ms / i64::from(limit.burst)).max(1);
+    Some(Gcra {
+        interval_ms,
+        tolerance_ms: interval_ms * (i64::from(limit.burst) - 1),
+    })
+}
+
+fn row_name(kind: &str, key: &str) -> String {
+    crate::crypto::sha256_hex(format!("{kind}:{key}").as_bytes())
+}
+
+/// What a login needs from the limits before it checks the password.
+#[derive(Debug)]
+pub struct LoginGate {
+    name: Option<String>,
+    addr: Option<ClientAddr>,
+    /// Whether the name has failures on record (a success then clears them).
+    has_failures: bool,
+}
+
+pub struct Throttle {
+    login: LoginThrottleConfig,
+    login_failures: Option<Gcra>,
+    register: Option<Gcra>,
+    forgot_password: Option<Gcra>,
+    anonymous: Option<Gcra>,
+    refresh: Option<Gcra>,
+    trusted: Vec<Cidr>,
+    /// Theoretical arrival times (ms) of the in-memory refresh buckets.
+    local: Mutex<HashMap<ClientAddr, i64>>,
+}
+
+impl Throttle {
+    pub fn new(config: &SecurityConfig) -> Self {
+        let limits = &config.rate_limits;
+        Throttle {
+            login: config.login_throttle.clone(),
+            login_failures: gcra(limits.login_failures),
+            register: gcra(limits.register),
+            forgot_password: gcra(limits.forgot_password),
+            anonymous: gcra(limits.anonymous),
+            refresh: gcra(limits.refresh),
+            trusted: config.trusted_proxies.iter().filter_map(|p| parse_cidr(p)).collect(),
+            local: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn trusted_proxies(&self) -> &[Cidr] {
+        &self.trusted
+    }
+
+    fn bucket(&self, bucket: Bucket) -> Option<Gcra> {
+        match bucket {
+            Bucket::LoginFailures => self.login_failures,
+            Bucket::Register => self.register,
+            Bucket::ForgotPassword => self.forgot_password,
+            Bucket::Anonymous => self.anonymous,
+        }
+    }
+
+    /// Takes a token from `bucket` for this client.
+    pub async fn take(&self, db: &Db, bucket: Bucket, addr: Option<ClientAddr>, now: i64) -> Result<(), ThrottleError> {
+        let (Some(gcra), Some(addr)) = (self.bucket(bucket), addr) else {
+            return Ok(());
+        };
+        let name = row_name(bucket.prefix(), &addr.0.to_string());
+        match db.run(move |c| db::take(c, &name, gcra, now * 1000)).await? {
+            Ok(()) => Ok(()),
+            Err(wait) => Err(ThrottleError::Limited(Limited::from_ms(wait))),
+        }
+    }
+
+    /// Refuses a login early when its name waits or is locked, or its address has used up its failures.
+    pub async fn login_gate(
+        &self,
+        db: &Db,
+        username: &str,
+        addr: Option<ClientAddr>,
+        now: i64,
+    ) -> Result<LoginGate, ThrottleError> {
+        let name = self
+            .login
+            .enabled
+            .then(|| row_name("login", &username.trim().to_lowercase()));
+        let ip = self
+            .login_failures
+            .zip(addr)
+            .map(|(g, a)| (g, row_name(Bucket::LoginFailures.prefix(), &a.0.to_string())));
+        if name.is_none() && ip.is_none() {
+            return Ok(LoginGate {
+                name,
+                addr,
+                has_failures: false,
+            });
+        }
+        let lookup = name.clone();
+        let (failures, ip_wait) = db
+            .run(move |c| -> Result<_, DbError> {
+                let failures = lookup.as_deref().map(|n| db::failures(c, n)).transpose()?.flatten();
+                let ip_wait = match &ip {
+                    Some((gcra, n)) => db::wait(c, n, *gcra, now * 1000)?,
+                    None => None,
+                };
+                Ok((failures, ip_wait))
+            })
+            .await?;
+        if let Some(wait) = ip_wait {
+            return Err(ThrottleError::Limited(Limited::from_ms(wait)));
+        }
+        if let Some(f) = failures.filter(|f| f.locked_until > now) {
+            return Err(ThrottleError::Limited(Limited::from_ms((f.locked_until - now) * 1000)));
+        }
+        Ok(LoginGate {
+            name,
+            addr,
+            has_failures: failures.is_some(),
+        })
+    }
+
+    /// Counts a failed login against its name and its address.
+    pub async fn login_failed(&self, db: &Db, gate: LoginGate, now: i64) -> Result<(), DbError> {
+        let policy = self.login.clone();
+        let ip = self
+            .login_failures
+            .zip(gate.addr)
+            .map(|(g, a)| (g, row_name(Bucket::LoginFailures.prefix(), &a.0.to_string())));
+        db.run(move |c| -> Result<(), DbError> {
+            if let Some(name) = &gate.name {
+                db::record_failure(c, name, |old| next_failures(&policy, old, now))?;
+            }
+            if let Some((gcra, name)) = &ip {
+                // An empty bucket only means the next attempt is refused at the gate.
+                let _ = db::take(c, name, *gcra, now * 1000)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Clears a name's failures after a successful login.
+    pub async fn login_succeeded(&self, db: &Db, gate: LoginGate) -> Result<(), DbError> {
+        match gate.name.filter(|_| gate.has_failures) {
+            Some(name) => db.run(move |c| db::clear_failures(c, &name)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Clears the failures of these login names (after a password reset proves the owner).
+    pub async fn clear_login_failures(&self, db: &Db, names: Vec<String>) -> Result<(), DbError> {
+        let rows: Vec<String> = names
+            .iter()
+            .map(|n| row_name("login", &n.trim().to_lowercase()))
+            .collect();
+        db.run(move |c| rows.iter().try_for_each(|r| db::clear_failures(c, r)))
+            .await
+    }
+
+    /// Takes a refresh token from this client's in-memory bucket.
+    pub fn take_refresh(&self, addr: Option<ClientAddr>, now_ms: i64) -> Result<(), Limited> {
+        let (Some(gcra), Some(addr)) = (self.refresh, addr) else {
+            return Ok(());
+        };
+        let mut map = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= LOCAL_BUCKETS_MAX {
+            map.retain(|_, tat| *tat > now_ms);
+        }
+        let tat = map.entry(addr).or_insert(now_ms);
+        let wait = *tat - gcra.tolerance_ms - now_ms;
+        if wait > 0 {
+            return Err(Limited::from_ms(wait));
+        }
+        *tat = (*tat).max(now_ms) + gcra.interval_ms;
+        Ok(())
+    }
+
+    /// Deletes rows that no longer limit anything.
+    pub fn sweep(&self, conn: &mut crate::db::DbConn, now: i64) -> Result<usize, DbError> {
+        let window = i64::try_from(self.login.failure_window.as_secs()).unwrap_or(i64::MAX);
+        db::sweep(conn, now, now.saturating_sub(window))
+    }
+}
+
+/// The failure record after one more failure at `now`.
+fn next_failures(policy: &LoginThrottleConfig, old: Option<Failures>, now: i64) -> Failures {
+    let window = i64::try_from(policy.failure_window.as_secs()).unwrap_or(i64::MAX);
+    // Failures are forgotten a window after the last one, or after the lock it caused ended: a failure right
+    // after a lock locks again.
+    let previous = old
+        .filter(|f| now.saturating_sub(f.last_failure.max(f.locked_until)) < window)
+        .map_or(0, |f| f.failures);
+    let failures = previous + 1;
+    let secs = |d: crate::config::GoDuration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let delay = if failures >= i64::from(policy.lockout_after.max(1)) {
+        secs(policy.lockout_duration)
+    } else if failures > i64::from(policy.delay_after) {
+        let doublings = u32::try_from(failures - i64::from(policy.delay_after) - 1).unwrap_or(u32::MAX);
+        secs(policy.base_delay)
+            .saturating_mul(2i64.saturating_pow(doublings.min(62)))
+            .min(secs(policy.max_delay))
+    } else {
+        0
+    };
+    Failures {
+        failures,
+        last_failure: now,
+        locked_until: if delay > 0 { now + delay } else { 0 },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_then_lock() {
+        let policy = LoginThrottleConfig::default();
+        let mut record = None;
+        let mut delays = Vec::new();
+        for _ in 0..11 {
+            let f = next_failures(&policy, record, 1000);
+            delays.push(if f.locked_until > 0 { f.locked_until - 1000 } else { 0 });
+            record = Some(f);
+        }
+        assert_eq!(delays, [0, 0, 0, 0, 0, 1, 2, 4, 8, 900, 900]);
+    }
+
+    #[test]
+    fn failures_are_forgotten_after_the_window() {
+        let policy = LoginThrottleConfig::default();
+        let old = Failures {
+            failures: 7,
+            last_failure: 0,
+            locked_until: 4,
+        };
+        assert_eq!(next_failures(&policy, Some(old), 10_000).failures, 1);
+        assert_eq!(next_failures(&policy, Some(old), 100).failures, 8);
+        // Right after a lock ends, the count goes on: one more failure locks again.
+        let locked = Failures {
+            failures: 10,
+            last_failure: 0,
+            locked_until: 900,
+        };
+        assert_eq!(next_failures(&policy, Some(locked), 901).locked_until, 901 + 900);
+    }
+
+    #[test]
+    fn client_address_behind_trusted_proxies() {
+        let trusted = vec![parse_cidr("10.0.0.0/8").unwrap(), parse_cidr("::1").unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let resolve = |peer: &str, xff: Option<&str>| ClientAddr::resolve(Some(ip(peer)), xff, &trusted).unwrap().0;
+        // An untrusted peer's header is ignored.
+        assert_eq!(resolve("203.0.113.9", Some("1.2.3.4")), ip("203.0.113.9"));
+        // Through two proxies: the right-most untrusted hop.
+        assert_eq!(
+            resolve("10.0.0.2", Some("6.6.6.6, 198.51.100.7, 10.0.0.1")),
+            ip("198.51.100.7")
+        );
+        assert_eq!(resolve("10.0.0.2", None), ip("10.0.0.2"));
+        // IPv6 clients count by /64; v4-mapped addresses as IPv4.
+        assert_eq!(resolve("2001:db8::1:2:3:4", None), ip("2001:db8::"));
+        assert_eq!(resolve("::ffff:192.0.2.1", None), ip("192.0.2.1"));
+        assert!(parse_cidr("10.0.0.0/33").is_none() && parse_cidr("nope").is_none());
+    }
+
+    #[test]
+    fn memory_bucket_allows_a_burst_then_the_rate() {
+        let mut config = SecurityConfig::default();
+        config.rate_limits.refresh = RateLimit::new(3, 3);
+        let t = Throttle::new(&config);
+        let a = Some(ClientAddr::new("192.0.2.1".parse().unwrap()));
+        assert!((0..3).all(|_| t.take_refresh(a, 0).is_ok()));
+        assert_eq!(t.take_refresh(a, 0), Err(Limited { retry_after: 1 }));
+        assert!(t.take_refresh(a, 1000).is_ok());
+        assert!(
+            t.take_refresh(Some(ClientAddr::new("192.0.2.2".parse().unwrap())), 0)
+                .is_ok()
+        );
+    }
+}
