@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 503 with `Retry-After`: more password checks are waiting than `security.hash_queue_limit` allows.
     #[error("the server is busy; retry shortly")]
     Busy,
+    /// 503 with `Retry-After`: the request took longer than `server.timeout`.
+    #[error("the request took too long; retry shortly")]
+    Timeout,
     /// 503 with `Retry-After`: the database cannot be reached within the pool timeout.
     #[error("the database is unavailable; retry shortly")]
     Unavailable,
@@ -78,6 +81,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests { code, .. } => code,
             ApiError::Busy => "busy",
+            ApiError::Timeout => "timeout",
             ApiError::Unavailable => "database_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -96,7 +100,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable | ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Busy | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -107,7 +111,7 @@ impl ResponseError for ApiError {
             tracing::error!(cause = %cause, "request failed");
         }
         match self {
-            ApiError::Unavailable | ApiError::Busy => {
+            ApiError::Unavailable | ApiError::Busy | ApiError::Timeout => {
                 builder.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
             }
             ApiError::TooManyRequests { retry_after, .. } => {

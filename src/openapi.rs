@@ -26,7 +26,8 @@ pub enum AdminErrors<'a> {
     /// A unique value is taken (`conflict`) or no superuser would remain (`last_superuser`).
     #[response(status = 409)]
     Conflict(ErrorBody<'a>),
-    /// The database is unreachable (`database_unavailable`) or hashing is saturated (`busy`); see `Retry-After`.
+    /// The database is unreachable (`database_unavailable`), hashing is saturated (`busy`) or the request took
+    /// longer than `server.timeout` (`timeout`); see `Retry-After`.
     #[response(status = 503)]
     Unavailable(ErrorBody<'a>),
 }
@@ -51,7 +52,8 @@ pub enum TokenErrors<'a> {
     /// (`too_many_requests`); see `Retry-After`.
     #[response(status = 429)]
     TooManyRequests(ErrorBody<'a>),
-    /// The database is unreachable or too many password checks wait; see `Retry-After`.
+    /// The database is unreachable (`database_unavailable`), too many password checks wait (`busy`) or the
+    /// request took longer than `server.timeout` (`timeout`); see `Retry-After`.
     #[response(status = 503)]
     Unavailable(ErrorBody<'a>),
 }

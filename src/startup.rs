@@ -5,14 +5,20 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use actix_web::dev::{Server, Service as _};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpServer, web};
+use tracing::Instrument as _;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::keys::Alg;
 use crate::crypto::password::Hasher;
 use crate::db::{Db, DbError, dbinit, migrations};
+use crate::error::ApiError;
 use crate::routes;
 use crate::services::bootstrap;
 use crate::services::keyring::{KeyRing, RingSettings};
@@ -170,6 +176,64 @@ pub struct Application {
     pub superuser_password: Option<String>,
 }
 
+/// What every request passes through: a request id on every log line it causes (the client's `X-Request-Id`
+/// when short and plain, else a new one), echoed in the response; the `server.timeout` budget (503 `timeout`
+/// when it runs out); and the metrics, by matched route pattern so ids in paths do not explode the label set.
+fn envelope<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+    metrics: Arc<crate::metrics::Metrics>,
+    timeout: Option<Duration>,
+) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let (start, method) = (Instant::now(), req.method().to_string());
+    let id = request_id(&req);
+    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let response = span.in_scope(|| srv.call(req));
+    async move {
+        let result = match timeout {
+            Some(limit) => tokio::time::timeout(limit, response).await.unwrap_or_else(|_| {
+                tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
+                Err(ApiError::Timeout.into())
+            }),
+            None => response.await,
+        };
+        let elapsed = start.elapsed();
+        match result {
+            Ok(mut response) => {
+                let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+                let status = response.status().as_u16();
+                metrics.observe(&method, &route, status, elapsed);
+                if let Ok(value) = HeaderValue::from_str(&id) {
+                    response
+                        .headers_mut()
+                        .insert(HeaderName::from_static("x-request-id"), value);
+                }
+                tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "request finished");
+                Ok(response)
+            }
+            Err(e) => {
+                let status = e.as_response_error().status_code().as_u16();
+                metrics.observe(&method, "timeout", status, elapsed);
+                Err(e)
+            }
+        }
+    }
+    .instrument(span)
+}
+
+/// The client's `X-Request-Id` if it is 1 to 64 plain characters (so it cannot forge log lines), else a new
+/// random one.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_string)
+}
+
 impl Application {
     /// Prepares the database and binds `server.address:server.port`.
     pub async fn build(config: Config, dbinit_file: Option<PathBuf>) -> Result<Self, StartupError> {
@@ -217,24 +281,14 @@ impl Application {
         tokio::spawn(maintain(state.clone()));
         tokio::spawn(checkpoints(state.db.clone()));
         let max_body = config.server.max_body_bytes;
+        let timeout = Some(config.server.timeout.0).filter(|t| !t.is_zero());
         let server_state = state.clone();
         let openapi = <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi();
         let mut server = HttpServer::new(move || {
             let metrics = server_state.metrics.clone();
             App::new()
                 .app_data(server_state.clone())
-                .wrap_fn(move |req, srv| {
-                    // Counted by matched route pattern, so ids in paths do not explode the label set.
-                    let (start, method, metrics) =
-                        (std::time::Instant::now(), req.method().to_string(), metrics.clone());
-                    let response = srv.call(req);
-                    async move {
-                        let response = response.await?;
-                        let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-                        metrics.observe(&method, &route, response.status().as_u16(), start.elapsed());
-                        Ok(response)
-                    }
-                })
+                .wrap_fn(move |req, srv| envelope(req, srv, metrics.clone(), timeout))
                 .configure(routes::configure(max_body, openapi.clone()))
         })
         .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1))

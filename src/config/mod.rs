@@ -41,7 +41,7 @@ pub struct ServerConfig {
     /// Address to listen on. Absent: 127.0.0.1. Empty (as in Stoke's example): every interface.
     pub address: String,
     pub port: u16,
-    /// Request timeout; a bare integer is milliseconds, as in Stoke.
+    /// Whole-request budget (headers, body, work); a bare integer is milliseconds, as in Stoke. 0: none.
     pub timeout: Millis,
     pub tls_private_key: String,
     pub tls_public_cert: String,

@@ -207,8 +207,9 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, span) = (self.pool.clone(), tracing::Span::current());
         match tokio::task::spawn_blocking(move || {
+            let _request = span.enter();
             let mut conn = pool.get().map_err(DbError::from)?;
             f(&mut conn)
         })
@@ -228,7 +229,9 @@ impl Db {
     {
         match self.writer.clone() {
             Some(Writer::Dedicated(conn)) => {
+                let span = tracing::Span::current();
                 let result = tokio::task::spawn_blocking(move || {
+                    let _request = span.enter();
                     let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
                     write_transaction(&mut conn, f)
                 })

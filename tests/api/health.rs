@@ -17,3 +17,28 @@ async fn unknown_route_is_a_json_404() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "not_found");
 }
+
+/// `server.timeout` bounds the whole request: a login whose hash outlasts it is a 503 `timeout`.
+#[tokio::test]
+async fn a_request_over_the_timeout_is_503() {
+    let app = crate::helpers::spawn_app_with(
+        crate::helpers::TestDb::Sqlite,
+        |c| {
+            c.server.timeout = tessera::config::Millis(std::time::Duration::from_millis(5));
+            // Stoke's hashes cost the default argon2id parameters: far more than 5 ms.
+            c.security.password_hash = tessera::config::PasswordHashConfig::default();
+        },
+        Some(crate::helpers::repo_path("tests/fixtures/stoke-dbinit.yaml")),
+    )
+    .await
+    .unwrap();
+    let resp = app.login("tester", "tester").await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "2");
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["error"], "timeout");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("tessera_http_requests_total{method=\"POST\",route=\"timeout\",status=\"503\"} 1"),
+        "{metrics}"
+    );
+}

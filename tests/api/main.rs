@@ -19,6 +19,7 @@ mod metrics;
 mod migrations;
 mod openapi;
 mod outage;
+mod process;
 mod refresh;
 mod replicas;
 mod throttle;
