@@ -66,18 +66,20 @@ pub fn prepare(config: &Config, dbinit_file: Option<&Path>, clock: &dyn Clock) -
     let mut conn = db
         .get()
         .map_err(|source| StartupError::Database { key: db_key, source })?;
-    let applied = migrations::run(&mut conn).map_err(|source| StartupError::Database { key: db_key, source })?;
-    if applied > 0 {
-        tracing::info!(applied, backend = db.backend().name(), "database migrated");
-    }
-    for file in init_files(config, dbinit_file) {
-        let outcome = dbinit::apply_file(&mut conn, &file, clock.now())?;
-        tracing::info!(file = %file.display(), ?outcome, "dbinit");
-    }
-    if config.users.create_stoke_claims {
-        bootstrap::ensure_stoke_claims(&mut conn, clock.now())?;
-    }
-    let superuser_password = bootstrap::ensure_superuser(&mut conn, &hasher, clock.now())?;
+    let superuser_password = migrations::exclusively(&mut conn, |conn| {
+        let applied = migrations::run(conn).map_err(|source| StartupError::Database { key: db_key, source })?;
+        if applied > 0 {
+            tracing::info!(applied, backend = db.backend().name(), "database migrated");
+        }
+        for file in init_files(config, dbinit_file) {
+            let outcome = dbinit::apply_file(conn, &file, clock.now())?;
+            tracing::info!(file = %file.display(), ?outcome, "dbinit");
+        }
+        if config.users.create_stoke_claims {
+            bootstrap::ensure_stoke_claims(conn, clock.now())?;
+        }
+        Ok::<_, StartupError>(bootstrap::ensure_superuser(conn, &hasher, clock.now())?)
+    })?;
     drop(conn);
     let keys = KeyRing::load(ring_settings(config)?, db.clone(), clock.now())?;
     Ok(Prepared {

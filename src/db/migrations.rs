@@ -14,8 +14,38 @@ const MYSQL: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 /// Any lock id will do as long as every replica uses the same one.
 const PG_LOCK_ID: i64 = 0x7e55_e7a0;
 
-/// Applies pending migrations. Replicas starting together on PostgreSQL or MySQL serialise on a database lock,
-/// so each migration runs once; SQLite's own write lock does the same for processes sharing a file.
+/// Runs `f` (migrations, dbinit, bootstrap) while holding a database-wide lock on PostgreSQL or MySQL, so
+/// replicas starting together take turns: each migration and dbinit file is applied once and one superuser is
+/// created. SQLite's own write lock serialises processes sharing a file.
+pub fn exclusively<T, E: From<DbError>>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> Result<T, E>,
+) -> Result<T, E> {
+    let unlock = match conn {
+        DbConn::Sqlite(_) => None,
+        DbConn::Postgres(c) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({PG_LOCK_ID})"))
+                .execute(c)
+                .map_err(DbError::from)?;
+            Some(format!("SELECT pg_advisory_unlock({PG_LOCK_ID})"))
+        }
+        #[cfg(feature = "mysql")]
+        DbConn::Mysql(c) => {
+            diesel::sql_query("SELECT GET_LOCK('tessera_startup', 60)")
+                .execute(c)
+                .map_err(DbError::from)?;
+            Some("SELECT RELEASE_LOCK('tessera_startup')".to_string())
+        }
+    };
+    let result = f(conn);
+    if let Some(unlock) = unlock {
+        // The lock is the session's: should this fail, closing the connection releases it.
+        let _ = conn.batch_execute(&unlock);
+    }
+    result
+}
+
+/// Applies pending migrations; call it inside [`exclusively`].
 pub fn run(conn: &mut DbConn) -> Result<usize, DbError> {
     let applied = match conn {
         DbConn::Sqlite(c) => {
@@ -23,19 +53,9 @@ pub fn run(conn: &mut DbConn) -> Result<usize, DbError> {
             let _ = c.batch_execute("PRAGMA journal_mode = WAL;");
             c.run_pending_migrations(SQLITE).map(|v| v.len())
         }
-        DbConn::Postgres(c) => {
-            diesel::sql_query(format!("SELECT pg_advisory_lock({PG_LOCK_ID})")).execute(c)?;
-            let result = c.run_pending_migrations(POSTGRES).map(|v| v.len());
-            diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_LOCK_ID})")).execute(c)?;
-            result
-        }
+        DbConn::Postgres(c) => c.run_pending_migrations(POSTGRES).map(|v| v.len()),
         #[cfg(feature = "mysql")]
-        DbConn::Mysql(c) => {
-            diesel::sql_query("SELECT GET_LOCK('tessera_migrations', 60)").execute(c)?;
-            let result = c.run_pending_migrations(MYSQL).map(|v| v.len());
-            diesel::sql_query("SELECT RELEASE_LOCK('tessera_migrations')").execute(c)?;
-            result
-        }
+        DbConn::Mysql(c) => c.run_pending_migrations(MYSQL).map(|v| v.len()),
     };
     applied.map_err(|e| DbError::Migration(e.to_string()))
 }

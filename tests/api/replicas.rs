@@ -155,3 +155,55 @@ async fn fast_rotation_under_load_has_no_verification_failures() {
         );
     }
 }
+
+/// Two replicas started at the same moment on an empty database: the migrations, the dbinit file and the
+/// bootstrap run once (under the database lock), and both serve.
+async fn start_together_on_an_empty_database(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let Some(url) = tokio::task::spawn_blocking(move || crate::helpers::fresh_database(db, &path))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let init = Some(crate::helpers::repo_path("tests/fixtures/stoke-dbinit.yaml"));
+    let (a, b) = tokio::join!(
+        spawn_on_url(&url, tempfile::tempdir().unwrap(), |_| {}, init.clone(), None),
+        spawn_on_url(&url, tempfile::tempdir().unwrap(), |_| {}, init.clone(), None),
+    );
+    for app in [&a, &b] {
+        assert_eq!(app.get("/readyz").await.status(), 200);
+        app.login_ok("tester", "tester").await;
+    }
+    use diesel::prelude::*;
+    use tessera::db::schema::{claims, users};
+    let mut conn = a.state.db.get().unwrap();
+    let testers: i64 = users::table
+        .filter(users::username.eq("tester"))
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(testers, 1);
+    let stk: i64 = claims::table
+        .filter(claims::short_name.eq("stk"))
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert!(stk >= 8, "{stk}");
+    let dbinit_runs: i64 = tessera::db::schema::dbinit_files::table
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(dbinit_runs, 1);
+}
+
+#[tokio::test]
+async fn two_replicas_start_together_on_empty_postgres() {
+    start_together_on_an_empty_database(TestDb::Postgres).await;
+}
+
+#[tokio::test]
+async fn two_replicas_start_together_on_empty_mariadb() {
+    start_together_on_an_empty_database(TestDb::Mysql).await;
+}
