@@ -17,6 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::keys::Alg;
 use crate::crypto::password::Hasher;
+use crate::crypto::seal::KeyEncryption;
 use crate::db::{Db, DbError, dbinit, migrations};
 use crate::error::ApiError;
 use crate::routes;
@@ -100,7 +101,34 @@ fn ring_settings(config: &Config) -> Result<RingSettings, StartupError> {
         key_duration: t.key_duration.as_secs() as i64,
         token_duration: t.token_duration.as_secs() as i64,
         persist: t.persist_keys,
+        encryption: key_encryption(t)?.map(Arc::new),
     })
+}
+
+/// The key-encryption secret, inline or from its file.
+fn key_encryption(t: &crate::config::TokensConfig) -> Result<Option<KeyEncryption>, StartupError> {
+    let secret = if t.key_encryption_secret_file.is_empty() {
+        t.key_encryption_secret.expose().to_string()
+    } else {
+        let text = std::fs::read_to_string(&t.key_encryption_secret_file).map_err(|e| {
+            StartupError::Config(format!(
+                "tokens.key_encryption_secret_file: cannot read {}: {e}",
+                t.key_encryption_secret_file
+            ))
+        })?;
+        text.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if secret.is_empty() {
+        return Ok(None);
+    }
+    if secret.len() < 16 {
+        return Err(StartupError::Config(
+            "tokens.key_encryption_secret: must be at least 16 characters".into(),
+        ));
+    }
+    KeyEncryption::new(&secret)
+        .map(Some)
+        .ok_or_else(|| StartupError::Config("tokens.key_encryption_secret: unusable".into()))
 }
 
 /// Checkpoints SQLite's WAL every second, off the request path.

@@ -216,6 +216,10 @@ pub struct TokensConfig {
     /// RSA modulus size: 2048, 3072 or 4096.
     pub rsa_key_bits: u32,
     pub persist_keys: bool,
+    /// Encrypts private signing keys in the database (AES-256-GCM); at least 16 characters, better 32 random
+    /// bytes in base64. Or `key_encryption_secret_file`: a file holding it (a container secret).
+    pub key_encryption_secret: Secret,
+    pub key_encryption_secret_file: String,
     pub key_duration: GoDuration,
     pub token_duration: GoDuration,
     pub issuer: String,
@@ -243,6 +247,8 @@ impl Default for TokensConfig {
             num_bits: 256,
             rsa_key_bits: 2048,
             persist_keys: true,
+            key_encryption_secret: Secret::default(),
+            key_encryption_secret_file: String::new(),
             key_duration: GoDuration::from_secs(3 * 3600),
             token_duration: GoDuration::from_secs(30 * 60),
             issuer: "tessera".into(),

@@ -88,6 +88,16 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
             "TLS termination is not built into Tessera yet: leave tls_private_key/tls_public_cert empty and put a TLS proxy in front".into(),
         );
     }
+    let t = &c.tokens;
+    if !t.key_encryption_secret.is_empty() && !t.key_encryption_secret_file.is_empty() {
+        fail(
+            "tokens.key_encryption_secret_file",
+            "set key_encryption_secret or key_encryption_secret_file, not both".into(),
+        );
+    }
+    if !t.key_encryption_secret.is_empty() && t.key_encryption_secret.expose().len() < 16 {
+        fail("tokens.key_encryption_secret", "must be at least 16 characters".into());
+    }
     let hash = &c.security.password_hash;
     if hash.iterations == 0 {
         fail("security.password_hash.iterations", "must be at least 1".into());

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use super::schema::signing_keys;
 use super::{DbConn, DbError};
 
-/// One stored signing key. `private_key` is base64 PKCS#8.
+/// One stored signing key. `private_key` is base64 PKCS#8, or `enc:v1:…` when encrypted at rest.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = signing_keys)]
 pub struct KeyRow {
@@ -43,6 +43,14 @@ pub fn insert(conn: &mut DbConn, row: &KeyRow) -> Result<(), DbError> {
 }
 
 /// Forgets keys that expired before `before`.
+/// Swaps a key's stored private key, if it is still `old` (another replica may have done it already).
+pub fn replace_private_key(conn: &mut DbConn, kid: &str, old: &str, new: &str) -> Result<(), DbError> {
+    diesel::update(signing_keys::table.filter(signing_keys::kid.eq(kid).and(signing_keys::private_key.eq(old))))
+        .set(signing_keys::private_key.eq(new))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn delete_expired(conn: &mut DbConn, before: i64) -> Result<usize, DbError> {
     Ok(diesel::delete(signing_keys::table.filter(signing_keys::expires_at.le(before))).execute(conn)?)
 }

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::crypto::jwt;
 use crate::crypto::keys::{Alg, KeyError, PublicJwk, SigningKey};
+use crate::crypto::seal::{self, KeyEncryption};
 use crate::db::keys::{self as key_db, KeyRow};
 use crate::db::{Db, DbError};
 
@@ -33,6 +34,8 @@ pub struct RingSettings {
     /// T: the life of a token.
     pub token_duration: i64,
     pub persist: bool,
+    /// Encrypts private keys at rest, from `tokens.key_encryption_secret`.
+    pub encryption: Option<Arc<KeyEncryption>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,11 +231,18 @@ impl KeyRing {
             key: Arc::new(key),
         };
         if self.settings.persist {
+            let private_key = match &self.settings.encryption {
+                Some(enc) => enc.wrap(&live.key.kid, &der).ok_or_else(|| RingError::Stored {
+                    kid: live.key.kid.clone(),
+                    message: "encryption failed".into(),
+                })?,
+                None => STANDARD.encode(&der),
+            };
             let row = KeyRow {
                 kid: live.key.kid.clone(),
                 algorithm: live.key.alg.name().to_string(),
                 public_jwk: jwk(&live.key, false).to_string(),
-                private_key: STANDARD.encode(&der),
+                private_key,
                 rotation_step: live.step,
                 publish_at: live.publish_at,
                 sign_from: live.sign_from,
@@ -263,7 +273,25 @@ impl KeyRing {
             };
             let alg =
                 Alg::parse(&row.algorithm).ok_or_else(|| stored(format!("unknown algorithm {}", row.algorithm)))?;
-            let der = STANDARD.decode(&row.private_key).map_err(|e| stored(e.to_string()))?;
+            let der = match (&self.settings.encryption, seal::is_wrapped(&row.private_key)) {
+                (Some(enc), true) => enc.unwrap(&row.kid, &row.private_key).ok_or_else(|| {
+                    stored(
+                        "does not decrypt: tokens.key_encryption_secret differs from the one it was stored with".into(),
+                    )
+                })?,
+                (None, true) => {
+                    return Err(stored(
+                        "is encrypted at rest: set tokens.key_encryption_secret (or _file)".into(),
+                    ));
+                }
+                (encryption, false) => {
+                    let der = STANDARD.decode(&row.private_key).map_err(|e| stored(e.to_string()))?;
+                    if let Some(enc) = encryption {
+                        self.encrypt_stored(enc, &row, &der);
+                    }
+                    der
+                }
+            };
             let key = SigningKey::from_pkcs8(alg, &der)?;
             if key.kid != row.kid {
                 return Err(stored("kid does not match the key".into()));
@@ -278,6 +306,22 @@ impl KeyRing {
             }));
         }
         Ok(keys)
+    }
+
+    /// Replaces a key stored in the clear (before a secret was configured) with its encrypted form.
+    fn encrypt_stored(&self, enc: &KeyEncryption, row: &KeyRow, der: &[u8]) {
+        let result = enc
+            .wrap(&row.kid, der)
+            .ok_or_else(|| DbError::Unsupported("encryption failed".into()))
+            .and_then(|wrapped| {
+                key_db::replace_private_key(&mut *self.db.get()?, &row.kid, &row.private_key, &wrapped)
+            });
+        match result {
+            Ok(()) => tracing::info!(kid = %row.kid, "signing key now encrypted at rest"),
+            Err(e) => {
+                tracing::warn!(kid = %row.kid, error = %e, "signing key left unencrypted; retried at the next load")
+            }
+        }
     }
 
     fn build_state(&self, keys: Vec<Arc<LiveKey>>, now: i64) -> RingState {

@@ -136,3 +136,87 @@ async fn rotation_follows_the_schedule() {
     let jwks: Value = serde_json::from_slice(&ring.jwks_body).unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
 }
+
+fn stored_private_keys(app: &crate::helpers::TestApp) -> Vec<(String, String)> {
+    use diesel::prelude::*;
+    use tessera::db::schema::signing_keys;
+    signing_keys::table
+        .select((signing_keys::kid, signing_keys::private_key))
+        .load(&mut *app.state.db.get().unwrap())
+        .unwrap()
+}
+
+fn kids(pkeys: &Value) -> Vec<String> {
+    pkeys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+const SECRET: &str = "correct horse battery staple";
+
+// With `tokens.key_encryption_secret`, private keys are stored encrypted; a restart with the same secret
+// keeps them, one with another secret or none refuses to start with a clear message.
+db_test!(private_keys_are_encrypted_at_rest, async |db| {
+    let with = |secret: &'static str| {
+        move |c: &mut tessera::config::Config| c.tokens.key_encryption_secret = tessera::config::Secret::new(secret)
+    };
+    let app = crate::helpers::spawn_app_with(db, with(SECRET), None).await.unwrap();
+    let before: Value = app.get("/api/pkeys").await.json().await.unwrap();
+    let stored = stored_private_keys(&app);
+    assert!(!stored.is_empty());
+    assert!(stored.iter().all(|(_, k)| k.starts_with("enc:v1:")), "{stored:?}");
+
+    let again = spawn_on_url(&app.db_url, tempfile::tempdir().unwrap(), with(SECRET), None, None).await;
+    let after: Value = again.get("/api/pkeys").await.json().await.unwrap();
+    assert_eq!(kids(&before), kids(&after));
+
+    for (secret, expected) in [
+        ("another secret, long enough", "does not decrypt"),
+        ("", "is encrypted at rest"),
+    ] {
+        let mut config = crate::helpers::test_config(&app.db_url);
+        config.tokens.key_encryption_secret = tessera::config::Secret::new(secret);
+        let err = tessera::startup::Application::build(config, None)
+            .await
+            .err()
+            .expect("start refused");
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+});
+
+/// Keys stored in the clear before a secret was configured are encrypted at the next start, and kept.
+#[tokio::test]
+async fn plain_keys_are_encrypted_when_a_secret_is_added() {
+    let app = spawn_app(TestDb::Sqlite).await.unwrap();
+    let before = stored_private_keys(&app);
+    assert!(before.iter().all(|(_, k)| !k.starts_with("enc:")));
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("kek");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let path = secret_file.display().to_string();
+    let again = spawn_on_url(
+        &app.db_url,
+        dir,
+        |c| c.tokens.key_encryption_secret_file = path,
+        None,
+        None,
+    )
+    .await;
+    let after = stored_private_keys(&again);
+    assert_eq!(
+        before.iter().map(|(kid, _)| kid).collect::<Vec<_>>(),
+        after.iter().map(|(kid, _)| kid).collect::<Vec<_>>()
+    );
+    assert!(after.iter().all(|(_, k)| k.starts_with("enc:v1:")), "{after:?}");
+
+    let mut config = crate::helpers::test_config(&app.db_url);
+    config.tokens.key_encryption_secret = tessera::config::Secret::new("too short");
+    let err = tessera::startup::Application::build(config, None)
+        .await
+        .err()
+        .expect("start refused");
+    assert!(err.to_string().contains("at least 16"), "{err}");
+}
