@@ -21,18 +21,32 @@ async fn unknown_route_is_a_json_404() {
 /// `server.timeout` bounds the whole request: a login whose hash outlasts it is a 503 `timeout`.
 #[tokio::test]
 async fn a_request_over_the_timeout_is_503() {
+    // A hash that costs far more than the 200 ms budget (128 MiB, 4 passes), while the budget stays far above
+    // the time to read the request on a loaded machine.
+    let slow = tessera::config::PasswordHashConfig {
+        memory_kib: 128 * 1024,
+        iterations: 4,
+        parallelism: 1,
+    };
+    let phc = tessera::crypto::password::Hasher::new(&slow)
+        .unwrap()
+        .hash("slow-password")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("init.yaml");
+    std::fs::write(
+        &init,
+        format!("users:\n  - username: slow\n    password_hash: \"{phc}\"\n"),
+    )
+    .unwrap();
     let app = crate::helpers::spawn_app_with(
         crate::helpers::TestDb::Sqlite,
-        |c| {
-            c.server.timeout = tessera::config::Millis(std::time::Duration::from_millis(5));
-            // Stoke's hashes cost the default argon2id parameters: far more than 5 ms.
-            c.security.password_hash = tessera::config::PasswordHashConfig::default();
-        },
-        Some(crate::helpers::repo_path("tests/fixtures/stoke-dbinit.yaml")),
+        |c| c.server.timeout = tessera::config::Millis(std::time::Duration::from_millis(200)),
+        Some(init),
     )
     .await
     .unwrap();
-    let resp = app.login("tester", "tester").await;
+    let resp = app.login("slow", "slow-password").await;
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "2");
     assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["error"], "timeout");
