@@ -203,6 +203,7 @@ impl Application {
 
         let passwords =
             Passwords::new(prepared.hasher, &config.security).map_err(|e| StartupError::Config(e.to_string()))?;
+        let providers = crate::user_source::Providers::from_config(&config.users).map_err(StartupError::Config)?;
         let state = web::Data::new(AppState {
             config: config.clone(),
             db: prepared.db,
@@ -211,6 +212,7 @@ impl Application {
             keys: Arc::new(prepared.keys),
             tokens: Arc::new(TokenSettings::from_config(&config.tokens)),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            providers: Arc::new(providers),
         });
         tokio::spawn(maintain(state.clone()));
         tokio::spawn(checkpoints(state.db.clone()));

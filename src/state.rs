@@ -25,4 +25,6 @@ pub struct AppState {
     pub tokens: Arc<TokenSettings>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The user providers (LDAP directories) of `users.providers`, with their connections.
+    pub providers: Arc<crate::user_source::Providers>,
 }
