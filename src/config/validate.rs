@@ -141,12 +141,6 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
             );
         }
         // LDAP filter templates and the CA file (user_source/ldap.rs reads them the same way at start-up).
-        if p.ldap.user_filter_template.trim().is_empty() {
-            fail(
-                &format!("{key}.user_filter_template"),
-                "an LDAP provider needs a user filter, e.g. (uid={{ .Username }})".into(),
-            );
-        }
         for (field, text) in [
             ("user_filter_template", &p.ldap.user_filter_template),
             ("group_filter_template", &p.ldap.group_filter_template),
@@ -162,6 +156,14 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
     }
 
     let mut warn = |key: &str, msg: String| out.push((key.into(), msg, false));
+    for (i, p) in c.users.providers.iter().enumerate() {
+        if p.ldap.user_filter_template.trim().is_empty() {
+            warn(
+                &format!("users.providers[{i}].user_filter_template"),
+                "empty: this provider finds no users (only local users can log in), e.g. (uid={{ .Username }})".into(),
+            );
+        }
+    }
     if c.cluster.enabled {
         warn(
             "cluster.enabled",

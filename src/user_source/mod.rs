@@ -26,7 +26,11 @@ impl Providers {
         let list = users
             .providers
             .iter()
-            .map(|p| LdapProvider::new(p).map(Arc::new).map_err(|e| format!("provider {:?}: {e}", p.name)))
+            .map(|p| {
+                LdapProvider::new(p)
+                    .map(Arc::new)
+                    .map_err(|e| format!("provider {:?}: {e}", p.name))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Providers { list })
     }

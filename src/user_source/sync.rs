@@ -84,7 +84,10 @@ fn sync_groups(c: &mut DbConn, provider: &str, user_id: i64, directory_groups: &
         }
         managed.insert(group);
         // LDAP names and DNs compare case-insensitively.
-        if directory_groups.iter().any(|g| g.trim().eq_ignore_ascii_case(spec.trim())) {
+        if directory_groups
+            .iter()
+            .any(|g| g.trim().eq_ignore_ascii_case(spec.trim()))
+        {
             wanted.insert(group);
         }
     }
