@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, ldap_escape};
 
@@ -149,7 +149,7 @@ pub struct LdapProvider {
     connect_timeout: Duration,
     connector: Option<native_tls::TlsConnector>,
     /// The shared service-bound connection (a clone of the handle per operation).
-    service: tokio::sync::Mutex<Option<Ldap>>,
+    service: tokio::sync::Mutex<ServiceSlot>,
     /// Idle connections for user binds.
     binders: Mutex<Vec<Ldap>>,
     /// Whether the directory was last found unreachable (so that is logged once, not per request).
@@ -179,7 +179,7 @@ impl LdapProvider {
             search_timeout,
             connect_timeout: search_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             connector: tls_connector(&s.ldap_ca_cert, s.skip_certificate_verify)?,
-            service: tokio::sync::Mutex::new(None),
+            service: tokio::sync::Mutex::new(ServiceSlot::default()),
             binders: Mutex::new(Vec::new()),
             down: AtomicBool::new(false),
         })
@@ -297,9 +297,8 @@ impl LdapProvider {
 
     /// A search on the service connection; a stale pooled connection is replaced and the search retried once.
     async fn service_search(&self, base: &str, filter: &str, attrs: &[&str]) -> Result<Vec<SearchEntry>, Failure> {
-        let mut retried = false;
         loop {
-            let mut ldap = self.service_connection().await?;
+            let (mut ldap, fresh) = self.service_connection().await?;
             let result = self.timed(&mut ldap).search(base, Scope::Subtree, filter, attrs).await;
             let result = result.map_err(Failure::from).and_then(|r| {
                 let (entries, _) = r.success().map_err(Failure::from)?;
@@ -307,26 +306,47 @@ impl LdapProvider {
             });
             match result {
                 Err(Failure::Down(cause)) => {
-                    *self.service.lock().await = None;
-                    if retried {
+                    let mut slot = self.service.lock().await;
+                    slot.ldap = None;
+                    if fresh {
+                        slot.failed_at = Some(Instant::now());
                         return Err(Failure::Down(cause));
                     }
-                    retried = true;
                 }
                 other => return other,
             }
         }
     }
 
-    /// The shared service-bound connection, opened (and bound) when missing or closed.
-    async fn service_connection(&self) -> Result<Ldap, Failure> {
+    /// The shared service-bound connection, opened (and bound) when missing or closed; `true` when new.
+    ///
+    /// Logins that queued behind a failed attempt fail at once instead of each waiting out its own timeout.
+    async fn service_connection(&self) -> Result<(Ldap, bool), Failure> {
+        let asked = Instant::now();
         let mut slot = self.service.lock().await;
-        if let Some(ldap) = slot.as_mut() {
+        if let Some(ldap) = slot.ldap.as_mut() {
             if !ldap.is_closed() {
-                return Ok(ldap.clone());
+                return Ok((ldap.clone(), false));
             }
         }
-        *slot = None;
+        slot.ldap = None;
+        if slot.failed_at.is_some_and(|t| t >= asked) {
+            return Err(Failure::Down("the directory just failed for another login".into()));
+        }
+        match self.open_service_connection().await {
+            Ok(ldap) => {
+                slot.ldap = Some(ldap.clone());
+                slot.failed_at = None;
+                Ok((ldap, true))
+            }
+            Err(f) => {
+                slot.failed_at = Some(Instant::now());
+                Err(f)
+            }
+        }
+    }
+
+    async fn open_service_connection(&self) -> Result<Ldap, Failure> {
         let mut ldap = self.connect().await?;
         if !self.bind_dn.is_empty() {
             self.timed(&mut ldap)
@@ -335,7 +355,6 @@ impl LdapProvider {
                 .success()
                 .map_err(|e| Failure::Down(format!("service bind failed: {}", Failure::from(e).describe())))?;
         }
-        *slot = Some(ldap.clone());
         Ok(ldap)
     }
 
@@ -402,6 +421,13 @@ impl LdapProvider {
 enum Found {
     Several,
     Failed(Failure),
+}
+
+#[derive(Default)]
+struct ServiceSlot {
+    ldap: Option<Ldap>,
+    /// When opening it last failed.
+    failed_at: Option<Instant>,
 }
 
 /// The TLS settings for ldaps:// (and StartTLS, should it be added): the CA file as the only trust anchor when

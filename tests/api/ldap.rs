@@ -373,6 +373,40 @@ db_test!(unreachable_directory_falls_back_to_local_users, async |db| {
     expect_401(&app, "somebody", "tester", Some("corp")).await;
 });
 
+// A directory that accepts connections and never answers: `search_timeout` bounds the wait, then local users
+// answer; logins queued behind a failed attempt do not each wait out their own timeout.
+#[tokio::test]
+async fn a_silent_directory_times_out_to_local_users() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let init = dbinit(&tmp, "crew", "staff", &[("tester", &["Local group"], true)]);
+    let mut silent = provider("corp", &format!("ldap://127.0.0.1:{port}"));
+    silent.ldap.search_timeout = tessera::config::GoDuration(std::time::Duration::from_millis(700));
+    let app = spawn_app_with(TestDb::Sqlite, with(vec![silent]), Some(init))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.url("/api/login"));
+            let body = json!({"username": "tester", "password": "tester"});
+            tokio::spawn(async move { client.post(url).json(&body).send().await.unwrap().status() })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
+}
+
 #[tokio::test]
 async fn ldaps_verifies_the_server_with_the_ca_file() {
     let Some(mut dir) = directory().await else { return };
