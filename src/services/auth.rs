@@ -66,6 +66,8 @@ impl From<SignError> for AuthError {
 pub struct LoginInput {
     pub username: String,
     pub password: String,
+    /// A provider of `/api/available_providers`, or `local` for local users only. Absent: the only configured
+    /// provider, or local users when there are none or several.
     #[serde(default)]
     pub provider: Option<String>,
     #[serde(default)]
