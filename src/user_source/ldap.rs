@@ -515,6 +515,42 @@ mod tests {
         assert!(Template::parse("").unwrap().is_empty());
     }
 
+    /// Collects log output written on this thread.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_outage_is_logged_once_until_recovery() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        let provider = LdapProvider::new(&ProviderConfig::default()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..3 {
+                provider.unreachable("user search", &Failure::Down("refused".into()));
+            }
+            provider.up(Outcome::NotFound);
+            provider.up(Outcome::NotFound);
+            provider.unreachable("user search", &Failure::Down("refused".into()));
+        });
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("unreachable").count(), 2, "{log}");
+        assert_eq!(log.matches("reachable again").count(), 1, "{log}");
+    }
+
     #[test]
     fn pem_bundles_split_into_certificates() {
         let one = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----";

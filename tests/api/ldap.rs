@@ -407,6 +407,83 @@ async fn a_silent_directory_times_out_to_local_users() {
     assert!(elapsed < std::time::Duration::from_secs(3), "{elapsed:?}");
 }
 
+/// A TCP proxy to the test directory that can cut its connections and refuse new ones, to play outages without
+/// touching the shared slapd.
+struct Proxy {
+    port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(target: &str) -> Proxy {
+        let target = target.trim_start_matches("ldap://").to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (d, l) = (down.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if d.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the connection closes at once
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(target).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                l.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Proxy { port, down, links }
+    }
+
+    fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// Closes every open connection.
+    fn cut(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        if down {
+            self.cut();
+        }
+    }
+}
+
+#[tokio::test]
+async fn pooled_connections_recover_from_cuts_and_outages() {
+    let Some(mut dir) = directory().await else { return };
+    let user = unique("cut");
+    dir.add_person(&format!("uid={user}"), &user, "cut-pw").await;
+    let proxy = Proxy::start(&dir.url).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let init = dbinit(&tmp, "crew", "staff", &[("tester", &[], true)]);
+    let app = spawn_app_with(TestDb::Sqlite, with(vec![provider("corp", &proxy.url())]), Some(init))
+        .await
+        .unwrap();
+    claims_after_login(&app, &user, "cut-pw", None).await;
+    // The service connection and the pooled bind connection die; the next login opens new ones.
+    proxy.cut();
+    claims_after_login(&app, &user, "cut-pw", None).await;
+    // Outage: directory users cannot log in (no local password), local users can.
+    proxy.set_down(true);
+    expect_401(&app, &user, "cut-pw", None).await;
+    claims_after_login(&app, "tester", "tester", None).await;
+    expect_401(&app, &user, "cut-pw", None).await;
+    // Back: directory users log in again.
+    proxy.set_down(false);
+    claims_after_login(&app, &user, "cut-pw", None).await;
+    claims_after_login(&app, &user, "cut-pw", None).await;
+}
+
 #[tokio::test]
 async fn ldaps_verifies_the_server_with_the_ca_file() {
     let Some(mut dir) = directory().await else { return };
