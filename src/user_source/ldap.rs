@@ -20,6 +20,9 @@ const BIND_POOL: usize = 4;
 /// answer must not hold logins forever, since they fall back to local users.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longer names cannot be stored locally (and local users cannot have them either).
+const MAX_USERNAME: usize = 255;
+
 /// LDAP result codes this module tells apart (RFC 4511, appendix A).
 const RC_NO_SUCH_OBJECT: u32 = 32;
 const RC_INVALID_CREDENTIALS: u32 = 49;
@@ -58,6 +61,10 @@ enum Failure {
 impl From<LdapError> for Failure {
     fn from(e: LdapError) -> Self {
         match e {
+            // busy, unavailable: the server is there but cannot serve.
+            LdapError::LdapResult { result } if matches!(result.rc, 51 | 52) => {
+                Failure::Down(format!("result code {} {}", result.rc, result.text))
+            }
             LdapError::LdapResult { result } => Failure::Code(result.rc, result.text),
             other => Failure::Down(other.to_string()),
         }
@@ -192,7 +199,7 @@ impl LdapProvider {
     /// Asks the directory about `username` and `password`.
     pub async fn authenticate(&self, username: &str, password: &str) -> Outcome {
         // Without a user filter (configuration loading warns) the directory finds nobody.
-        if username.is_empty() || self.user_filter.is_empty() {
+        if username.is_empty() || username.len() > MAX_USERNAME || self.user_filter.is_empty() {
             return Outcome::NotFound;
         }
         let user = match self.find_user(username).await {

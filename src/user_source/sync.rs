@@ -19,8 +19,11 @@ pub const SOURCE: &str = "LDAP";
 
 /// Creates or updates the user `username` from the directory's entry and syncs its linked groups; one transaction.
 pub fn store(c: &mut DbConn, provider: &str, username: &str, d: &DirectoryUser, now: i64) -> Result<UserRow, DbError> {
-    // The email column is unique: a directory address another user already has is not copied.
-    let email = match &d.email {
+    let mut d = d.clone();
+    d.first_name = fit(&d.first_name);
+    d.last_name = fit(&d.last_name);
+    // The email column is unique: a directory address another user already has (or one too long) is not copied.
+    let email = match d.email.as_ref().filter(|e| e.len() <= COLUMN) {
         Some(e) => {
             let taken = users::table
                 .filter(users::email.eq(e))
@@ -58,6 +61,18 @@ pub fn store(c: &mut DbConn, provider: &str, username: &str, d: &DirectoryUser, 
     };
     sync_groups(c, provider, user.id, &d.groups)?;
     Ok(user)
+}
+
+/// The width of the users' text columns.
+const COLUMN: usize = 255;
+
+/// `text` cut to the column width, on a character boundary.
+fn fit(text: &str) -> String {
+    let mut end = text.len().min(COLUMN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 /// Whether a link of this type applies to `provider`: `LDAP:<provider>`, `LDAP:` or `LDAP` (case-insensitive kind).
@@ -127,6 +142,14 @@ fn sync_groups(c: &mut DbConn, provider: &str, user_id: i64, directory_groups: &
 #[cfg(test)]
 mod tests {
     use super::link_applies;
+
+    #[test]
+    fn long_names_are_cut_on_character_boundaries() {
+        assert_eq!(super::fit("short"), "short");
+        let long = "é".repeat(200);
+        let cut = super::fit(&long);
+        assert!(cut.len() <= 255 && cut.chars().all(|c| c == 'é'));
+    }
 
     #[test]
     fn link_types_select_providers() {
