@@ -524,6 +524,39 @@ async fn ldapi_sockets_work() {
     claims_after_login(&app, &user, "sock-pw", None).await;
 }
 
+// Providers from a provider_config_dir file and from Stoke's flat keys, loaded as a config file would be.
+#[tokio::test]
+async fn providers_from_config_files_and_flat_stoke_keys_log_in() {
+    let Some(mut dir) = directory().await else { return };
+    let user = unique("cfg");
+    dir.add_person(&format!("uid={user}"), &user, "cfg-pw").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = |indent: &str| {
+        format!(
+            "{indent}server_url: {url}\n{indent}bind_user_dn: cn=reader,{BASE}\n{indent}bind_user_password: reader-secret\n\
+             {indent}user_search_root: {PEOPLE}\n\
+             {indent}user_filter_template: \"(&(objectClass=inetOrgPerson)(uid={{{{ .Username }}}}))\"\n\
+             {indent}group_search_root: {GROUPS}\n\
+             {indent}group_filter_template: \"(&(objectClass=groupOfNames)(member={{{{ .UserDN }}}}))\"\n\
+             {indent}search_timeout: 5s\n",
+            url = dir.url
+        )
+    };
+    std::fs::write(tmp.path().join("corp.yaml"), format!("type: ldap\n{}", keys(""))).unwrap();
+    let text = format!(
+        "users:\n  provider_config_dir: {}\n  enable_ldap: true\n{}",
+        tmp.path().display(),
+        keys("  ")
+    );
+    let loaded = tessera::config::load_from_str(&text, "t.yaml", Vec::new(), true).unwrap_or_else(|e| panic!("{e}"));
+    let providers = loaded.config.users.providers.clone();
+    let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["corp", "ldap"]);
+    let app = spawn_app_with(TestDb::Sqlite, with(providers), None).await.unwrap();
+    claims_after_login(&app, &user, "cfg-pw", Some("corp")).await;
+    claims_after_login(&app, &user, "cfg-pw", Some("ldap")).await;
+}
+
 #[tokio::test]
 async fn available_providers_and_unknown_providers() {
     let url = format!("ldap://127.0.0.1:{}", closed_port());
