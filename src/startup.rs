@@ -298,6 +298,7 @@ impl Application {
 
         let passwords =
             Passwords::new(prepared.hasher, &config.security).map_err(|e| StartupError::Config(e.to_string()))?;
+        let providers = crate::user_source::Providers::from_config(&config.users).map_err(StartupError::Config)?;
         let state = web::Data::new(AppState {
             config: config.clone(),
             db: prepared.db,
@@ -307,6 +308,7 @@ impl Application {
             tokens: Arc::new(TokenSettings::from_config(&config.tokens)),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             throttle: Arc::new(crate::services::throttle::Throttle::new(&config.security)),
+            providers: Arc::new(providers),
         });
         tokio::spawn(maintain(state.clone()));
         tokio::spawn(checkpoints(state.db.clone()));

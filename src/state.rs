@@ -28,4 +28,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Brute-force limits and token buckets.
     pub throttle: Arc<Throttle>,
+    /// The user providers (LDAP directories) of `users.providers`, with their connections.
+    pub providers: Arc<crate::user_source::Providers>,
 }

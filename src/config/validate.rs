@@ -173,9 +173,30 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
                 format!("{url:?} must begin with ldap://, ldaps:// or ldapi://"),
             );
         }
+        // LDAP filter templates and the CA file (user_source/ldap.rs reads them the same way at start-up).
+        for (field, text) in [
+            ("user_filter_template", &p.ldap.user_filter_template),
+            ("group_filter_template", &p.ldap.group_filter_template),
+        ] {
+            if let Err(e) = crate::user_source::ldap::Template::parse(text) {
+                fail(&format!("{key}.{field}"), e);
+            }
+        }
+        let ca = p.ldap.ldap_ca_cert.as_str();
+        if !ca.is_empty() && !std::path::Path::new(ca).is_file() {
+            fail(&format!("{key}.ldap_ca_cert"), format!("{ca:?} is not a readable file"));
+        }
     }
 
     let mut warn = |key: &str, msg: String| out.push((key.into(), msg, false));
+    for (i, p) in c.users.providers.iter().enumerate() {
+        if p.ldap.user_filter_template.trim().is_empty() {
+            warn(
+                &format!("users.providers[{i}].user_filter_template"),
+                "empty: this provider finds no users (only local users can log in), e.g. (uid={{ .Username }})".into(),
+            );
+        }
+    }
     if c.cluster.enabled {
         warn(
             "cluster.enabled",

@@ -13,6 +13,7 @@ use crate::services::passwords::HashError;
 use crate::services::throttle::{ClientAddr, Limited, ThrottleError};
 use crate::services::tokens::{self, SignError, TokenSettings};
 use crate::state::AppState;
+use crate::user_source::{DirectoryUser, Outcome};
 
 /// Why a token request failed; every variant but `Unavailable` and `Internal` is a 4xx.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,8 @@ impl From<SignError> for AuthError {
 pub struct LoginInput {
     pub username: String,
     pub password: String,
+    /// A provider of `/api/available_providers`, or `local` for local users only. Absent: the only configured
+    /// provider, or local users when there are none or several.
     #[serde(default)]
     pub provider: Option<String>,
     #[serde(default)]
@@ -139,15 +142,56 @@ async fn login_inner(state: &AppState, input: LoginInput) -> Result<(Pair, Strin
     if state.passwords.too_long(&input.password) {
         return Err(AuthError::PasswordTooLong);
     }
-    if let Some(p) = input
-        .provider
-        .as_deref()
-        .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("local"))
-    {
-        if !state.config.users.providers.iter().any(|c| c.name == p) {
-            return Err(AuthError::UnknownProvider(p.to_string()));
-        }
+    let provider = match input.provider.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) if p.eq_ignore_ascii_case("local") => None,
+        Some(p) => Some(
+            state
+                .providers
+                .get(p)
+                .ok_or_else(|| AuthError::UnknownProvider(p.to_string()))?,
+        ),
+        None => state.providers.only(),
+    };
+    let user = match provider {
+        // The directory decides when it knows the user; local users answer when it does not or cannot.
+        Some(p) => match p.authenticate(&input.username, &input.password).await {
+            Outcome::Authenticated(entry) => directory_user(state, p.name(), &input.username, entry).await?,
+            Outcome::Rejected => {
+                audit_failed_login(state, Some(input.username.clone())).await;
+                return Err(AuthError::Unauthorized);
+            }
+            Outcome::NotFound | Outcome::Unreachable => local_user(state, &input).await?,
+        },
+        None => local_user(state, &input).await?,
+    };
+    issue(state, user, input).await
+}
+
+/// Stores what the directory said about the user (profile, `source: LDAP`, linked groups) and returns the row.
+async fn directory_user(
+    state: &AppState,
+    provider: &str,
+    username: &str,
+    entry: DirectoryUser,
+) -> Result<users::UserRow, AuthError> {
+    let now = state.clock.now();
+    let (provider, username) = (provider.to_string(), username.to_string());
+    let store = {
+        let (provider, username, entry) = (provider.clone(), username.clone(), entry.clone());
+        move |c: &mut DbConn| crate::user_source::sync::store(c, &provider, &username, &entry, now)
+    };
+    match state.db.write::<_, DbError, _>(store).await {
+        // Two first logins of one user at once: the other one inserted the row; ours now updates it.
+        Err(e) if e.is_unique_violation() => Ok(state
+            .db
+            .write(move |c: &mut DbConn| crate::user_source::sync::store(c, &provider, &username, &entry, now))
+            .await?),
+        other => Ok(other?),
     }
+}
+
+/// A local user whose password matches, or 401.
+async fn local_user(state: &AppState, input: &LoginInput) -> Result<users::UserRow, AuthError> {
     let login = input.username.clone();
     let user = if login.is_empty() || login.len() > 255 {
         None
@@ -166,9 +210,13 @@ async fn login_inner(state: &AppState, input: LoginInput) -> Result<(Pair, Strin
         (_, Some(user)) => user,
     };
     if verdict == Verdict::RightNeedsRehash {
-        upgrade_hash(state, &user, input.password).await;
+        upgrade_hash(state, &user, input.password.clone()).await;
     }
+    Ok(user)
+}
 
+/// Signs the token pair of an authenticated user and records the session.
+async fn issue(state: &AppState, user: users::UserRow, input: LoginInput) -> Result<(Pair, String), AuthError> {
     let now = state.clock.now();
     let settings = state.tokens.clone();
     let ring = state.keys.current();

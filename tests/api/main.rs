@@ -14,6 +14,7 @@ mod dbinit;
 mod health;
 mod interop;
 mod keys;
+mod ldap;
 mod login;
 mod metrics;
 mod migrations;

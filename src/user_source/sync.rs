@@ -1,0 +1,162 @@
+//! The local copy of a directory user: profile fields, `source: LDAP`, and memberships of linked claim groups.
+//!
+//! A claim group is *managed* by a provider when it has a group link of type `LDAP:<provider>` or `LDAP:` (any
+//! LDAP provider; Stoke's plain links). At each login the user's memberships of managed groups are made to follow
+//! the directory; memberships of other groups (assigned locally by an admin) are kept.
+
+use std::collections::HashSet;
+
+use diesel::prelude::*;
+
+use crate::db::schema::{group_links, user_claim_groups, users};
+use crate::db::users::{self as user_db, UserRow};
+use crate::db::{DbConn, DbError};
+
+use super::DirectoryUser;
+
+/// The `source` of users a directory vouched for.
+pub const SOURCE: &str = "LDAP";
+
+/// Creates or updates the user `username` from the directory's entry and syncs its linked groups; one transaction.
+pub fn store(c: &mut DbConn, provider: &str, username: &str, d: &DirectoryUser, now: i64) -> Result<UserRow, DbError> {
+    let mut d = d.clone();
+    d.first_name = fit(&d.first_name);
+    d.last_name = fit(&d.last_name);
+    // The email column is unique: a directory address another user already has (or one too long) is not copied.
+    let email = match d.email.as_ref().filter(|e| e.len() <= COLUMN) {
+        Some(e) => {
+            let taken = users::table
+                .filter(users::email.eq(e))
+                .filter(users::username.ne(username))
+                .count()
+                .get_result::<i64>(c)?
+                > 0;
+            if taken { None } else { Some(e.clone()) }
+        }
+        None => None,
+    };
+    let user = match user_db::find_by_username(c, username)? {
+        Some(mut u) => {
+            if u.fname != d.first_name || u.lname != d.last_name || u.email != email || u.source != SOURCE {
+                u.fname = d.first_name.clone();
+                u.lname = d.last_name.clone();
+                u.email = email;
+                u.source = SOURCE.into();
+                user_db::update_profile(c, &u, now)?;
+            }
+            u
+        }
+        None => {
+            let mut u = UserRow::new_local(
+                username,
+                email.as_deref(),
+                (&d.first_name, &d.last_name),
+                (None, None),
+                now,
+            );
+            u.source = SOURCE.into();
+            user_db::insert(c, &u)?;
+            u
+        }
+    };
+    sync_groups(c, provider, user.id, &d.groups)?;
+    Ok(user)
+}
+
+/// The width of the users' text columns.
+const COLUMN: usize = 255;
+
+/// `text` cut to the column width, on a character boundary.
+fn fit(text: &str) -> String {
+    let mut end = text.len().min(COLUMN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// Whether a link of this type applies to `provider`: `LDAP:<provider>`, `LDAP:` or `LDAP` (case-insensitive kind).
+pub fn link_applies(link_type: &str, provider: &str) -> bool {
+    let (kind, which) = link_type.split_once(':').unwrap_or((link_type, ""));
+    kind.trim().eq_ignore_ascii_case("ldap") && (which.is_empty() || which == provider)
+}
+
+fn sync_groups(c: &mut DbConn, provider: &str, user_id: i64, directory_groups: &[String]) -> Result<(), DbError> {
+    let links: Vec<(String, String, Option<i64>)> = group_links::table
+        .filter(group_links::claim_group_id.is_not_null())
+        .select((
+            group_links::link_type,
+            group_links::resource_spec,
+            group_links::claim_group_id,
+        ))
+        .load(c)?;
+    let mut managed = HashSet::new();
+    let mut wanted = HashSet::new();
+    for (link_type, spec, group) in links {
+        let Some(group) = group else { continue };
+        if !link_applies(&link_type, provider) {
+            continue;
+        }
+        managed.insert(group);
+        // LDAP names and DNs compare case-insensitively.
+        if directory_groups
+            .iter()
+            .any(|g| g.trim().eq_ignore_ascii_case(spec.trim()))
+        {
+            wanted.insert(group);
+        }
+    }
+    if managed.is_empty() {
+        return Ok(());
+    }
+    let current: HashSet<i64> = user_claim_groups::table
+        .filter(user_claim_groups::user_id.eq(user_id))
+        .select(user_claim_groups::claim_group_id)
+        .load::<i64>(c)?
+        .into_iter()
+        .collect();
+    let gone: Vec<i64> = current
+        .iter()
+        .filter(|g| managed.contains(g) && !wanted.contains(g))
+        .copied()
+        .collect();
+    if !gone.is_empty() {
+        diesel::delete(
+            user_claim_groups::table
+                .filter(user_claim_groups::user_id.eq(user_id))
+                .filter(user_claim_groups::claim_group_id.eq_any(&gone)),
+        )
+        .execute(c)?;
+    }
+    for group in wanted.difference(&current) {
+        diesel::insert_into(user_claim_groups::table)
+            .values((
+                user_claim_groups::user_id.eq(user_id),
+                user_claim_groups::claim_group_id.eq(*group),
+            ))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_applies;
+
+    #[test]
+    fn long_names_are_cut_on_character_boundaries() {
+        assert_eq!(super::fit("short"), "short");
+        let long = "é".repeat(200);
+        let cut = super::fit(&long);
+        assert!(cut.len() <= 255 && cut.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn link_types_select_providers() {
+        assert!(link_applies("LDAP:", "corp"));
+        assert!(link_applies("LDAP", "corp"));
+        assert!(link_applies("ldap:corp", "corp"));
+        assert!(!link_applies("LDAP:other", "corp"));
+        assert!(!link_applies("OIDC:", "corp"));
+    }
+}
