@@ -20,9 +20,9 @@ export async function auditPage(main, page = 1) {
     table(
       rows,
       [
-        ['When', (r) => when(r.at)],
+        ['When', (r) => h('span', { class: 'nowrap' }, when(r.at))],
         ['Who', (r) => r.actor],
-        ['Action', (r) => h('code', {}, r.action)],
+        ['Action', (r) => h('code', { class: 'nowrap' }, r.action)],
         ['Target', (r) => r.target],
         ['Detail', (r) => h('span', { class: 'detail', title: r.detail }, r.detail)],
       ],

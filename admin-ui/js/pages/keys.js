@@ -6,7 +6,7 @@ import { confirmAction, explain, h, mount, notify, table, when } from '../ui.js'
 
 export async function keysPage(main) {
   const ring = await api.get('api/admin/keys');
-  const hours = (s) => (s % 3600 === 0 ? `${s / 3600} h` : `${Math.round(s / 60)} min`);
+  const hours = (s) => (s % 3600 === 0 ? `${s / 3600} h` : s % 60 === 0 ? `${s / 60} min` : `${s} s`);
   const rotate = async () => {
     const ok = await confirmAction(
       'Create a new signing key now? It is published at once; tokens already issued stay valid until they expire.',

@@ -7,6 +7,7 @@ import { explain, h, mount, table } from '../ui.js';
 const EVERY_MS = 5000;
 const KEEP = 72; // six minutes of samples
 const SVG = 'http://www.w3.org/2000/svg';
+const GOOD = new Set(['success', 'ok', 'replayed']);
 
 /** Prometheus text → [{name, labels, value}]. */
 export function parse(text) {
@@ -65,7 +66,9 @@ function points(history) {
     const dt = (b.t - a.t) / 1000;
     if (dt <= 0) continue;
     const d = (f) => Math.max(0, f(b.s) - f(a.s));
-    const outcome = (kind, name) => d((s) => s[kind][name] || 0) * (60 / dt);
+    // Outcome labels: logins count `success`, refreshes `ok` (and `replayed`, a racing tab's successful retry).
+    const perMin = (kind, good) =>
+      d((s) => Object.entries(s[kind]).reduce((x, [k, v]) => x + (GOOD.has(k) === good ? v : 0), 0)) * (60 / dt);
     const n = d((s) => s.count);
     out.push({
       t: b.t,
@@ -73,10 +76,10 @@ function points(history) {
       errors: d((s) => s.errors) / dt,
       avg: n ? (d((s) => s.sum) / n) * 1000 : 0,
       p95: p95(a.s, b.s),
-      loginOk: outcome('logins', 'success'),
-      loginBad: d((s) => Object.entries(s.logins).reduce((x, [k, v]) => x + (k === 'success' ? 0 : v), 0)) * (60 / dt),
-      refreshOk: outcome('refreshes', 'success'),
-      refreshBad: d((s) => Object.entries(s.refreshes).reduce((x, [k, v]) => x + (k === 'success' ? 0 : v), 0)) * (60 / dt),
+      loginOk: perMin('logins', true),
+      loginBad: perMin('logins', false),
+      refreshOk: perMin('refreshes', true),
+      refreshBad: perMin('refreshes', false),
     });
   }
   return out;
@@ -92,8 +95,8 @@ function svg(tag, attrs = {}, ...children) {
 /** A line chart of `series` ([label, key, cssClass]) over `pts`. */
 function chart(title, unit, pts, series) {
   const [W, H, L, B] = [480, 180, 48, 22];
-  const max = Math.max(1e-9, ...pts.flatMap((p) => series.map(([, k]) => p[k])));
-  const nice = niceCeil(max);
+  const max = Math.max(0, ...pts.flatMap((p) => series.map(([, k]) => p[k])));
+  const nice = max > 0 ? niceCeil(max) : 1;
   const t0 = pts.length ? pts[0].t : 0;
   const span = Math.max(1, (pts.at(-1)?.t ?? 1) - t0);
   const x = (t) => L + ((t - t0) / span) * (W - L - 8);

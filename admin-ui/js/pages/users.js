@@ -88,7 +88,7 @@ export async function userPage(main, id) {
     },
   );
   const password =
-    user.source === 'local'
+    user.source.toLowerCase() === 'local'
       ? form(
           [
             field('New password', 'newPassword', {
