@@ -37,7 +37,8 @@ export function field(label, name, opts = {}) {
   let input;
   if (options) {
     input = h('select', { id, name }, options.map(([v, t]) => h('option', { value: v }, t)));
-    input.value = value;
+    // A value matching no option would leave the select blank; keep the first option then.
+    if (options.some(([v]) => v === value)) input.value = value;
   } else if (type === 'textarea') {
     input = h('textarea', { id, name, rows: 3, value });
   } else {

@@ -33,6 +33,10 @@ tokens:
   token_duration: 30s
 security:
   password_hash: { memory_kib: 256, iterations: 1, parallelism: 1 }
+users:
+  # Listed so the sign-in page offers a provider choice; nothing in the test signs in through it.
+  providers:
+    - { name: corp, type: ldap, server_url: "ldap://127.0.0.1:9" }
 YAML
 
 "$bin" --config "$work/config.yaml" serve > "$work/server.log" 2>&1 &

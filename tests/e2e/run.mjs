@@ -131,6 +131,9 @@ try {
   await page.goto(new URL('admin', base).toString());
   await page.getByRole('button', { name: 'Sign in' }).waitFor();
   check(page.url().endsWith('/admin/login'), `expected a redirect to /admin/login, at ${page.url()}`);
+  // The providers of /api/available_providers are offered (the server under test lists an LDAP one).
+  const providers = await page.getByLabel('Sign in with').locator('option').allTextContents();
+  check(providers.join('|') === 'Local account|corp (LDAP)', `provider choice: ${providers.join('|')}`);
   await page.getByLabel('Username or email').fill(adminUser);
   await page.getByLabel('Password').fill('not the password');
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -160,6 +163,7 @@ try {
 
   step = 'create a group with the claim';
   await createGroup(GROUP, CLAIM.name);
+  await screenshot('group');
   await createGroup(READERS, 'Super Read');
   await nav('Claim groups');
   await screenshot('groups');
