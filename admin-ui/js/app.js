@@ -62,6 +62,8 @@ async function render() {
     return;
   }
   const [re, page, area] = hit;
+  const section = NAV.find(([to]) => to === r.split('/')[0]);
+  document.title = section ? `${section[1]} · Tessera admin` : 'Tessera admin';
   if (!may(area)) {
     const first = NAV.find(([, , a]) => may(a));
     if (r === '' && first) return go(first[0], { replace: true });

@@ -154,6 +154,8 @@ export function modal(title, content) {
   dialog.addEventListener('close', () => dialog.remove());
   document.body.append(dialog);
   dialog.showModal();
+  // Straight to the first field rather than the close button.
+  dialog.querySelector('input, select, textarea')?.focus();
   return { close, dialog };
 }
 

@@ -14,6 +14,10 @@ artifacts="${TESSERA_E2E_ARTIFACTS:-$PWD/tests/e2e/artifacts}"
 cargo build --all-features --quiet --bin tessera
 bin="$CARGO_TARGET_DIR/debug/tessera"
 
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    echo "e2e: playwright-core needs Node.js 20 or newer (found $(node --version))" >&2
+    exit 1
+fi
 if [ ! -f tests/e2e/node_modules/playwright-core/package.json ]; then
     # playwright-core only: it never downloads a browser (and `npx playwright install` is never run).
     npm ci --prefix tests/e2e --no-audit --no-fund --silent

@@ -213,6 +213,11 @@ try {
   const writes = await page.locator('main button.primary, main button.danger, main form').count();
   check(writes === 0, `user page: ${writes} write controls shown to a read-only operator`);
   await screenshot('read-only-user');
+  await page.goto(url('groups'));
+  await page.getByRole('link', { name: GROUP }).click();
+  await page.locator('#group-links').waitFor();
+  const groupWrites = await page.locator('main button, main form').count();
+  check(groupWrites === 0, `group page: ${groupWrites} write controls shown to a read-only operator`);
   await signOut();
 
   step = 'revoke a session; its refresh fails';
