@@ -47,12 +47,20 @@ async function render() {
   }
   if (r === 'login') return go('', { replace: true });
   const main = h('main', { id: 'main', tabindex: '-1' });
-  mount(app, header(), h('div', { class: 'layout' }, nav(r), h('div', { class: 'content' }, h('div', { id: 'notices' }), main)));
+  mount(
+    app,
+    header(),
+    h('div', { class: 'layout' }, nav(r), h('div', { class: 'content' }, h('div', { id: 'notices' }), main)),
+  );
   if (!anyAccess()) {
     mount(
       main,
       h('h1', {}, 'No admin access'),
-      h('p', { class: 'empty' }, 'This account has no admin permissions (stk letters). Sign in as an operator, or ask a superuser to add you to an admin group.'),
+      h(
+        'p',
+        { class: 'empty' },
+        'This account has no admin permissions (stk letters). Sign in as an operator, or ask a superuser to add you to an admin group.',
+      ),
     );
     return;
   }
@@ -85,7 +93,12 @@ function header() {
     'header',
     { class: 'top' },
     h('a', { class: 'brand', href: href(''), dataset: { route: '' } }, 'Tessera'),
-    h('span', { class: 'who' }, `Signed in as ${who}`, h('span', { class: 'letters', title: 'stk permission letters' }, [...letters()].join(' '))),
+    h(
+      'span',
+      { class: 'who' },
+      `Signed in as ${who}`,
+      h('span', { class: 'letters', title: 'stk permission letters' }, [...letters()].join(' ')),
+    ),
     h('button', { type: 'button', id: 'sign-out', onclick: () => api.signOut() }, 'Sign out'),
   );
 }
@@ -96,7 +109,16 @@ function nav(r) {
     'nav',
     { class: 'side', 'aria-label': 'Sections' },
     NAV.filter(([, , area]) => may(area)).map(([to, label]) =>
-      h('a', { href: href(to), dataset: { route: '' }, class: top === to ? 'active' : null, 'aria-current': top === to ? 'page' : null }, label),
+      h(
+        'a',
+        {
+          href: href(to),
+          dataset: { route: '' },
+          class: top === to ? 'active' : null,
+          'aria-current': top === to ? 'page' : null,
+        },
+        label,
+      ),
     ),
   );
 }
@@ -155,7 +177,13 @@ async function overviewPage(main) {
   mount(
     main,
     h('h1', {}, 'Overview'),
-    h('div', { class: 'cards' }, card(t.users, 'Users', 'users', 'users'), card(t.claim_groups, 'Claim groups', 'groups', 'groups'), card(t.claims, 'Claims', 'claims', 'claims')),
+    h(
+      'div',
+      { class: 'cards' },
+      card(t.users, 'Users', 'users', 'users'),
+      card(t.claim_groups, 'Claim groups', 'groups', 'groups'),
+      card(t.claims, 'Claims', 'claims', 'claims'),
+    ),
   );
 }
 

@@ -36,7 +36,11 @@ export function field(label, name, opts = {}) {
   const id = `f-${name}-${Math.random().toString(36).slice(2, 8)}`;
   let input;
   if (options) {
-    input = h('select', { id, name }, options.map(([v, t]) => h('option', { value: v }, t)));
+    input = h(
+      'select',
+      { id, name },
+      options.map(([v, t]) => h('option', { value: v }, t)),
+    );
     // A value matching no option would leave the select blank; keep the first option then.
     if (options.some(([v]) => v === value)) input.value = value;
   } else if (type === 'textarea') {
@@ -144,7 +148,12 @@ export function modal(title, content) {
   const dialog = h(
     'dialog',
     { class: 'modal' },
-    h('header', {}, h('h2', {}, title), h('button', { type: 'button', class: 'icon', 'aria-label': 'Close', onclick: () => close() }, '×')),
+    h(
+      'header',
+      {},
+      h('h2', {}, title),
+      h('button', { type: 'button', class: 'icon', 'aria-label': 'Close', onclick: () => close() }, '×'),
+    ),
     content,
   );
   const close = () => {
@@ -201,11 +210,25 @@ export function table(rows, columns, empty = 'Nothing here yet.') {
   return h(
     'table',
     {},
-    h('thead', {}, h('tr', {}, columns.map(([t]) => h('th', {}, t)))),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        columns.map(([t]) => h('th', {}, t)),
+      ),
+    ),
     h(
       'tbody',
       {},
-      rows.map((r) => h('tr', {}, columns.map(([, f]) => h('td', {}, f(r))))),
+      rows.map((r) =>
+        h(
+          'tr',
+          {},
+          columns.map(([, f]) => h('td', {}, f(r))),
+        ),
+      ),
     ),
   );
 }

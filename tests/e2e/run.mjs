@@ -94,7 +94,10 @@ async function signOut() {
 
 async function nav(label) {
   await page.locator('nav.side').getByRole('link', { name: label, exact: true }).click();
-  await page.locator('main h1').filter({ hasText: label === 'Keys' ? 'Signing keys' : label }).waitFor();
+  await page
+    .locator('main h1')
+    .filter({ hasText: label === 'Keys' ? 'Signing keys' : label })
+    .waitFor();
   await page.locator('main .loading').waitFor({ state: 'detached' });
 }
 
@@ -259,7 +262,9 @@ try {
     await api('api/refresh', { refresh: ok.body.refresh });
   }
   await api('api/login', { username: READER.username, password: 'wrong' });
-  await page.waitForFunction(() => document.querySelectorAll('svg.chart polyline').length >= 8, null, { timeout: 15_000 });
+  await page.waitForFunction(() => document.querySelectorAll('svg.chart polyline').length >= 8, null, {
+    timeout: 15_000,
+  });
   check((await page.locator('svg.chart').count()) === 4, 'four charts expected');
   await screenshot('metrics');
 

@@ -12,7 +12,11 @@ export async function auditPage(main, page = 1) {
     { class: 'actions pager' },
     h('button', { type: 'button', disabled: page <= 1, onclick: () => auditPage(main, page - 1) }, '← Newer'),
     h('span', {}, `Page ${page}`),
-    h('button', { type: 'button', disabled: rows.length < PER_PAGE, onclick: () => auditPage(main, page + 1) }, 'Older →'),
+    h(
+      'button',
+      { type: 'button', disabled: rows.length < PER_PAGE, onclick: () => auditPage(main, page + 1) },
+      'Older →',
+    ),
   );
   mount(
     main,

@@ -10,7 +10,8 @@ export async function claimsPage(main) {
   const reload = () => claimsPage(main);
   const edit = (c) => editClaim(c, reload);
   const remove = async (c) => {
-    if (!(await confirmAction(`Delete claim ${c.name} (${c.short_name}=${c.value})? Groups holding it lose it.`))) return;
+    if (!(await confirmAction(`Delete claim ${c.name} (${c.short_name}=${c.value})? Groups holding it lose it.`)))
+      return;
     try {
       await api.del(`api/admin/claims/${c.id}`);
       notify(`Claim ${c.name} deleted.`);
@@ -25,9 +26,15 @@ export async function claimsPage(main) {
       'div',
       { class: 'title' },
       h('h1', {}, 'Claims'),
-      canWrite ? h('button', { type: 'button', class: 'primary', id: 'new-claim', onclick: () => edit(null) }, 'New claim') : null,
+      canWrite
+        ? h('button', { type: 'button', class: 'primary', id: 'new-claim', onclick: () => edit(null) }, 'New claim')
+        : null,
     ),
-    h('p', { class: 'meta' }, 'A claim adds key=value to the tokens of every member of a group holding it. Values of one key are joined by commas.'),
+    h(
+      'p',
+      { class: 'meta' },
+      'A claim adds key=value to the tokens of every member of a group holding it. Values of one key are joined by commas.',
+    ),
     table(
       claims,
       [
@@ -59,7 +66,11 @@ function editClaim(c, reload) {
     form(
       [
         field('Name', 'name', { value: c?.name ?? '', required: true, hint: 'Unique, for people.' }),
-        field('Token key', 'short_name', { value: c?.short_name ?? '', required: true, hint: 'The claim name in the token, e.g. role.' }),
+        field('Token key', 'short_name', {
+          value: c?.short_name ?? '',
+          required: true,
+          hint: 'The claim name in the token, e.g. role.',
+        }),
         field('Value', 'value', { value: c?.value ?? '' }),
         field('Description', 'description', { type: 'textarea', value: c?.description ?? '' }),
       ],

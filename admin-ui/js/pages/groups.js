@@ -50,17 +50,31 @@ export async function groupPage(main, id) {
     api.all(`api/admin/claim-groups/${id}/group-links`),
   ]);
   const reload = () => groupPage(main, id);
-  const save = (body, message) => api.patch(`api/admin/claim-groups/${id}`, body).then(() => notify(message)).then(reload);
+  const save = (body, message) =>
+    api
+      .patch(`api/admin/claim-groups/${id}`, body)
+      .then(() => notify(message))
+      .then(reload);
 
   const details = canWrite
-    ? form([field('Name', 'name', { value: group.name, required: true }), field('Description', 'description', { type: 'textarea', value: group.description })], {
-        submit: (v) => api.patch(`api/admin/claim-groups/${id}`, v),
-        done: () => {
-          notify('Saved.');
-          reload();
+    ? form(
+        [
+          field('Name', 'name', { value: group.name, required: true }),
+          field('Description', 'description', { type: 'textarea', value: group.description }),
+        ],
+        {
+          submit: (v) => api.patch(`api/admin/claim-groups/${id}`, v),
+          done: () => {
+            notify('Saved.');
+            reload();
+          },
+          extra: h(
+            'button',
+            { type: 'button', class: 'danger', id: 'delete-group', onclick: () => remove(group) },
+            'Delete group',
+          ),
         },
-        extra: h('button', { type: 'button', class: 'danger', id: 'delete-group', onclick: () => remove(group) }, 'Delete group'),
-      })
+      )
     : h('p', {}, group.description || 'No description.');
 
   mount(
@@ -88,12 +102,29 @@ async function claimsOf(group, claims, canWrite, save) {
   const all = await api.all('api/admin/claims');
   const has = new Set(claims.map((c) => c.id));
   const boxes = all.map((c) =>
-    h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'claim', value: String(c.id), checked: has.has(c.id) }), ` ${c.name} `, h('code', {}, `${c.short_name}=${c.value}`)),
+    h(
+      'label',
+      { class: 'check' },
+      h('input', { type: 'checkbox', name: 'claim', value: String(c.id), checked: has.has(c.id) }),
+      ` ${c.name} `,
+      h('code', {}, `${c.short_name}=${c.value}`),
+    ),
   );
-  const f = form([boxes.length ? h('div', { class: 'checks', dataset: { field: 'claims' } }, boxes, h('small', { class: 'error' })) : h('p', { class: 'empty' }, 'No claims exist yet: create one on the Claims page.')], {
-    submitLabel: 'Save claims',
-    submit: (_, el) => save({ claims: [...el.querySelectorAll('input[name=claim]:checked')].map((b) => Number(b.value)) }, 'Claims saved.'),
-  });
+  const f = form(
+    [
+      boxes.length
+        ? h('div', { class: 'checks', dataset: { field: 'claims' } }, boxes, h('small', { class: 'error' }))
+        : h('p', { class: 'empty' }, 'No claims exist yet: create one on the Claims page.'),
+    ],
+    {
+      submitLabel: 'Save claims',
+      submit: (_, el) =>
+        save(
+          { claims: [...el.querySelectorAll('input[name=claim]:checked')].map((b) => Number(b.value)) },
+          'Claims saved.',
+        ),
+    },
+  );
   return h('div', {}, shown, h('h3', {}, 'Change claims'), f);
 }
 
@@ -101,25 +132,46 @@ async function membersOf(group, users, canWrite, save) {
   if (users === null) return h('p', { class: 'empty' }, 'Your account cannot list users.');
   const ids = users.map((u) => u.id);
   const removeMember = async (u) => {
-    if (!(await confirmAction(`Remove ${u.username} from ${group.name}? They lose its claims at their next refresh.`, 'Remove'))) return;
-    save({ users: ids.filter((x) => x !== u.id) }, `${u.username} removed.`).catch((err) => notify(explain(err), 'error'));
+    if (
+      !(await confirmAction(
+        `Remove ${u.username} from ${group.name}? They lose its claims at their next refresh.`,
+        'Remove',
+      ))
+    )
+      return;
+    save({ users: ids.filter((x) => x !== u.id) }, `${u.username} removed.`).catch((err) =>
+      notify(explain(err), 'error'),
+    );
   };
   const shown = table(
     users,
     [
       ['Username', (u) => (may('users') ? link(`users/${u.id}`, u.username) : u.username)],
       ['Email', (u) => u.email],
-      ['', (u) => (canWrite ? h('button', { type: 'button', class: 'danger small', onclick: () => removeMember(u) }, 'Remove') : '')],
+      [
+        '',
+        (u) =>
+          canWrite
+            ? h('button', { type: 'button', class: 'danger small', onclick: () => removeMember(u) }, 'Remove')
+            : '',
+      ],
     ],
     'No members yet.',
   );
   if (!canWrite || !may('users')) return shown;
   const everyone = (await api.all('api/admin/users')).filter((u) => !ids.includes(u.id));
   if (!everyone.length) return shown;
-  const f = form([field('Add a member', 'users', { options: everyone.map((u) => [String(u.id), `${u.username}${u.email ? ` <${u.email}>` : ''}`]) })], {
-    submitLabel: 'Add member',
-    submit: (v) => save({ users: [...ids, Number(v.users)] }, 'Member added.'),
-  });
+  const f = form(
+    [
+      field('Add a member', 'users', {
+        options: everyone.map((u) => [String(u.id), `${u.username}${u.email ? ` <${u.email}>` : ''}`]),
+      }),
+    ],
+    {
+      submitLabel: 'Add member',
+      submit: (v) => save({ users: [...ids, Number(v.users)] }, 'Member added.'),
+    },
+  );
   return h('div', {}, shown, f);
 }
 
@@ -139,15 +191,28 @@ function linksOf(group, links, canWrite, reload) {
     [
       ['Provider type', (l) => l.type],
       ['Provider group', (l) => h('code', {}, l.resource_spec)],
-      ['', (l) => (canWrite ? h('button', { type: 'button', class: 'danger small', onclick: () => removeLink(l) }, 'Delete') : '')],
+      [
+        '',
+        (l) =>
+          canWrite
+            ? h('button', { type: 'button', class: 'danger small', onclick: () => removeLink(l) }, 'Delete')
+            : '',
+      ],
     ],
     'No links: members are added by hand only.',
   );
   if (!canWrite) return shown;
   const f = form(
     [
-      field('Provider type', 'type', { value: 'LDAP', required: true, hint: 'As in dbinit: LDAP, or the provider type.' }),
-      field('Provider group', 'resource_spec', { required: true, hint: 'The directory group whose members join this group, e.g. a DN.' }),
+      field('Provider type', 'type', {
+        value: 'LDAP',
+        required: true,
+        hint: 'As in dbinit: LDAP, or the provider type.',
+      }),
+      field('Provider group', 'resource_spec', {
+        required: true,
+        hint: 'The directory group whose members join this group, e.g. a DN.',
+      }),
     ],
     {
       submitLabel: 'Add link',
@@ -158,11 +223,19 @@ function linksOf(group, links, canWrite, reload) {
       },
     },
   );
-  return h('div', {}, h('p', { class: 'meta' }, 'Users of a linked provider group become members when they sign in.'), shown, h('h3', {}, 'New link'), f);
+  return h(
+    'div',
+    {},
+    h('p', { class: 'meta' }, 'Users of a linked provider group become members when they sign in.'),
+    shown,
+    h('h3', {}, 'New link'),
+    f,
+  );
 }
 
 async function remove(group) {
-  if (!(await confirmAction(`Delete claim group ${group.name}? Its members lose its claims at their next refresh.`))) return;
+  if (!(await confirmAction(`Delete claim group ${group.name}? Its members lose its claims at their next refresh.`)))
+    return;
   try {
     await api.del(`api/admin/claim-groups/${group.id}`);
     notify(`Group ${group.name} deleted.`);

@@ -27,7 +27,9 @@ export async function keysPage(main) {
       'div',
       { class: 'title' },
       h('h1', {}, 'Signing keys'),
-      may('operations', true) ? h('button', { type: 'button', class: 'primary', id: 'rotate', onclick: rotate }, 'Rotate now') : null,
+      may('operations', true)
+        ? h('button', { type: 'button', class: 'primary', id: 'rotate', onclick: rotate }, 'Rotate now')
+        : null,
     ),
     h(
       'dl',

@@ -25,7 +25,17 @@ export function parse(text) {
 
 /** The totals one chart point needs, summed over routes (the scrape itself left out). */
 function summarize(samples) {
-  const s = { requests: 0, errors: 0, sum: 0, count: 0, buckets: {}, logins: {}, refreshes: {}, gauges: {}, routes: {} };
+  const s = {
+    requests: 0,
+    errors: 0,
+    sum: 0,
+    count: 0,
+    buckets: {},
+    logins: {},
+    refreshes: {},
+    gauges: {},
+    routes: {},
+  };
   for (const { name, labels, value } of samples) {
     if (labels.route === '/metrics') continue;
     if (name === 'tessera_http_requests_total') {
@@ -35,7 +45,8 @@ function summarize(samples) {
       s.routes[key] = (s.routes[key] || 0) + value;
     } else if (name === 'tessera_http_request_duration_seconds_sum') s.sum += value;
     else if (name === 'tessera_http_request_duration_seconds_count') s.count += value;
-    else if (name === 'tessera_http_request_duration_seconds_bucket') s.buckets[labels.le] = (s.buckets[labels.le] || 0) + value;
+    else if (name === 'tessera_http_request_duration_seconds_bucket')
+      s.buckets[labels.le] = (s.buckets[labels.le] || 0) + value;
     else if (name === 'tessera_logins_total') s.logins[labels.outcome] = value;
     else if (name === 'tessera_refreshes_total') s.refreshes[labels.outcome] = value;
     else if (!Object.keys(labels).length) s.gauges[name] = value;
@@ -106,10 +117,20 @@ function chart(title, unit, pts, series) {
     root.append(svg('line', { x1: L, x2: W - 8, y1: y(nice * f), y2: y(nice * f), class: 'grid' }));
     root.append(svg('text', { x: L - 6, y: y(nice * f) + 4, class: 'axis', 'text-anchor': 'end' }, fmt(nice * f)));
   }
-  root.append(svg('text', { x: L, y: H - 4, class: 'axis' }, `${Math.round(span / 1000)} s`), svg('text', { x: W - 8, y: H - 4, class: 'axis', 'text-anchor': 'end' }, 'now'));
+  root.append(
+    svg('text', { x: L, y: H - 4, class: 'axis' }, `${Math.round(span / 1000)} s`),
+    svg('text', { x: W - 8, y: H - 4, class: 'axis', 'text-anchor': 'end' }, 'now'),
+  );
   for (const [, key, cls] of series) {
-    if (pts.length === 1) root.append(svg('circle', { cx: x(pts[0].t), cy: y(pts[0][key]), r: 3, class: `dot ${cls}` }));
-    else root.append(svg('polyline', { points: pts.map((p) => `${x(p.t).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' '), class: `line ${cls}` }));
+    if (pts.length === 1)
+      root.append(svg('circle', { cx: x(pts[0].t), cy: y(pts[0][key]), r: 3, class: `dot ${cls}` }));
+    else
+      root.append(
+        svg('polyline', {
+          points: pts.map((p) => `${x(p.t).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' '),
+          class: `line ${cls}`,
+        }),
+      );
   }
   const last = pts.at(-1);
   return h(
@@ -117,7 +138,11 @@ function chart(title, unit, pts, series) {
     { class: 'chart-box' },
     h('figcaption', {}, title, h('span', { class: 'unit' }, ` (${unit})`)),
     root,
-    h('div', { class: 'legend' }, series.map(([label, key, cls]) => h('span', { class: `key ${cls}` }, `${label}: ${last ? fmt(last[key]) : '–'}`))),
+    h(
+      'div',
+      { class: 'legend' },
+      series.map(([label, key, cls]) => h('span', { class: `key ${cls}` }, `${label}: ${last ? fmt(last[key]) : '–'}`)),
+    ),
   );
 }
 
@@ -196,9 +221,35 @@ export async function metricsPage(main) {
     const gauges = Object.entries(s.gauges).filter(([k]) => !k.endsWith('_total'));
     mount(
       extra,
-      h('div', { class: 'two' },
-        h('section', {}, h('h2', {}, 'Busiest routes (since start)'), table(routes, [['Route', ([r]) => h('code', {}, r)], ['Requests', ([, n]) => String(n)]], 'No requests yet.')),
-        h('section', {}, h('h2', {}, 'Now'), table(gauges, [['Gauge', ([k]) => k.replace(/^tessera_/, '').replace(/_/g, ' ')], ['Value', ([, v]) => String(v)]], 'No gauges.')),
+      h(
+        'div',
+        { class: 'two' },
+        h(
+          'section',
+          {},
+          h('h2', {}, 'Busiest routes (since start)'),
+          table(
+            routes,
+            [
+              ['Route', ([r]) => h('code', {}, r)],
+              ['Requests', ([, n]) => String(n)],
+            ],
+            'No requests yet.',
+          ),
+        ),
+        h(
+          'section',
+          {},
+          h('h2', {}, 'Now'),
+          table(
+            gauges,
+            [
+              ['Gauge', ([k]) => k.replace(/^tessera_/, '').replace(/_/g, ' ')],
+              ['Value', ([, v]) => String(v)],
+            ],
+            'No gauges.',
+          ),
+        ),
       ),
     );
   };

@@ -8,7 +8,11 @@ import { confirmAction, explain, field, form, h, link, modal, mount, notify, tab
 export async function usersPage(main) {
   const users = await api.all('api/admin/users');
   const list = h('div');
-  const search = h('input', { type: 'search', placeholder: 'Search by name, username or email', 'aria-label': 'Search users' });
+  const search = h('input', {
+    type: 'search',
+    placeholder: 'Search by name, username or email',
+    'aria-label': 'Search users',
+  });
   const show = () => {
     const q = search.value.trim().toLowerCase();
     const rows = users.filter((u) =>
@@ -25,7 +29,9 @@ export async function usersPage(main) {
           ['Source', (u) => u.source],
           ['Created', (u) => when(u.created_at)],
         ],
-        q ? `No user matches “${search.value}”.` : 'No users yet. Create a local user, or let users sign in through a provider.',
+        q
+          ? `No user matches “${search.value}”.`
+          : 'No users yet. Create a local user, or let users sign in through a provider.',
       ),
     );
   };
@@ -84,7 +90,11 @@ export async function userPage(main, id) {
         notify('Saved.');
         reload();
       },
-      extra: h('button', { type: 'button', class: 'danger', id: 'delete-user', onclick: () => remove(user) }, 'Delete user'),
+      extra: h(
+        'button',
+        { type: 'button', class: 'danger', id: 'delete-user', onclick: () => remove(user) },
+        'Delete user',
+      ),
     },
   );
   const password =
@@ -101,7 +111,9 @@ export async function userPage(main, id) {
           {
             submitLabel: 'Set password',
             submit: (v, f) =>
-              api.patch('api/admin/localuser', { username: user.username, newPassword: v.newPassword, force: true }).then(() => f.reset()),
+              api
+                .patch('api/admin/localuser', { username: user.username, newPassword: v.newPassword, force: true })
+                .then(() => f.reset()),
             done: () => {
               notify('Password set; the user’s sessions were revoked.');
               reload();
@@ -136,30 +148,55 @@ function readOnlyDetails(u) {
 }
 
 async function membership(user, groups, canWrite, reload) {
-  const current = table(groups, [['Group', (g) => (may('groups') ? link(`groups/${g.id}`, g.name) : g.name)], ['Description', (g) => g.description]], 'Not in any claim group: this user’s tokens carry no custom claims.');
+  const current = table(
+    groups,
+    [
+      ['Group', (g) => (may('groups') ? link(`groups/${g.id}`, g.name) : g.name)],
+      ['Description', (g) => g.description],
+    ],
+    'Not in any claim group: this user’s tokens carry no custom claims.',
+  );
   if (!canWrite || !may('groups')) return current;
   const all = await api.all('api/admin/claim-groups');
   const member = new Set(groups.map((g) => g.id));
   const boxes = all.map((g) =>
-    h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'group', value: String(g.id), checked: member.has(g.id) }), ` ${g.name}`),
+    h(
+      'label',
+      { class: 'check' },
+      h('input', { type: 'checkbox', name: 'group', value: String(g.id), checked: member.has(g.id) }),
+      ` ${g.name}`,
+    ),
   );
-  const f = form([boxes.length ? h('div', { class: 'checks', dataset: { field: 'claim_groups' } }, boxes, h('small', { class: 'error' })) : h('p', { class: 'empty' }, 'No claim groups exist yet.')], {
-    submitLabel: 'Save groups',
-    submit: (_, el) => {
-      const ids = [...el.querySelectorAll('input[name=group]:checked')].map((b) => Number(b.value));
-      return api.patch(`api/admin/users/${user.id}`, { claim_groups: ids });
+  const f = form(
+    [
+      boxes.length
+        ? h('div', { class: 'checks', dataset: { field: 'claim_groups' } }, boxes, h('small', { class: 'error' }))
+        : h('p', { class: 'empty' }, 'No claim groups exist yet.'),
+    ],
+    {
+      submitLabel: 'Save groups',
+      submit: (_, el) => {
+        const ids = [...el.querySelectorAll('input[name=group]:checked')].map((b) => Number(b.value));
+        return api.patch(`api/admin/users/${user.id}`, { claim_groups: ids });
+      },
+      done: () => {
+        notify('Group membership saved.');
+        reload();
+      },
     },
-    done: () => {
-      notify('Group membership saved.');
-      reload();
-    },
-  });
+  );
   return h('div', {}, current, h('h3', {}, 'Change membership'), f);
 }
 
 function sessionList(user, sessions, canWrite, reload) {
   const revoke = async (s) => {
-    if (!(await confirmAction(`Revoke this session of ${user.username}? Its refresh token stops working at once.`, 'Revoke'))) return;
+    if (
+      !(await confirmAction(
+        `Revoke this session of ${user.username}? Its refresh token stops working at once.`,
+        'Revoke',
+      ))
+    )
+      return;
     try {
       await api.del(`api/admin/users/${user.id}/sessions/${encodeURIComponent(s.id)}`);
       notify('Session revoked.');
@@ -189,12 +226,27 @@ function sessionList(user, sessions, canWrite, reload) {
         ['Last used', (s) => when(s.last_used_at)],
         ['Expires', (s) => when(s.expires_at)],
         ['Refreshes', (s) => String(s.refresh_count)],
-        ['State', (s) => (s.revoked_at ? `revoked ${when(s.revoked_at)} (${s.revoked_reason || 'revoked'})` : 'active')],
-        ['', (s) => (canWrite && !s.revoked_at ? h('button', { type: 'button', class: 'danger small revoke', onclick: () => revoke(s) }, 'Revoke') : '')],
+        [
+          'State',
+          (s) => (s.revoked_at ? `revoked ${when(s.revoked_at)} (${s.revoked_reason || 'revoked'})` : 'active'),
+        ],
+        [
+          '',
+          (s) =>
+            canWrite && !s.revoked_at
+              ? h('button', { type: 'button', class: 'danger small revoke', onclick: () => revoke(s) }, 'Revoke')
+              : '',
+        ],
       ],
       'No sessions: this user has not signed in.',
     ),
-    canWrite && active.length > 1 ? h('div', { class: 'actions' }, h('button', { type: 'button', class: 'danger', onclick: revokeAll }, 'Revoke all sessions')) : null,
+    canWrite && active.length > 1
+      ? h(
+          'div',
+          { class: 'actions' },
+          h('button', { type: 'button', class: 'danger', onclick: revokeAll }, 'Revoke all sessions'),
+        )
+      : null,
   );
 }
 
