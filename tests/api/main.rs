@@ -7,6 +7,7 @@
 mod helpers;
 
 mod admin;
+mod admin_ui;
 
 mod cli;
 mod config_files;

@@ -1,0 +1,197 @@
+// The shell: sign-in, navigation by permission, and the page router.
+
+import * as api from './api.js';
+import { anyAccess, letters, may } from './perm.js';
+import { go, href, onRoute, route } from './router.js';
+import { failed, field, form, h, link, mount } from './ui.js';
+import { usersPage, userPage } from './pages/users.js';
+import { groupsPage, groupPage } from './pages/groups.js';
+import { claimsPage } from './pages/claims.js';
+import { keysPage } from './pages/keys.js';
+import { auditPage } from './pages/audit.js';
+import { metricsPage } from './pages/metrics.js';
+
+const NAV = [
+  ['', 'Overview', 'totals'],
+  ['users', 'Users', 'users'],
+  ['groups', 'Claim groups', 'groups'],
+  ['claims', 'Claims', 'claims'],
+  ['keys', 'Keys', 'operations'],
+  ['audit', 'Audit log', 'operations'],
+  ['metrics', 'Metrics', 'metrics'],
+];
+
+const PAGES = [
+  [/^$/, overviewPage, 'totals'],
+  [/^users$/, usersPage, 'users'],
+  [/^users\/(\d+)$/, userPage, 'users'],
+  [/^groups$/, groupsPage, 'groups'],
+  [/^groups\/(\d+)$/, groupPage, 'groups'],
+  [/^claims$/, claimsPage, 'claims'],
+  [/^keys$/, keysPage, 'operations'],
+  [/^audit$/, auditPage, 'operations'],
+  [/^metrics$/, metricsPage, 'metrics'],
+];
+
+const app = document.getElementById('app');
+let cleanup = null;
+let notice = '';
+
+async function render() {
+  if (typeof cleanup === 'function') cleanup();
+  cleanup = null;
+  const r = route();
+  if (!api.current()) {
+    if (r !== 'login') return go('login', { replace: true });
+    return signInPage();
+  }
+  if (r === 'login') return go('', { replace: true });
+  const main = h('main', { id: 'main', tabindex: '-1' });
+  mount(
+    app,
+    header(),
+    h('div', { class: 'layout' }, nav(r), h('div', { class: 'content' }, h('div', { id: 'notices' }), main)),
+  );
+  if (!anyAccess()) {
+    mount(
+      main,
+      h('h1', {}, 'No admin access'),
+      h(
+        'p',
+        { class: 'empty' },
+        'This account has no admin permissions (stk letters). Sign in as an operator, or ask a superuser to add you to an admin group.',
+      ),
+    );
+    return;
+  }
+  const hit = PAGES.find(([re]) => re.test(r));
+  if (!hit) {
+    mount(main, h('h1', {}, 'Not found'), h('p', {}, 'No such page. ', link('', 'Back to the overview')));
+    return;
+  }
+  const [re, page, area] = hit;
+  const section = NAV.find(([to]) => to === r.split('/')[0]);
+  document.title = section ? `${section[1]} · Tessera admin` : 'Tessera admin';
+  if (!may(area)) {
+    const first = NAV.find(([, , a]) => may(a));
+    if (r === '' && first) return go(first[0], { replace: true });
+    mount(main, h('h1', {}, 'Not allowed'), h('p', { class: 'empty' }, 'Your account cannot open this page.'));
+    return;
+  }
+  mount(main, h('p', { class: 'loading' }, 'Loading…'));
+  try {
+    cleanup = await page(main, ...re.exec(r).slice(1));
+  } catch (err) {
+    mount(main, failed(err));
+  }
+}
+
+function header() {
+  const c = api.claims();
+  const who = api.current()?.username || c.u || c.sub || '';
+  return h(
+    'header',
+    { class: 'top' },
+    h('a', { class: 'brand', href: href(''), dataset: { route: '' } }, 'Tessera'),
+    h(
+      'span',
+      { class: 'who' },
+      `Signed in as ${who}`,
+      h('span', { class: 'letters', title: 'stk permission letters' }, [...letters()].join(' ')),
+    ),
+    h('button', { type: 'button', id: 'sign-out', onclick: () => api.signOut() }, 'Sign out'),
+  );
+}
+
+function nav(r) {
+  const top = r.split('/')[0];
+  return h(
+    'nav',
+    { class: 'side', 'aria-label': 'Sections' },
+    NAV.filter(([, , area]) => may(area)).map(([to, label]) =>
+      h(
+        'a',
+        {
+          href: href(to),
+          dataset: { route: '' },
+          class: top === to ? 'active' : null,
+          'aria-current': top === to ? 'page' : null,
+        },
+        label,
+      ),
+    ),
+  );
+}
+
+async function signInPage() {
+  const fields = [
+    field('Username or email', 'username', { required: true, autocomplete: 'username' }),
+    field('Password', 'password', { type: 'password', required: true, autocomplete: 'current-password' }),
+  ];
+  let providers = [];
+  try {
+    providers = (await api.publicJson('api/available_providers')).providers || [];
+  } catch {
+    // No list: local accounts only.
+  }
+  if (providers.length) {
+    fields.push(
+      field('Sign in with', 'provider', {
+        options: [['', 'Local account'], ...providers.map((p) => [p.name, `${p.name} (${p.provider_type})`])],
+      }),
+    );
+  }
+  const f = form(fields, {
+    submitLabel: 'Sign in',
+    submit: async (v) => {
+      if (!v.username || !v.password) {
+        const missing = !v.username ? 'username' : 'password';
+        throw Object.assign(new Error(`${missing} is required`), { code: 'invalid_field' });
+      }
+      try {
+        await api.signIn(v.username, v.password, v.provider);
+      } catch (err) {
+        if (err.status === 401) err.message = 'Wrong username or password. Check them and try again.';
+        throw err;
+      }
+    },
+  });
+  mount(
+    app,
+    h(
+      'div',
+      { class: 'signin' },
+      h('h1', {}, 'Tessera admin'),
+      notice ? h('p', { class: 'notice error', role: 'alert' }, notice) : null,
+      f,
+    ),
+  );
+  notice = '';
+  f.querySelector('input')?.focus();
+}
+
+async function overviewPage(main) {
+  const t = await api.get('api/admin/totals');
+  const card = (n, label, to, area) =>
+    h('div', { class: 'card' }, h('div', { class: 'big' }, String(n)), may(area) ? link(to, label) : label);
+  mount(
+    main,
+    h('h1', {}, 'Overview'),
+    h(
+      'div',
+      { class: 'cards' },
+      card(t.users, 'Users', 'users', 'users'),
+      card(t.claim_groups, 'Claim groups', 'groups', 'groups'),
+      card(t.claims, 'Claims', 'claims', 'claims'),
+    ),
+  );
+}
+
+api.onSession((s, reason) => {
+  if (reason === 'refresh') return;
+  if (reason === 'expired') notice = 'Your session has ended. Sign in again.';
+  if (!s) go('login', { replace: true });
+  else if (reason === 'signin') go('', { replace: true });
+});
+onRoute(render);
+render();

@@ -1,0 +1,262 @@
+// Users: search, create a local user, and one user's details, password, groups and sessions.
+
+import * as api from '../api.js';
+import { may } from '../perm.js';
+import { go } from '../router.js';
+import { confirmAction, explain, field, form, h, link, modal, mount, notify, table, when } from '../ui.js';
+
+export async function usersPage(main) {
+  const users = await api.all('api/admin/users');
+  const list = h('div');
+  const search = h('input', {
+    type: 'search',
+    placeholder: 'Search by name, username or email',
+    'aria-label': 'Search users',
+  });
+  const show = () => {
+    const q = search.value.trim().toLowerCase();
+    const rows = users.filter((u) =>
+      [u.username, u.email, u.fname, u.lname, `${u.fname} ${u.lname}`].some((s) => (s || '').toLowerCase().includes(q)),
+    );
+    mount(
+      list,
+      table(
+        rows,
+        [
+          ['Username', (u) => link(`users/${u.id}`, u.username)],
+          ['Name', (u) => `${u.fname} ${u.lname}`.trim()],
+          ['Email', (u) => u.email],
+          ['Source', (u) => u.source],
+          ['Created', (u) => when(u.created_at)],
+        ],
+        q
+          ? `No user matches “${search.value}”.`
+          : 'No users yet. Create a local user, or let users sign in through a provider.',
+      ),
+    );
+  };
+  search.addEventListener('input', show);
+  const create = may('users', true)
+    ? h('button', { type: 'button', class: 'primary', id: 'new-user', onclick: () => createUser() }, 'New local user')
+    : null;
+  mount(main, h('div', { class: 'title' }, h('h1', {}, 'Users'), create), search, list);
+  show();
+  search.focus();
+}
+
+function createUser() {
+  const m = modal(
+    'New local user',
+    form(
+      [
+        field('Username', 'username', { required: true, autocomplete: 'off' }),
+        field('Email', 'email', { type: 'email' }),
+        field('First name', 'fname'),
+        field('Last name', 'lname'),
+        field('Password', 'password', { type: 'password', required: true, autocomplete: 'new-password' }),
+      ],
+      {
+        submitLabel: 'Create user',
+        submit: (v) => api.postJson('api/admin/localuser', v),
+        done: (u) => {
+          m.close();
+          notify(`User ${u.username} created.`);
+          go(`users/${u.id}`);
+        },
+        cancel: () => m.close(),
+      },
+    ),
+  );
+}
+
+export async function userPage(main, id) {
+  const canWrite = may('users', true);
+  const [user, groups, sessions] = await Promise.all([
+    api.get(`api/admin/users/${id}`),
+    api.all(`api/admin/users/${id}/claim-groups`),
+    api.get(`api/admin/users/${id}/sessions`),
+  ]);
+  const reload = () => userPage(main, id);
+  const details = form(
+    [
+      field('Username', 'username', { value: user.username, required: true }),
+      field('Email', 'email', { type: 'email', value: user.email }),
+      field('First name', 'fname', { value: user.fname }),
+      field('Last name', 'lname', { value: user.lname }),
+    ],
+    {
+      submit: (v) => api.patch(`api/admin/users/${id}`, v),
+      done: () => {
+        notify('Saved.');
+        reload();
+      },
+      extra: h(
+        'button',
+        { type: 'button', class: 'danger', id: 'delete-user', onclick: () => remove(user) },
+        'Delete user',
+      ),
+    },
+  );
+  const password =
+    user.source.toLowerCase() === 'local'
+      ? form(
+          [
+            field('New password', 'newPassword', {
+              type: 'password',
+              required: true,
+              autocomplete: 'new-password',
+              hint: 'Signs the user out everywhere.',
+            }),
+          ],
+          {
+            submitLabel: 'Set password',
+            submit: (v, f) =>
+              api
+                .patch('api/admin/localuser', { username: user.username, newPassword: v.newPassword, force: true })
+                .then(() => f.reset()),
+            done: () => {
+              notify('Password set; the user’s sessions were revoked.');
+              reload();
+            },
+          },
+        )
+      : h('p', { class: 'empty' }, `This user comes from ${user.source}; its password is managed there.`);
+
+  mount(
+    main,
+    h('p', { class: 'crumbs' }, link('users', 'Users'), ' / ', user.username),
+    h('h1', {}, user.username),
+    h('p', { class: 'meta' }, `Source: ${user.source} · created ${when(user.created_at)} · id ${user.id}`),
+    h('section', {}, h('h2', {}, 'Details'), canWrite ? details : readOnlyDetails(user)),
+    h('section', {}, h('h2', {}, 'Claim groups'), await membership(user, groups, canWrite, reload)),
+    canWrite ? h('section', {}, h('h2', {}, 'Password'), password) : null,
+    h('section', { id: 'sessions' }, h('h2', {}, 'Sessions'), sessionList(user, sessions, canWrite, reload)),
+  );
+}
+
+function readOnlyDetails(u) {
+  return h(
+    'dl',
+    { class: 'pairs' },
+    [
+      ['Username', u.username],
+      ['Email', u.email],
+      ['First name', u.fname],
+      ['Last name', u.lname],
+    ].map(([k, v]) => [h('dt', {}, k), h('dd', {}, v || '—')]),
+  );
+}
+
+async function membership(user, groups, canWrite, reload) {
+  const current = table(
+    groups,
+    [
+      ['Group', (g) => (may('groups') ? link(`groups/${g.id}`, g.name) : g.name)],
+      ['Description', (g) => g.description],
+    ],
+    'Not in any claim group: this user’s tokens carry no custom claims.',
+  );
+  if (!canWrite || !may('groups')) return current;
+  const all = await api.all('api/admin/claim-groups');
+  const member = new Set(groups.map((g) => g.id));
+  const boxes = all.map((g) =>
+    h(
+      'label',
+      { class: 'check' },
+      h('input', { type: 'checkbox', name: 'group', value: String(g.id), checked: member.has(g.id) }),
+      ` ${g.name}`,
+    ),
+  );
+  const f = form(
+    [
+      boxes.length
+        ? h('div', { class: 'checks', dataset: { field: 'claim_groups' } }, boxes, h('small', { class: 'error' }))
+        : h('p', { class: 'empty' }, 'No claim groups exist yet.'),
+    ],
+    {
+      submitLabel: 'Save groups',
+      submit: (_, el) => {
+        const ids = [...el.querySelectorAll('input[name=group]:checked')].map((b) => Number(b.value));
+        return api.patch(`api/admin/users/${user.id}`, { claim_groups: ids });
+      },
+      done: () => {
+        notify('Group membership saved.');
+        reload();
+      },
+    },
+  );
+  return h('div', {}, current, h('h3', {}, 'Change membership'), f);
+}
+
+function sessionList(user, sessions, canWrite, reload) {
+  const revoke = async (s) => {
+    if (
+      !(await confirmAction(
+        `Revoke this session of ${user.username}? Its refresh token stops working at once.`,
+        'Revoke',
+      ))
+    )
+      return;
+    try {
+      await api.del(`api/admin/users/${user.id}/sessions/${encodeURIComponent(s.id)}`);
+      notify('Session revoked.');
+      reload();
+    } catch (err) {
+      notify(explain(err), 'error');
+    }
+  };
+  const revokeAll = async () => {
+    if (!(await confirmAction(`Revoke every session of ${user.username}?`, 'Revoke all'))) return;
+    try {
+      await api.del(`api/admin/users/${user.id}/sessions`);
+      notify('All sessions revoked.');
+      reload();
+    } catch (err) {
+      notify(explain(err), 'error');
+    }
+  };
+  const active = sessions.filter((s) => !s.revoked_at);
+  return h(
+    'div',
+    {},
+    table(
+      sessions,
+      [
+        ['Started', (s) => when(s.created_at)],
+        ['Last used', (s) => when(s.last_used_at)],
+        ['Expires', (s) => when(s.expires_at)],
+        ['Refreshes', (s) => String(s.refresh_count)],
+        [
+          'State',
+          (s) => (s.revoked_at ? `revoked ${when(s.revoked_at)} (${s.revoked_reason || 'revoked'})` : 'active'),
+        ],
+        [
+          '',
+          (s) =>
+            canWrite && !s.revoked_at
+              ? h('button', { type: 'button', class: 'danger small revoke', onclick: () => revoke(s) }, 'Revoke')
+              : '',
+        ],
+      ],
+      'No sessions: this user has not signed in.',
+    ),
+    canWrite && active.length > 1
+      ? h(
+          'div',
+          { class: 'actions' },
+          h('button', { type: 'button', class: 'danger', onclick: revokeAll }, 'Revoke all sessions'),
+        )
+      : null,
+  );
+}
+
+async function remove(user) {
+  if (!(await confirmAction(`Delete user ${user.username}? Their sessions end and this cannot be undone.`))) return;
+  try {
+    await api.del(`api/admin/users/${user.id}`);
+    notify(`User ${user.username} deleted.`);
+    go('users');
+  } catch (err) {
+    notify(explain(err), 'error');
+  }
+}

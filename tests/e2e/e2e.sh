@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Browser tests of the admin console against a real server (scripts/test runs this; it also runs alone).
+# Builds the dev binary, starts it on a free loopback port with a throwaway SQLite database, cheap argon2
+# parameters and 30 s tokens (so the console's refresh-before-expiry is exercised), reads the bootstrap
+# superuser's one-time password from its output, runs tests/e2e/run.mjs in Debian's Chromium, stops the server.
+#
+# Needs: chromium (Debian package), node and npm. Screenshots: tests/e2e/artifacts/ (or $TESSERA_E2E_ARTIFACTS).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tessera/target}"
+artifacts="${TESSERA_E2E_ARTIFACTS:-$PWD/tests/e2e/artifacts}"
+
+cargo build --all-features --quiet --bin tessera
+bin="$CARGO_TARGET_DIR/debug/tessera"
+
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    echo "e2e: playwright-core needs Node.js 20 or newer (found $(node --version))" >&2
+    exit 1
+fi
+if [ ! -f tests/e2e/node_modules/playwright-core/package.json ]; then
+    # playwright-core only: it never downloads a browser (and `npx playwright install` is never run).
+    npm ci --prefix tests/e2e --no-audit --no-fund --silent
+fi
+
+work="$(mktemp -d)"
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+cat > "$work/config.yaml" <<YAML
+server:
+  address: 127.0.0.1
+  port: $port
+database:
+  url: "sqlite://$work/tessera.db"
+logging:
+  pretty_stdout: false
+tokens:
+  token_duration: 30s
+security:
+  password_hash: { memory_kib: 256, iterations: 1, parallelism: 1 }
+users:
+  # Listed so the sign-in page offers a provider choice; nothing in the test signs in through it.
+  providers:
+    - { name: corp, type: ldap, server_url: "ldap://127.0.0.1:9" }
+YAML
+
+"$bin" --config "$work/config.yaml" serve > "$work/server.log" 2>&1 &
+pid=$!
+cleanup() {
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+base="http://127.0.0.1:$port/"
+for _ in $(seq 1 120); do
+    curl -fsS "${base}readyz" >/dev/null 2>&1 && break
+    kill -0 "$pid" 2>/dev/null || { cat "$work/server.log"; echo "e2e: the server exited" >&2; exit 1; }
+    sleep 0.5
+done
+password="$(sed -n "s/^Created superuser 'sadmin' password=//p" "$work/server.log" | head -n 1)"
+[ -n "$password" ] || { cat "$work/server.log"; echo "e2e: no bootstrap password in the server output" >&2; exit 1; }
+
+if ! node tests/e2e/run.mjs "$base" sadmin "$password" "$artifacts"; then
+    echo "e2e: server log:" >&2
+    tail -n 40 "$work/server.log" >&2
+    exit 1
+fi
