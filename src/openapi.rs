@@ -196,6 +196,16 @@ impl Modify for BearerAuth {
         crate::routes::admin::audit,
         crate::routes::admin::keys,
         crate::routes::admin::rotate_keys,
+        crate::routes::accounts::register,
+        crate::routes::accounts::confirm,
+        crate::routes::accounts::forgot_password,
+        crate::routes::accounts::reset_password,
+        crate::routes::accounts::change_password,
+        crate::routes::accounts::me,
+        crate::routes::accounts::update_me,
+        crate::routes::accounts::change_email,
+        crate::routes::accounts::logout,
+        crate::routes::accounts::anonymous,
     )
 )]
 pub struct ApiDoc;

@@ -211,8 +211,14 @@ impl Application {
             keys: Arc::new(prepared.keys),
             tokens: Arc::new(TokenSettings::from_config(&config.tokens)),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            mail: Arc::new(
+                crate::services::mail::Mailer::new(&config.email).map_err(|e| StartupError::Config(e.to_string()))?,
+            ),
         });
         tokio::spawn(maintain(state.clone()));
+        if state.mail.enabled() {
+            tokio::spawn(crate::services::mail::run(state.clone()));
+        }
         tokio::spawn(checkpoints(state.db.clone()));
         let max_body = config.server.max_body_bytes;
         let server_state = state.clone();

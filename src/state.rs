@@ -25,4 +25,6 @@ pub struct AppState {
     pub tokens: Arc<TokenSettings>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Email templates, links and the SMTP transport; wakes the outbox worker.
+    pub mail: Arc<crate::services::mail::Mailer>,
 }

@@ -1,5 +1,6 @@
 //! HTTP routes: extract, authorize, call a service, map to a DTO. No business logic and no SQL here.
 
+pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod health;
@@ -42,6 +43,7 @@ pub fn configure(max_body_bytes: usize, openapi: utoipa::openapi::OpenApi) -> im
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
         .configure(admin::configure)
+        .configure(accounts::configure)
         .route(
             "/docs",
             web::get().to(|| async {

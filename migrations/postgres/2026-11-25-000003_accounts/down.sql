@@ -1,0 +1,3 @@
+DROP TABLE email_outbox;
+DROP TABLE anonymous_links;
+DROP TABLE account_tokens;
