@@ -283,9 +283,9 @@ async fn send_due(state: &AppState) -> Result<(), DbError> {
             let now = state.clock.now();
             let outcome = match result {
                 Ok(()) => state.db.write(move |c| outbox::sent(c, id)).await,
-                Err(error) => {
+                Err(Failure { error, permanent }) => {
                     let attempts = row.attempts + 1;
-                    let give_up = (attempts >= i64::from(cfg.max_attempts.max(1))).then_some(now);
+                    let give_up = (permanent || attempts >= i64::from(cfg.max_attempts.max(1))).then_some(now);
                     let wait = backoff(&cfg, attempts);
                     if give_up.is_some() {
                         tracing::error!(id, attempts, %error, "email given up");
@@ -317,15 +317,27 @@ fn backoff(cfg: &EmailConfig, attempts: i64) -> i64 {
     base.saturating_mul(1i64 << shift).min(max)
 }
 
+/// Why a send failed; `permanent` when trying again cannot help (a malformed message, an SMTP 5xx answer).
+struct Failure {
+    error: String,
+    permanent: bool,
+}
+
+impl Failure {
+    fn permanent(error: String) -> Self {
+        Failure { error, permanent: true }
+    }
+}
+
 async fn send_one(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &Mailbox,
     row: &outbox::OutboxRow,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let to = row
         .recipient
         .parse::<Mailbox>()
-        .map_err(|e| format!("recipient: {e}"))?;
+        .map_err(|e| Failure::permanent(format!("recipient: {e}")))?;
     let message = Message::builder()
         .from(from.clone())
         .to(to)
@@ -334,8 +346,11 @@ async fn send_one(
             row.body_text.clone(),
             row.body_html.clone(),
         ))
-        .map_err(|e| format!("message: {e}"))?;
-    transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+        .map_err(|e| Failure::permanent(format!("message: {e}")))?;
+    transport.send(message).await.map(|_| ()).map_err(|e| Failure {
+        permanent: e.is_permanent(),
+        error: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -361,6 +376,36 @@ mod tests {
         for (name, _, _) in BUILT_IN {
             assert!(!m.render(name, &[]).subject.is_empty(), "{name}");
         }
+    }
+
+    #[test]
+    fn templates_dir_overrides_file_by_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text);
+        write(
+            "password_reset.txt",
+            "Subject: Neues Passwort\n\nHallo {{username}}: {{link}}\n",
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let cfg = EmailConfig {
+            templates_dir: dir.path().display().to_string(),
+            ..Default::default()
+        };
+        let m = Mailer::new(&cfg).unwrap_or_else(|e| unreachable!("{e}"));
+        let r = m.render("password_reset", &[("username", "ann"), ("link", "L")]);
+        assert_eq!(
+            (r.subject.as_str(), r.text.as_str()),
+            ("Neues Passwort", "Hallo ann: L\n")
+        );
+        // The HTML form was not overridden: still the built-in one.
+        assert!(r.html.contains("Reset my password"));
+
+        write("confirm_registration.txt", "no subject line\n").unwrap_or_else(|e| unreachable!("{e}"));
+        let err = Mailer::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            err.contains("confirm_registration.txt") && err.contains("Subject"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -121,6 +121,9 @@ pub fn check_email(email: &str) -> Result<(), AccountError> {
         {
             if domain.ends_with('.') {
                 bad("has no valid domain")
+            } else if email.parse::<lettre::Address>().is_err() {
+                // What the sender could not put into a message is refused now, not after 20 failed sends.
+                bad("is not an address")
             } else {
                 Ok(())
             }

@@ -183,3 +183,28 @@ db_test!(an_outbox_row_has_one_sender, async |db| {
     assert!(first && !second && !within && after);
     assert_eq!((due_while_claimed, before_retry, at_retry, given_up), (0, 0, 1, 0));
 });
+
+#[test]
+fn unsafe_account_settings_are_refused_at_load() {
+    let problems = |yaml: &str| -> Vec<String> {
+        match tessera::config::load_from_str(yaml, "cfg.yaml", Vec::new(), false) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.into_iter().map(|p| p.key).collect(),
+        }
+    };
+    assert!(problems("registration:\n  mode: open\n").is_empty());
+    assert_eq!(problems("registration:\n  mode: confirm\n"), ["registration.mode"]);
+    assert_eq!(
+        problems("email:\n  smtp_host: mail.example.org\n  from: a@example.org\n"),
+        ["email.public_url"]
+    );
+    assert_eq!(
+        problems("registration:\n  require_anonymous_token: yes\n"),
+        ["registration.require_anonymous_token"]
+    );
+    assert_eq!(
+        problems("registration:\n  anonymous_claims:\n    stk: S\n"),
+        ["registration.anonymous_claims"]
+    );
+    assert_eq!(problems("email:\n  send_lease: 15s\n"), ["email.send_lease"]);
+}
