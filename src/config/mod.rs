@@ -512,6 +512,9 @@ pub struct EmailConfig {
     pub smtp_port: u16,
     /// `none`, `starttls` or `tls`.
     pub smtp_security: String,
+    /// A PEM file with the CA certificate that signed the SMTP server's (for a private CA); empty: the system's
+    /// trusted roots only.
+    pub smtp_ca_file: String,
     pub smtp_username: String,
     pub smtp_password: Secret,
     /// The From address of every message.
@@ -550,6 +553,7 @@ impl Default for EmailConfig {
             smtp_host: String::new(),
             smtp_port: 587,
             smtp_security: "starttls".into(),
+            smtp_ca_file: String::new(),
             smtp_username: String::new(),
             smtp_password: Secret::default(),
             from: String::new(),

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::response::Category;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Notify;
 
@@ -200,12 +202,26 @@ fn html_escape(s: &str) -> String {
 
 fn transport(cfg: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
     let host = cfg.smtp_host.as_str();
-    let builder = match cfg.smtp_security.as_str() {
-        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-        "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-        _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)),
-    }
-    .map_err(|e| MailError::Config("smtp_host", e.to_string()))?;
+    let builder = if cfg.smtp_ca_file.is_empty() || cfg.smtp_security == "none" {
+        match cfg.smtp_security.as_str() {
+            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
+            _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)),
+        }
+        .map_err(|e| MailError::Config("smtp_host", e.to_string()))?
+    } else {
+        let pem = std::fs::read(&cfg.smtp_ca_file).map_err(|e| MailError::Config("smtp_ca_file", e.to_string()))?;
+        let ca = Certificate::from_pem(&pem).map_err(|e| MailError::Config("smtp_ca_file", e.to_string()))?;
+        let params = TlsParameters::builder(host.to_string())
+            .add_root_certificate(ca)
+            .build()
+            .map_err(|e| MailError::Config("smtp_ca_file", e.to_string()))?;
+        let tls = match cfg.smtp_security.as_str() {
+            "tls" => Tls::Wrapper(params),
+            _ => Tls::Required(params),
+        };
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).tls(tls)
+    };
     let mut builder = builder
         .port(cfg.smtp_port)
         .timeout(Some(cfg.smtp_timeout.as_duration().max(Duration::from_secs(1))));
@@ -317,7 +333,7 @@ fn backoff(cfg: &EmailConfig, attempts: i64) -> i64 {
     base.saturating_mul(1i64 << shift).min(max)
 }
 
-/// Why a send failed; `permanent` when trying again cannot help (a malformed message, an SMTP 5xx answer).
+/// Why a send failed; `permanent` when trying again cannot help (a malformed message, a refused recipient).
 struct Failure {
     error: String,
     permanent: bool,
@@ -348,7 +364,9 @@ async fn send_one(
         ))
         .map_err(|e| Failure::permanent(format!("message: {e}")))?;
     transport.send(message).await.map(|_| ()).map_err(|e| Failure {
-        permanent: e.is_permanent(),
+        // A 5xx about the message (a refused recipient) will not change; one about authentication (x3x: 530,
+        // 535, …) is the operator's to fix, and the message waits for that.
+        permanent: e.is_permanent() && !e.status().is_some_and(|c| c.category == Category::Unspecified3),
         error: e.to_string(),
     })
 }

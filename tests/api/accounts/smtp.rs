@@ -12,7 +12,12 @@ pub struct Smtp {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// `starttls` or `tls` with a self-signed certificate and required authentication; `None`: plain.
+    tls: Option<&'static str>,
 }
+
+pub const SMTP_USER: &str = "relay";
+pub const SMTP_PASSWORD: &str = "relay-secret";
 
 /// One delivered message.
 #[derive(Debug, Clone)]
@@ -61,7 +66,39 @@ impl Smtp {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            tls: None,
         }
+    }
+
+    /// A server speaking `starttls` or implicit `tls` with a fresh self-signed certificate for `localhost`, and
+    /// requiring authentication ([`SMTP_USER`]).
+    pub async fn start_tls(mode: &'static str) -> Smtp {
+        let mut smtp = Smtp::stopped();
+        smtp.tls = Some(mode);
+        let status = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .args(["-addext", "subjectAltName=DNS:localhost"])
+            .arg("-keyout")
+            .arg(smtp.dir.path().join("key.pem"))
+            .arg("-out")
+            .arg(smtp.dir.path().join("cert.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success());
+        smtp.run().await;
+        smtp
     }
 
     fn maildir(&self) -> PathBuf {
@@ -69,11 +106,23 @@ impl Smtp {
     }
 
     pub async fn run(&mut self) {
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(self.maildir())
+        let mut command = Command::new("/usr/bin/python3");
+        match self.tls {
+            None => command
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{}", self.port))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(self.maildir()),
+            Some(mode) => command
+                .arg(crate::helpers::repo_path("tests/fixtures/smtp_tls_server.py"))
+                .arg(self.port.to_string())
+                .arg(self.maildir())
+                .arg(mode)
+                .arg(self.dir.path().join("cert.pem"))
+                .arg(self.dir.path().join("key.pem"))
+                .args([SMTP_USER, SMTP_PASSWORD]),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -128,6 +177,13 @@ impl Smtp {
         c.email.send_lease = GoDuration::from_secs(10);
         c.email.retry_base = GoDuration::from_secs(1);
         c.email.retry_max = GoDuration::from_secs(1);
+        if let Some(mode) = self.tls {
+            c.email.smtp_host = "localhost".into();
+            c.email.smtp_security = mode.into();
+            c.email.smtp_ca_file = self.dir.path().join("cert.pem").display().to_string();
+            c.email.smtp_username = SMTP_USER.into();
+            c.email.smtp_password = tessera::config::Secret::new(SMTP_PASSWORD);
+        }
     }
 }
 
