@@ -208,3 +208,44 @@ fn unsafe_account_settings_are_refused_at_load() {
     );
     assert_eq!(problems("email:\n  send_lease: 15s\n"), ["email.send_lease"]);
 }
+
+#[tokio::test]
+async fn expired_anonymous_tokens_open_nothing() {
+    let clock = tessera::clock::ManualClock::new();
+    let app = crate::helpers::spawn_app_full(
+        TestDb::Sqlite,
+        |c| {
+            c.registration.mode = "open".into();
+            c.registration.anonymous_tokens = true;
+            c.registration.require_anonymous_token = true;
+        },
+        None,
+        Some(std::sync::Arc::new(clock.clone())),
+    )
+    .await
+    .unwrap();
+    let anon: serde_json::Value = app.post_json("/api/anonymous", &json!({})).await.json().await.unwrap();
+    clock.advance(15 * 60 + 10);
+    let body = json!({ "username": "ann", "email": "ann@example.org", "password": PASSWORD, "anonymous_token": anon["token"] });
+    let resp = app.post_json("/api/register", &body).await;
+    assert_eq!(error_code(resp).await, (403, "invalid_anonymous_token".into()));
+}
+
+#[tokio::test]
+async fn me_works_with_a_fixed_token_subject() {
+    let app = spawn_app_with(
+        TestDb::Sqlite,
+        |c| {
+            c.registration.mode = "open".into();
+            c.tokens.subject = "tessera-users".into();
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(app.register("ann", "ann@example.org").await.status(), 201);
+    let (access, _) = app.login_ok("ann", PASSWORD).await;
+    let resp = app.with_bearer(reqwest::Method::GET, "/api/me", &access, None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["username"], "ann");
+}
