@@ -309,6 +309,9 @@ pub fn anonymous(state: &AppState) -> Result<(String, i64), AccountError> {
     if s.include_iat {
         claims.insert("iat".into(), Value::from(now));
     }
+    if s.include_nbf {
+        claims.insert("nbf".into(), Value::from(now));
+    }
     claims.insert("jti".into(), Value::String(format!("{:032x}", rand::random::<u128>())));
     let token = tokens::sign(&state.keys.current(), &claims, now)?;
     Ok((token, lifetime))
