@@ -151,7 +151,12 @@ impl Mailer {
             out
         };
         Rendered {
-            subject: fill(&t.subject, false).replace(['\r', '\n'], " "),
+            // The outbox column holds 255 characters.
+            subject: fill(&t.subject, false)
+                .replace(['\r', '\n'], " ")
+                .chars()
+                .take(255)
+                .collect(),
             text: fill(&t.text, false),
             html: fill(&t.html, true),
         }
