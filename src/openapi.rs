@@ -206,6 +206,7 @@ impl Modify for BearerAuth {
         crate::routes::accounts::change_email,
         crate::routes::accounts::logout,
         crate::routes::accounts::anonymous,
+        crate::routes::accounts::public_key,
     )
 )]
 pub struct ApiDoc;

@@ -160,6 +160,17 @@ fn init_files(config: &Config, cli: Option<&Path>) -> Vec<PathBuf> {
     files
 }
 
+/// Reads (or, on the first replica, creates) the key of encrypted login/register bodies.
+async fn form_key(db: Db, now: i64) -> Result<crate::services::accounts::FormKey, StartupError> {
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.get()?;
+        crate::services::accounts::FormKey::load_or_create(&mut conn, now)
+            .map_err(|e| StartupError::Config(e.to_string()))
+    })
+    .await
+    .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))?
+}
+
 /// A built, listening server.
 pub struct Application {
     port: u16,
@@ -203,6 +214,10 @@ impl Application {
 
         let passwords =
             Passwords::new(prepared.hasher, &config.security).map_err(|e| StartupError::Config(e.to_string()))?;
+        let form_key = match config.registration.rsa_encryption {
+            true => Some(Arc::new(form_key(prepared.db.clone(), clock.now()).await?)),
+            false => None,
+        };
         let state = web::Data::new(AppState {
             config: config.clone(),
             db: prepared.db,
@@ -211,6 +226,7 @@ impl Application {
             keys: Arc::new(prepared.keys),
             tokens: Arc::new(TokenSettings::from_config(&config.tokens)),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            form_key,
             mail: Arc::new(
                 crate::services::mail::Mailer::new(&config.email).map_err(|e| StartupError::Config(e.to_string()))?,
             ),
@@ -227,6 +243,7 @@ impl Application {
             let metrics = server_state.metrics.clone();
             App::new()
                 .app_data(server_state.clone())
+                .wrap(actix_web::middleware::from_fn(routes::accounts::decrypt_forms))
                 .wrap_fn(move |req, srv| {
                     // Counted by matched route pattern, so ids in paths do not explode the label set.
                     let (start, method, metrics) =

@@ -27,4 +27,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Email templates, links and the SMTP transport; wakes the outbox worker.
     pub mail: Arc<crate::services::mail::Mailer>,
+    /// The key of encrypted login/register bodies, when `registration.rsa_encryption` is on.
+    pub form_key: Option<Arc<crate::services::accounts::FormKey>>,
 }

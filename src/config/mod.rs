@@ -585,6 +585,10 @@ pub struct RegistrationConfig {
     pub anonymous_tokens: bool,
     /// Extra string claims of every anonymous token (not `stk` nor a registered claim name).
     pub anonymous_claims: std::collections::BTreeMap<String, String>,
+    /// TokTok's encrypted forms: `GET /api/public_key` serves an RSA key, and login and register bodies may
+    /// come as `{"encrypted": base64(RSA-OAEP-SHA256(body))}`. TLS is the real protection; this adds nothing
+    /// to it and is off by default.
+    pub rsa_encryption: bool,
 }
 
 impl Default for RegistrationConfig {
@@ -595,6 +599,7 @@ impl Default for RegistrationConfig {
             anonymous_token_duration: GoDuration::from_secs(15 * 60),
             anonymous_tokens: false,
             anonymous_claims: std::collections::BTreeMap::new(),
+            rsa_encryption: false,
         }
     }
 }

@@ -160,3 +160,30 @@ pub fn user_by_email(c: &mut DbConn, email: &str) -> Result<Option<super::users:
         .first(c)
         .optional()?)
 }
+
+/// The stored private key (base64 PKCS#8) of encrypted forms, if one was made.
+pub fn form_key(c: &mut DbConn, id: &str) -> Result<Option<String>, DbError> {
+    use super::schema::form_keys;
+    Ok(form_keys::table
+        .find(id)
+        .select(form_keys::private_key)
+        .first(c)
+        .optional()?)
+}
+
+/// Stores the key of encrypted forms; `false` when another replica stored one first.
+pub fn insert_form_key(c: &mut DbConn, id: &str, private_key: &str, now: i64) -> Result<bool, DbError> {
+    use super::schema::form_keys;
+    let result = diesel::insert_into(form_keys::table)
+        .values((
+            form_keys::id.eq(id),
+            form_keys::private_key.eq(private_key),
+            form_keys::created_at.eq(now),
+        ))
+        .execute(c);
+    match result.map_err(DbError::from) {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -175,3 +175,11 @@ diesel::table! {
         last_error -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    form_keys (id) {
+        id -> Text,
+        private_key -> Text,
+        created_at -> BigInt,
+    }
+}

@@ -24,7 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/me", web::patch().to(update_me))
         .route("/api/me/email", web::post().to(change_email))
         .route("/api/logout", web::post().to(logout))
-        .route("/api/anonymous", web::post().to(anonymous));
+        .route("/api/anonymous", web::post().to(anonymous))
+        .route("/api/public_key", web::get().to(public_key));
 }
 
 impl From<AccountError> for ApiError {
@@ -281,4 +282,65 @@ pub async fn anonymous(state: web::Data<AppState>) -> Result<HttpResponse, ApiEr
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))
         .json(AnonymousToken { token, expires_in }))
+}
+
+/// The public key of encrypted forms.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FormPublicKey {
+    /// base64url SHA-256 of the key.
+    pub kid: String,
+    /// Always `RSA-OAEP-256` (OAEP with SHA-256 and MGF1-SHA-256).
+    pub alg: String,
+    /// SubjectPublicKeyInfo PEM (WebCrypto `importKey("spki")`, JSEncrypt, openssl).
+    pub public_key: String,
+}
+
+#[utoipa::path(get, path = "/api/public_key", tag = "accounts",
+    responses(
+        (status = 200, description = "The RSA key for encrypted login/register bodies `{\"encrypted\": base64(RSA-OAEP-256(json))}` (`registration.rsa_encryption`); TLS is the real protection", body = FormPublicKey),
+        AccountErrors))]
+pub async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let key = state.form_key.as_ref().ok_or_else(|| ApiError::Refused {
+        code: "encryption_disabled",
+        message: "encrypted forms are not enabled".into(),
+    })?;
+    Ok(HttpResponse::Ok().json(FormPublicKey {
+        kid: key.kid.clone(),
+        alg: "RSA-OAEP-256".into(),
+        public_key: key.pem.clone(),
+    }))
+}
+
+/// With `registration.rsa_encryption`, replaces an encrypted login or register body by its plain JSON before
+/// the handler reads it; plain bodies pass unchanged. A body that claims to be encrypted and does not decrypt
+/// is `400 invalid_encrypted_body`.
+pub async fn decrypt_forms(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::FromRequest as _;
+    let key = req.app_data::<web::Data<AppState>>().and_then(|s| s.form_key.clone());
+    let applies = req.method() == actix_web::http::Method::POST && matches!(req.path(), "/api/login" | "/api/register");
+    let Some(key) = key.filter(|_| applies) else {
+        return next.call(req).await.map(|r| r.map_into_boxed_body());
+    };
+    let (http, mut payload) = req.into_parts();
+    let body = match web::Bytes::from_request(&http, &mut payload).await {
+        Ok(body) => body,
+        Err(e) => return Ok(actix_web::dev::ServiceResponse::from_err(e, http)),
+    };
+    let body = match key.open(&body) {
+        Ok(Some(plain)) => web::Bytes::from(plain),
+        Ok(None) => body,
+        Err(why) => {
+            let e = ApiError::bad_request("invalid_encrypted_body", why);
+            return Ok(actix_web::dev::ServiceResponse::from_err(e, http));
+        }
+    };
+    let mut req = actix_web::dev::ServiceRequest::from_parts(http, actix_web::dev::Payload::from(body.clone()));
+    req.headers_mut().insert(
+        actix_web::http::header::CONTENT_LENGTH,
+        actix_web::http::header::HeaderValue::from(body.len()),
+    );
+    next.call(req).await.map(|r| r.map_into_boxed_body())
 }

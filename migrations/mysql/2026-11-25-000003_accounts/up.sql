@@ -38,3 +38,11 @@ CREATE TABLE email_outbox (
     last_error TEXT
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 CREATE INDEX email_outbox_due ON email_outbox (next_attempt_at);
+
+-- The RSA key for TokTok-style encrypted login/register bodies (registration.rsa_encryption), shared by every
+-- replica: the first to start creates it.
+CREATE TABLE form_keys (
+    id VARCHAR(64) PRIMARY KEY NOT NULL,
+    private_key TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

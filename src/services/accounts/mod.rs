@@ -5,10 +5,12 @@
 //! transaction) and expire. Every message is queued in the outbox in the transaction of its change; links come
 //! from `email.public_url` only. HTTP-agnostic: routes identify the caller and map [`AccountError`].
 
+mod forms;
 mod password;
 mod profile;
 mod register;
 
+pub use forms::{FormKey, FormKeyError};
 pub use password::{change_password, forgot_password, reset_password};
 pub use profile::{Profile, ProfileUpdate, change_email, logout, profile, update_profile};
 pub use register::{Confirmed, RegisterInput, Registered, anonymous, confirm, is_anonymous, register};

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod delivery;
+mod forms;
 mod smtp;
 
 use std::sync::Arc;
