@@ -238,12 +238,17 @@ impl Application {
         tokio::spawn(checkpoints(state.db.clone()));
         let max_body = config.server.max_body_bytes;
         let server_state = state.clone();
+        let encrypted_forms = state.form_key.is_some();
         let openapi = <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi();
         let mut server = HttpServer::new(move || {
             let metrics = server_state.metrics.clone();
             App::new()
                 .app_data(server_state.clone())
-                .wrap(actix_web::middleware::from_fn(routes::accounts::decrypt_forms))
+                // Only when encrypted forms are on: every other request skips it.
+                .wrap(actix_web::middleware::Condition::new(
+                    encrypted_forms,
+                    actix_web::middleware::from_fn(routes::accounts::decrypt_forms),
+                ))
                 .wrap_fn(move |req, srv| {
                     // Counted by matched route pattern, so ids in paths do not explode the label set.
                     let (start, method, metrics) =
