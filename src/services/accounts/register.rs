@@ -52,7 +52,7 @@ struct Pending {
 }
 
 /// Registers an account, as `registration.mode` says. `bearer` is the request's bearer token, taken as the
-/// anonymous token when the body has none.
+/// anonymous token when the body has none and `registration.anonymous_tokens` is on.
 pub async fn register(
     state: &AppState,
     input: RegisterInput,
@@ -64,6 +64,9 @@ pub async fn register(
         "confirm" => true,
         _ => return Err(AccountError::refused("registration_closed", "registration is closed")),
     };
+    // The bearer counts only where anonymous tokens exist, so a client that sends a user's token along with
+    // a registration is not refused for it.
+    let bearer = bearer.filter(|_| reg.anonymous_tokens);
     let anonymous_id = match input.anonymous_token.clone().or(bearer) {
         Some(token) => Some(anonymous_subject(state, &token)?),
         None if reg.require_anonymous_token => {
