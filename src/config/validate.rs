@@ -332,6 +332,12 @@ fn accounts_findings(c: &Config) -> Vec<(&'static str, String)> {
             "must be more than twice email.smtp_timeout, or a slow send could be sent again by another replica".into(),
         ));
     }
+    if !e.templates_dir.is_empty() && !std::path::Path::new(&e.templates_dir).is_dir() {
+        out.push((
+            "email.templates_dir",
+            format!("{:?} is not a directory", e.templates_dir),
+        ));
+    }
     if e.outbox_poll_interval.as_duration().is_zero() {
         out.push(("email.outbox_poll_interval", "must be more than 0".into()));
     }

@@ -89,6 +89,12 @@ impl Mailer {
     /// Loads the templates (built in, or from `email.templates_dir`) and prepares the SMTP transport when
     /// `email.smtp_host` is set. Fails on an unreadable or malformed template or an unusable SMTP setting.
     pub fn new(cfg: &EmailConfig) -> Result<Self, MailError> {
+        if !cfg.templates_dir.is_empty() && !Path::new(&cfg.templates_dir).is_dir() {
+            return Err(MailError::Config(
+                "templates_dir",
+                format!("{:?} is not a directory", cfg.templates_dir),
+            ));
+        }
         let mut templates = HashMap::new();
         for (name, text, html) in BUILT_IN {
             let text = read_override(&cfg.templates_dir, name, "txt")?.unwrap_or_else(|| text.to_string());

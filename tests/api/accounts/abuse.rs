@@ -207,6 +207,10 @@ fn unsafe_account_settings_are_refused_at_load() {
         ["registration.anonymous_claims"]
     );
     assert_eq!(problems("email:\n  send_lease: 15s\n"), ["email.send_lease"]);
+    assert_eq!(
+        problems("email:\n  templates_dir: /nonexistent/templates\n"),
+        ["email.templates_dir"]
+    );
 }
 
 #[tokio::test]
