@@ -202,6 +202,17 @@ impl Modify for BearerAuth {
         crate::routes::admin::audit,
         crate::routes::admin::keys,
         crate::routes::admin::rotate_keys,
+        crate::routes::accounts::register,
+        crate::routes::accounts::confirm,
+        crate::routes::accounts::forgot_password,
+        crate::routes::accounts::reset_password,
+        crate::routes::accounts::change_password,
+        crate::routes::accounts::me,
+        crate::routes::accounts::update_me,
+        crate::routes::accounts::change_email,
+        crate::routes::accounts::logout,
+        crate::routes::accounts::anonymous,
+        crate::routes::accounts::public_key,
     )
 )]
 pub struct ApiDoc;

@@ -197,6 +197,17 @@ fn init_files(config: &Config, cli: Option<&Path>) -> Vec<PathBuf> {
     files
 }
 
+/// Reads (or, on the first replica, creates) the key of encrypted login/register bodies.
+async fn form_key(db: Db, now: i64) -> Result<crate::services::accounts::FormKey, StartupError> {
+    tokio::task::spawn_blocking(move || {
+        let mut conn = db.get()?;
+        crate::services::accounts::FormKey::load_or_create(&mut conn, now)
+            .map_err(|e| StartupError::Config(e.to_string()))
+    })
+    .await
+    .map_err(|e| StartupError::Config(format!("start-up task failed: {e}")))?
+}
+
 /// A built, listening server.
 pub struct Application {
     port: u16,
@@ -299,6 +310,10 @@ impl Application {
         let passwords =
             Passwords::new(prepared.hasher, &config.security).map_err(|e| StartupError::Config(e.to_string()))?;
         let providers = crate::user_source::Providers::from_config(&config.users).map_err(StartupError::Config)?;
+        let form_key = match config.registration.rsa_encryption {
+            true => Some(Arc::new(form_key(prepared.db.clone(), clock.now()).await?)),
+            false => None,
+        };
         let state = web::Data::new(AppState {
             config: config.clone(),
             db: prepared.db,
@@ -309,17 +324,30 @@ impl Application {
             metrics: Arc::new(crate::metrics::Metrics::default()),
             throttle: Arc::new(crate::services::throttle::Throttle::new(&config.security)),
             providers: Arc::new(providers),
+            form_key,
+            mail: Arc::new(
+                crate::services::mail::Mailer::new(&config.email).map_err(|e| StartupError::Config(e.to_string()))?,
+            ),
         });
         tokio::spawn(maintain(state.clone()));
+        if state.mail.enabled() {
+            tokio::spawn(crate::services::mail::run(state.clone()));
+        }
         tokio::spawn(checkpoints(state.db.clone()));
         let max_body = config.server.max_body_bytes;
         let timeout = Some(config.server.timeout.0).filter(|t| !t.is_zero());
         let server_state = state.clone();
+        let encrypted_forms = state.form_key.is_some();
         let openapi = <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi();
         let mut server = HttpServer::new(move || {
             let metrics = server_state.metrics.clone();
             App::new()
                 .app_data(server_state.clone())
+                // Only when encrypted forms are on: every other request skips it.
+                .wrap(actix_web::middleware::Condition::new(
+                    encrypted_forms,
+                    actix_web::middleware::from_fn(routes::accounts::decrypt_forms),
+                ))
                 .wrap_fn(move |req, srv| envelope(req, srv, metrics.clone(), timeout))
                 .configure(routes::configure(max_body, openapi.clone()))
         })

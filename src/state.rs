@@ -30,4 +30,8 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// The user providers (LDAP directories) of `users.providers`, with their connections.
     pub providers: Arc<crate::user_source::Providers>,
+    /// Email templates, links and the SMTP transport; wakes the outbox worker.
+    pub mail: Arc<crate::services::mail::Mailer>,
+    /// The key of encrypted login/register bodies, when `registration.rsa_encryption` is on.
+    pub form_key: Option<Arc<crate::services::accounts::FormKey>>,
 }

@@ -149,6 +149,9 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
             format!("{:?} is not one of none, starttls, tls", c.email.smtp_security),
         );
     }
+    for (key, msg) in accounts_findings(c) {
+        fail(key, msg);
+    }
     let mut names = std::collections::HashSet::new();
     for (i, p) in c.users.providers.iter().enumerate() {
         let key = format!("users.providers[{i}]");
@@ -339,6 +342,66 @@ impl TokensConfig {
             )),
         }
     }
+}
+
+/// Email and registration: what self-service accounts need to work safely.
+fn accounts_findings(c: &Config) -> Vec<(&'static str, String)> {
+    let (e, r) = (&c.email, &c.registration);
+    let mut out = Vec::new();
+    if !e.smtp_host.is_empty() {
+        if !(e.public_url.starts_with("https://") || e.public_url.starts_with("http://")) {
+            out.push((
+                "email.public_url",
+                "must be an http(s) URL when email.smtp_host is set: every link in a message is built from it".into(),
+            ));
+        }
+        if !e.from.contains('@') || e.from.contains(['\r', '\n']) {
+            out.push(("email.from", "must be an address when email.smtp_host is set".into()));
+        }
+    }
+    if r.mode == "confirm" && e.smtp_host.is_empty() {
+        out.push((
+            "registration.mode",
+            "confirm needs email: set email.smtp_host, email.from and email.public_url".into(),
+        ));
+    }
+    if r.require_anonymous_token && !r.anonymous_tokens {
+        out.push((
+            "registration.require_anonymous_token",
+            "needs registration.anonymous_tokens: true (nobody could get one)".into(),
+        ));
+    }
+    const RESERVED: [&str; 10] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "stk", "anon", ""];
+    for name in r.anonymous_claims.keys() {
+        if RESERVED.contains(&name.as_str()) {
+            out.push((
+                "registration.anonymous_claims",
+                format!("{name:?} cannot be set on anonymous tokens"),
+            ));
+        }
+    }
+    if e.send_lease.as_duration() <= e.smtp_timeout.as_duration() * 2 {
+        out.push((
+            "email.send_lease",
+            "must be more than twice email.smtp_timeout, or a slow send could be sent again by another replica".into(),
+        ));
+    }
+    if !e.templates_dir.is_empty() && !std::path::Path::new(&e.templates_dir).is_dir() {
+        out.push((
+            "email.templates_dir",
+            format!("{:?} is not a directory", e.templates_dir),
+        ));
+    }
+    if e.outbox_poll_interval.as_duration().is_zero() {
+        out.push(("email.outbox_poll_interval", "must be more than 0".into()));
+    }
+    if e.confirm_link_duration.as_secs() == 0 || e.reset_link_duration.as_secs() == 0 {
+        out.push(("email.reset_link_duration", "link lifetimes must be at least 1s".into()));
+    }
+    if r.anonymous_token_duration.as_secs() == 0 {
+        out.push(("registration.anonymous_token_duration", "must be at least 1s".into()));
+    }
+    out
 }
 
 #[cfg(test)]

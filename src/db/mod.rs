@@ -3,11 +3,13 @@
 //! Everything here is blocking; async callers go through [`Db::run`], which moves the work to tokio's blocking
 //! pool. Backend-specific SQL stays in this module and in [`migrations`]. This module knows nothing of HTTP.
 
+pub mod accounts;
 pub mod audit;
 pub mod catalog;
 pub mod dbinit;
 pub mod keys;
 pub mod migrations;
+pub mod outbox;
 pub mod refresh;
 pub mod schema;
 pub mod throttle;

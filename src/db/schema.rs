@@ -148,10 +148,54 @@ diesel::table! {
 }
 
 diesel::table! {
+    account_tokens (token_hash) {
+        token_hash -> Text,
+        kind -> Text,
+        user_id -> Nullable<BigInt>,
+        payload -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     login_failures (name) {
         name -> Text,
         failures -> BigInt,
         last_failure -> BigInt,
         locked_until -> BigInt,
+    }
+}
+
+diesel::table! {
+    anonymous_links (anonymous_id) {
+        anonymous_id -> Text,
+        user_id -> BigInt,
+        linked_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    email_outbox (id) {
+        id -> BigInt,
+        recipient -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        created_at -> BigInt,
+        attempts -> BigInt,
+        next_attempt_at -> BigInt,
+        claimed_until -> BigInt,
+        failed_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    form_keys (id) {
+        id -> Text,
+        private_key -> Text,
+        created_at -> BigInt,
     }
 }

@@ -75,5 +75,9 @@ fn extract(req: &HttpRequest) -> Result<Bearer, ApiError> {
     let now = state.clock.now();
     let ring = state.keys.current();
     let claims = tokens::verify(&ring, &state.tokens, token, now, true).map_err(|_| ApiError::Unauthenticated)?;
+    // Anonymous tokens (`POST /api/anonymous`) stand for nobody: they only open registration.
+    if crate::services::accounts::is_anonymous(&claims) {
+        return Err(ApiError::Unauthenticated);
+    }
     Ok(Bearer { claims })
 }

@@ -1,5 +1,6 @@
 //! HTTP routes: extract, authorize, call a service, map to a DTO. No business logic and no SQL here.
 
+pub mod accounts;
 pub mod admin;
 pub mod admin_ui;
 pub mod auth;
@@ -44,6 +45,7 @@ pub fn configure(max_body_bytes: usize, openapi: utoipa::openapi::OpenApi) -> im
         .route("/metrics", web::get().to(metrics::metrics))
         .configure(admin::configure)
         .configure(admin_ui::configure)
+        .configure(accounts::configure)
         .route(
             "/docs",
             web::get().to(|| async {

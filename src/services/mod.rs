@@ -1,10 +1,12 @@
 //! Business flows, independent of HTTP: they take a connection (or the pool) and `now`, and return domain
 //! results. Routes call them; they call `db/` and `crypto/`, never back up.
 
+pub mod accounts;
 pub mod admin;
 pub mod auth;
 pub mod bootstrap;
 pub mod keyring;
+pub mod mail;
 pub mod passwords;
 pub mod throttle;
 pub mod tokens;

@@ -1,0 +1,241 @@
+//! Self-service accounts (TokTok's lifecycle, DESIGN 4.3): registration with optional email confirmation,
+//! password reset and change, profile and email change, logout, anonymous tokens.
+//!
+//! Link tokens are 256 random bits, stored only as SHA-256, used once (the use and its effect share one
+//! transaction) and expire. Every message is queued in the outbox in the transaction of its change; links come
+//! from `email.public_url` only. HTTP-agnostic: routes identify the caller and map [`AccountError`].
+
+mod forms;
+mod password;
+mod profile;
+mod register;
+
+pub use forms::{FormKey, FormKeyError};
+pub use password::{change_password, forgot_password, reset_password};
+pub use profile::{Profile, ProfileUpdate, change_email, logout, profile, update_profile};
+pub use register::{Confirmed, RegisterInput, Registered, anonymous, confirm, is_anonymous, register};
+
+use crate::db::{DbError, audit};
+use crate::services::passwords::HashError;
+use crate::services::tokens::SignError;
+use crate::state::AppState;
+
+/// Why an account request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// 400: bad input (`invalid_email`, `invalid_field`, `weak_password`, `invalid_token`, `wrong_password`, …).
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// 401: no valid bearer token, or its user is gone.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// 403: refused by configuration or by the account's kind (`registration_closed`, `email_disabled`, …).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
+    /// 409: a unique value is taken (`username_taken`, `email_taken`, `anonymous_token_used`).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("database unavailable")]
+    Unavailable,
+    /// Too many password checks are waiting.
+    #[error("busy")]
+    Busy,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AccountError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        AccountError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
+        AccountError::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        AccountError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn invalid_token() -> Self {
+        AccountError::invalid("invalid_token", "the link is invalid, used or expired")
+    }
+}
+
+impl From<DbError> for AccountError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                AccountError::Unavailable
+            }
+            other => AccountError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<HashError> for AccountError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => AccountError::Busy,
+            other => AccountError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SignError> for AccountError {
+    fn from(e: SignError) -> Self {
+        AccountError::Internal(e.to_string())
+    }
+}
+
+/// An email address Tessera will write into a message header: one `@` with something on each side, a dot in
+/// the domain, at most 255 characters, and no whitespace, control characters (CR/LF would inject headers) or
+/// address syntax (`<>()[],;:"\`).
+pub fn check_email(email: &str) -> Result<(), AccountError> {
+    let bad = |why: &str| {
+        Err(AccountError::invalid(
+            "invalid_email",
+            format!("the email address {why}"),
+        ))
+    };
+    if email.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return bad("must not contain whitespace or control characters");
+    }
+    if email.chars().count() > 255 {
+        return bad("is longer than 255 characters");
+    }
+    if email.chars().any(|c| "<>()[],;:\"\\".contains(c)) {
+        return bad("must not contain <>()[],;:\"\\");
+    }
+    match email.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && !domain.contains('@') && domain.contains('.') && !domain.starts_with('.') =>
+        {
+            if domain.ends_with('.') {
+                bad("has no valid domain")
+            } else if email.parse::<lettre::Address>().is_err() {
+                // What the sender could not put into a message is refused now, not after 20 failed sends.
+                bad("is not an address")
+            } else {
+                Ok(())
+            }
+        }
+        Some((_, domain)) if domain.contains('@') => bad("must contain exactly one @"),
+        _ => bad("is not an address"),
+    }
+}
+
+/// A name-like field: at most 255 characters, no control characters; `required` also refuses blank.
+pub fn check_text(field: &str, value: &str, required: bool) -> Result<(), AccountError> {
+    if required && value.trim().is_empty() {
+        return Err(AccountError::invalid(
+            "invalid_field",
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.chars().count() > 255 {
+        return Err(AccountError::invalid(
+            "invalid_field",
+            format!("{field} is longer than 255 characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(AccountError::invalid(
+            "invalid_field",
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The password policy of `security`: not longer than `max_password_bytes`, at least `min_password_length`
+/// characters.
+pub fn check_password(state: &AppState, password: &str) -> Result<(), AccountError> {
+    if state.passwords.too_long(password) {
+        return Err(AccountError::invalid("password_too_long", "the password is too long"));
+    }
+    let min = state.config.security.min_password_length;
+    if password.chars().count() < min {
+        return Err(AccountError::invalid(
+            "weak_password",
+            format!("the password needs at least {min} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `token` has the shape of a link token (43 base64url characters), before any database work.
+fn plausible_link_token(token: &str) -> bool {
+    crate::services::tokens::plausible_refresh_token(token)
+}
+
+/// "30 minutes", "24 hours": a lifetime as the messages say it.
+fn human(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Records an account event; failure to audit fails the change (it is in the same transaction).
+fn record(
+    c: &mut crate::db::DbConn,
+    now: i64,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), DbError> {
+    audit::record(c, now, actor, action, target, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_rules() {
+        for ok in ["a@b.co", "first.last+tag@mail.example.org"] {
+            assert!(check_email(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.co",
+            "a@b.co\r\nBcc: x@y.z",
+            "a@b.co\n",
+            "a@b@c.co",
+            "a b@c.co",
+            "<a@b.co>",
+            "a@.co",
+            "a@b.",
+        ] {
+            let code = match check_email(bad) {
+                Err(AccountError::Invalid { code, .. }) => code,
+                _ => "",
+            };
+            assert_eq!(code, "invalid_email", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lifetimes_read_naturally() {
+        assert_eq!(human(1800), "30 minutes");
+        assert_eq!(human(86400), "24 hours");
+        assert_eq!(human(3600), "1 hour");
+        assert_eq!(human(90), "90 seconds");
+    }
+}

@@ -1,0 +1,181 @@
+//! Forgotten passwords (a reset link by email), resets, and changes by a logged-in user. A reset or a change
+//! revokes every session (refresh family) of the user and every reset link still unused.
+
+use super::{AccountError, check_email, check_password, human, plausible_link_token, record};
+use crate::crypto::password::Verdict;
+use crate::db::accounts::{self as accounts_db, AccountTokenRow, TokenKind};
+use crate::db::refresh as refresh_db;
+use crate::db::users;
+use crate::services::mail;
+use crate::services::tokens;
+use crate::state::AppState;
+
+/// Sends a reset link to `email` if it belongs to a user with a local password; otherwise sends nothing. The
+/// caller answers the same either way, and both paths do one read and one small write transaction (an audit
+/// row), so neither the answer nor its timing tells whether the address has an account.
+pub async fn forgot_password(state: &AppState, email: String) -> Result<(), AccountError> {
+    check_email(&email)?;
+    if !state.mail.enabled() {
+        return Err(AccountError::refused("email_disabled", "email is not configured"));
+    }
+    let lookup = email.clone();
+    let user = state
+        .db
+        .run(move |c| accounts_db::user_by_email(c, &lookup))
+        .await?
+        .filter(|u| u.password_hash.is_some());
+    let now = state.clock.now();
+    let duration = state.config.email.reset_link_duration.as_secs();
+    // Prepared for both paths alike.
+    let (token, hash) = tokens::new_refresh_token();
+    let link = state.mail.reset_link(&token);
+    let username = user.as_ref().map(|u| u.username.clone()).unwrap_or_default();
+    let message = state.mail.render(
+        "password_reset",
+        &[
+            ("username", &username),
+            ("link", &link),
+            ("expires_in", &human(duration)),
+        ],
+    );
+    let queued = user.is_some();
+    state
+        .db
+        .write(move |c| -> Result<(), AccountError> {
+            let Some(user) = user else {
+                // The same statements as below where they cost alike (none of them matches a row).
+                accounts_db::supersede(c, 0, TokenKind::Reset, now)?;
+                record(c, now, "(unknown address)", "password.reset_requested", "", "")?;
+                return Ok(());
+            };
+            // Only the newest link works.
+            accounts_db::supersede(c, user.id, TokenKind::Reset, now)?;
+            accounts_db::insert_token(
+                c,
+                &AccountTokenRow {
+                    token_hash: hash,
+                    kind: TokenKind::Reset.as_str().into(),
+                    user_id: Some(user.id),
+                    payload: String::new(),
+                    created_at: now,
+                    expires_at: now + duration as i64,
+                    used_at: None,
+                },
+            )?;
+            mail::queue(c, &email, &message, now)?;
+            record(
+                c,
+                now,
+                &user.username,
+                "password.reset_requested",
+                &user.id.to_string(),
+                "",
+            )?;
+            Ok(())
+        })
+        .await?;
+    if queued {
+        state.mail.wake.notify_one();
+    }
+    Ok(())
+}
+
+/// Sets a new password with a reset link: the link is used up, every other reset link of the user too, and
+/// every session of the user is revoked.
+pub async fn reset_password(state: &AppState, token: String, password: String) -> Result<(), AccountError> {
+    if !plausible_link_token(&token) {
+        return Err(AccountError::invalid_token());
+    }
+    check_password(state, &password)?;
+    let hash = tokens::refresh_hash(&token);
+    let (lookup, now) = (hash.clone(), state.clock.now());
+    // Refuse a dead link before spending a hash on it; the write below checks again.
+    state
+        .db
+        .run(move |c| accounts_db::live_token(c, &lookup, &[TokenKind::Reset], now))
+        .await?
+        .ok_or_else(AccountError::invalid_token)?;
+    let phc = state.passwords.hash(password).await?;
+    let now = state.clock.now();
+    state
+        .db
+        .write(move |c| -> Result<(), AccountError> {
+            let row =
+                accounts_db::take_token(c, &hash, &[TokenKind::Reset], now)?.ok_or_else(AccountError::invalid_token)?;
+            let user_id = row.user_id.ok_or_else(AccountError::invalid_token)?;
+            let user = users::find(c, user_id)?.ok_or_else(AccountError::invalid_token)?;
+            users::set_password(c, user.id, &phc, now)?;
+            accounts_db::supersede(c, user.id, TokenKind::Reset, now)?;
+            let revoked = refresh_db::revoke_user_families(c, user.id, "password_reset", now)?;
+            record(
+                c,
+                now,
+                &user.username,
+                "password.reset",
+                &user.id.to_string(),
+                &format!("{revoked} sessions revoked"),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// Changes the caller's password after checking the current one. Every session and reset link of the user
+/// ends (the client logs in again with the new password).
+pub async fn change_password(
+    state: &AppState,
+    user_id: i64,
+    old_password: String,
+    new_password: String,
+) -> Result<(), AccountError> {
+    check_password(state, &new_password)?;
+    if state.passwords.too_long(&old_password) {
+        return Err(AccountError::invalid(
+            "wrong_password",
+            "the current password does not match",
+        ));
+    }
+    let user = state
+        .db
+        .run(move |c| users::find(c, user_id))
+        .await?
+        .ok_or(AccountError::Unauthenticated)?;
+    if user.password_hash.is_none() {
+        return Err(AccountError::refused(
+            "not_local",
+            "this account's password is kept by its directory",
+        ));
+    }
+    let verdict = state
+        .passwords
+        .verify(
+            old_password,
+            Some((user.password_hash.clone(), user.password_salt.clone())),
+        )
+        .await?;
+    if verdict == Verdict::Wrong {
+        return Err(AccountError::invalid(
+            "wrong_password",
+            "the current password does not match",
+        ));
+    }
+    let phc = state.passwords.hash(new_password).await?;
+    let now = state.clock.now();
+    state
+        .db
+        .write(move |c| -> Result<(), AccountError> {
+            users::set_password(c, user.id, &phc, now)?;
+            accounts_db::supersede(c, user.id, TokenKind::Reset, now)?;
+            let revoked = refresh_db::revoke_user_families(c, user.id, "password_changed", now)?;
+            record(
+                c,
+                now,
+                &user.username,
+                "password.changed",
+                &user.id.to_string(),
+                &format!("{revoked} sessions revoked"),
+            )?;
+            Ok(())
+        })
+        .await
+}
