@@ -371,6 +371,11 @@ impl Application {
         })
     }
 
+    /// Stops the server from elsewhere (tests, embedding).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -10,8 +10,9 @@ use utoipa::IntoResponses;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::openapi::Status;
-use crate::routes::auth::{Bearer, bearer_token};
+use crate::routes::auth::{Bearer, bearer_token, rate_limit};
 use crate::services::accounts::{self, AccountError, Confirmed, Profile, ProfileUpdate, RegisterInput, Registered};
+use crate::services::throttle::Bucket;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -67,7 +68,12 @@ pub enum AccountErrors<'a> {
     /// The body is not `application/json`.
     #[response(status = 415)]
     UnsupportedMediaType(ErrorBody<'a>),
-    /// The database is unreachable or too many password checks wait; see `Retry-After`.
+    /// A rate limit of `security.rate_limits` (`too_many_requests`): register, forgot-password and anonymous
+    /// tokens are token buckets per client address (forgot-password also per target address); see `Retry-After`.
+    #[response(status = 429)]
+    TooManyRequests(ErrorBody<'a>),
+    /// The database is unreachable, too many password checks wait, or the request took longer than
+    /// `server.timeout`; see `Retry-After`.
     #[response(status = 503)]
     Unavailable(ErrorBody<'a>),
 }
@@ -110,7 +116,7 @@ pub async fn register(
     req: HttpRequest,
     body: web::Json<RegisterInput>,
 ) -> Result<HttpResponse, ApiError> {
-    // throttle: register
+    rate_limit(&state, &req, Bucket::Register, &[]).await?;
     let bearer = bearer_token(&req).map(str::to_string);
     match accounts::register(&state, body.into_inner(), bearer).await? {
         Registered::Created(user) => {
@@ -138,7 +144,7 @@ pub struct ConfirmResponse {
 #[utoipa::path(post, path = "/api/confirm", tag = "accounts", request_body = TokenInput,
     responses((status = 200, description = "The link was used", body = ConfirmResponse), AccountErrors))]
 pub async fn confirm(state: web::Data<AppState>, body: web::Json<TokenInput>) -> Result<HttpResponse, ApiError> {
-    // throttle: confirm
+    // Not rate-limited: link tokens are 256-bit random and a wrong one costs one indexed read.
     let (status, user) = match accounts::confirm(&state, body.into_inner().token).await? {
         Confirmed::Registered(u) => ("registered", u),
         Confirmed::EmailChanged(u) => ("email_changed", u),
@@ -158,10 +164,13 @@ pub struct ForgotInput {
     responses((status = 202, description = "`{\"status\":\"reset_requested\"}` whether or not the address has an account (a link is sent only when it has)", body = Status), AccountErrors))]
 pub async fn forgot_password(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<ForgotInput>,
 ) -> Result<HttpResponse, ApiError> {
-    // throttle: forgot
-    accounts::forgot_password(&state, body.into_inner().email).await?;
+    let email = body.into_inner().email;
+    // Per client and per address, so no one floods a mailbox; the same for addresses without an account.
+    rate_limit(&state, &req, Bucket::ForgotPassword, &[&email]).await?;
+    accounts::forgot_password(&state, email).await?;
     Ok(status(actix_web::http::StatusCode::ACCEPTED, "reset_requested"))
 }
 
@@ -176,7 +185,7 @@ pub struct ResetInput {
 #[utoipa::path(post, path = "/api/password/reset", tag = "accounts", request_body = ResetInput,
     responses((status = 200, description = "`{\"status\":\"password_reset\"}`; every session of the user was revoked", body = Status), AccountErrors))]
 pub async fn reset_password(state: web::Data<AppState>, body: web::Json<ResetInput>) -> Result<HttpResponse, ApiError> {
-    // throttle: reset
+    // Not rate-limited: the link token (256-bit) is checked before any hash is spent.
     let body = body.into_inner();
     accounts::reset_password(&state, body.token, body.password).await?;
     Ok(status(actix_web::http::StatusCode::OK, "password_reset"))
@@ -198,7 +207,7 @@ pub async fn change_password(
     bearer: Bearer,
     body: web::Json<ChangePasswordInput>,
 ) -> Result<HttpResponse, ApiError> {
-    // throttle: password_change
+    // Needs a valid access token and the current password (`wrong_password` is audited).
     let user = caller(&state, &bearer).await?;
     let body = body.into_inner();
     accounts::change_password(&state, user, body.old_password, body.new_password).await?;
@@ -241,7 +250,7 @@ pub async fn change_email(
     bearer: Bearer,
     body: web::Json<EmailChangeInput>,
 ) -> Result<HttpResponse, ApiError> {
-    // throttle: email_change
+    // Needs a valid access token and the current password.
     let user = caller(&state, &bearer).await?;
     let body = body.into_inner();
     accounts::change_email(&state, user, body.email, body.password).await?;
@@ -276,8 +285,8 @@ pub struct AnonymousToken {
 
 #[utoipa::path(post, path = "/api/anonymous", tag = "accounts",
     responses((status = 200, description = "A short-lived anonymous token", body = AnonymousToken), AccountErrors))]
-pub async fn anonymous(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    // throttle: anonymous
+pub async fn anonymous(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    rate_limit(&state, &req, Bucket::Anonymous, &[]).await?;
     let (token, expires_in) = accounts::anonymous(&state)?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))

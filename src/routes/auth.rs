@@ -6,7 +6,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::services::throttle::ClientAddr;
+use crate::services::throttle::{Bucket, ClientAddr, ThrottleError};
 use crate::services::tokens;
 use crate::state::AppState;
 
@@ -42,6 +42,26 @@ pub fn client_addr(req: &HttpRequest, state: &AppState) -> Option<ClientAddr> {
         forwarded,
         state.throttle.trusted_proxies(),
     )
+}
+
+/// Takes a token from `bucket` for this request's client (and for `keys`), or refuses with 429.
+pub async fn rate_limit(state: &AppState, req: &HttpRequest, bucket: Bucket, keys: &[&str]) -> Result<(), ApiError> {
+    let addr = client_addr(req, state);
+    match state
+        .throttle
+        .take(&state.db, bucket, addr, keys, state.clock.now())
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(ThrottleError::Limited(l)) => {
+            state.metrics.throttled.add(bucket.name());
+            Err(ApiError::TooManyRequests {
+                code: "too_many_requests",
+                retry_after: l.retry_after,
+            })
+        }
+        Err(ThrottleError::Db(e)) => Err(e.into()),
+    }
 }
 
 /// The raw token of an `Authorization: Bearer …` header, if any.

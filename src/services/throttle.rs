@@ -130,6 +130,16 @@ pub enum Bucket {
 }
 
 impl Bucket {
+    /// The reason label of `tessera_throttled_requests_total`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bucket::LoginFailures => "login",
+            Bucket::Register => "register",
+            Bucket::ForgotPassword => "forgot_password",
+            Bucket::Anonymous => "anonymous",
+        }
+    }
+
     fn prefix(self) -> &'static str {
         match self {
             Bucket::LoginFailures => "login-ip",
@@ -205,15 +215,42 @@ impl Throttle {
         }
     }
 
-    /// Takes a token from `bucket` for this client.
-    pub async fn take(&self, db: &Db, bucket: Bucket, addr: Option<ClientAddr>, now: i64) -> Result<(), ThrottleError> {
-        let (Some(gcra), Some(addr)) = (self.bucket(bucket), addr) else {
+    /// Takes a token from `bucket` for this client, and for each of `keys` (e.g. the address a reset link
+    /// would go to, so no one floods a mailbox from many clients). Every bucket is charged; the longest wait wins.
+    pub async fn take(
+        &self,
+        db: &Db,
+        bucket: Bucket,
+        addr: Option<ClientAddr>,
+        keys: &[&str],
+        now: i64,
+    ) -> Result<(), ThrottleError> {
+        let Some(gcra) = self.bucket(bucket) else {
             return Ok(());
         };
-        let name = row_name(bucket.prefix(), &addr.0.to_string());
-        match db.run(move |c| db::take(c, &name, gcra, now * 1000)).await? {
-            Ok(()) => Ok(()),
-            Err(wait) => Err(ThrottleError::Limited(Limited::from_ms(wait))),
+        let names: Vec<String> = addr
+            .map(|a| a.0.to_string())
+            .into_iter()
+            .chain(keys.iter().map(|k| format!("key:{}", k.trim().to_lowercase())))
+            .map(|k| row_name(bucket.prefix(), &k))
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let waits = db
+            .run(move |c| -> Result<Vec<i64>, DbError> {
+                let mut waits = Vec::new();
+                for name in &names {
+                    if let Err(wait) = db::take(c, name, gcra, now * 1000)? {
+                        waits.push(wait);
+                    }
+                }
+                Ok(waits)
+            })
+            .await?;
+        match waits.into_iter().max() {
+            Some(wait) => Err(ThrottleError::Limited(Limited::from_ms(wait))),
+            None => Ok(()),
         }
     }
 

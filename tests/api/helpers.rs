@@ -30,6 +30,14 @@ pub struct TestApp {
     pub state: actix_web::web::Data<AppState>,
     pub db_url: String,
     pub dir: tempfile::TempDir,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sent at once; the server's thread finishes the stop.
+        drop(self.server.stop(false));
+    }
 }
 
 impl TestApp {
@@ -157,7 +165,16 @@ pub async fn spawn_on_url(
     let port = app.port();
     let superuser_password = app.superuser_password.clone();
     let state = app.state();
-    tokio::spawn(app.run_until_stopped());
+    let server = app.handle();
+    // On a thread of its own, so the stop sent when the TestApp drops is carried out even though the test's
+    // runtime ends with the test: otherwise every server (and its pool) outlived its test, and the suite ran
+    // PostgreSQL out of connections.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        if let Ok(runtime) = runtime {
+            let _ = runtime.block_on(app.run_until_stopped());
+        }
+    });
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
@@ -166,6 +183,7 @@ pub async fn spawn_on_url(
         state,
         db_url: db_url.to_string(),
         dir,
+        server,
     }
 }
 

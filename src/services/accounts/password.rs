@@ -97,9 +97,9 @@ pub async fn reset_password(state: &AppState, token: String, password: String) -
         .ok_or_else(AccountError::invalid_token)?;
     let phc = state.passwords.hash(password).await?;
     let now = state.clock.now();
-    state
+    let names = state
         .db
-        .write(move |c| -> Result<(), AccountError> {
+        .write(move |c| -> Result<Vec<String>, AccountError> {
             let row =
                 accounts_db::take_token(c, &hash, &[TokenKind::Reset], now)?.ok_or_else(AccountError::invalid_token)?;
             let user_id = row.user_id.ok_or_else(AccountError::invalid_token)?;
@@ -115,9 +115,14 @@ pub async fn reset_password(state: &AppState, token: String, password: String) -
                 &user.id.to_string(),
                 &format!("{revoked} sessions revoked"),
             )?;
-            Ok(())
+            Ok(user.email.into_iter().chain([user.username]).collect::<Vec<_>>())
         })
-        .await
+        .await?;
+    // The owner proved themselves by email: a guessing lock on their names must not outlive that.
+    if let Err(e) = state.throttle.clear_login_failures(&state.db, names).await {
+        tracing::warn!(error = %e, "login failures not cleared after a reset");
+    }
+    Ok(())
 }
 
 /// Changes the caller's password after checking the current one. Every session and reset link of the user

@@ -4,6 +4,7 @@
 mod abuse;
 mod delivery;
 mod forms;
+mod limits;
 mod smtp;
 
 use std::sync::Arc;
