@@ -68,7 +68,7 @@ pub fn live_token(
         .filter(account_tokens::used_at.is_null())
         .filter(account_tokens::expires_at.gt(now))
         .select(AccountTokenRow::as_select())
-        .first(c)
+        .get_result(c)
         .optional()?)
 }
 
@@ -147,7 +147,7 @@ pub fn anonymous_of(c: &mut DbConn, user_id: i64) -> Result<Option<String>, DbEr
     Ok(anonymous_links::table
         .filter(anonymous_links::user_id.eq(user_id))
         .select(anonymous_links::anonymous_id)
-        .first(c)
+        .get_result(c)
         .optional()?)
 }
 
@@ -157,7 +157,7 @@ pub fn user_by_email(c: &mut DbConn, email: &str) -> Result<Option<super::users:
     Ok(users::table
         .filter(users::email.eq(email))
         .select(super::users::UserRow::as_select())
-        .first(c)
+        .get_result(c)
         .optional()?)
 }
 

@@ -85,7 +85,7 @@ pub fn claim(c: &mut DbConn, id: i64) -> Result<Option<ClaimRow>, DbError> {
     Ok(claims::table
         .find(id)
         .select(ClaimRow::as_select())
-        .first(c)
+        .get_result(c)
         .optional()?)
 }
 
@@ -93,7 +93,7 @@ pub fn group(c: &mut DbConn, id: i64) -> Result<Option<GroupRow>, DbError> {
     Ok(claim_groups::table
         .find(id)
         .select(GroupRow::as_select())
-        .first(c)
+        .get_result(c)
         .optional()?)
 }
 
@@ -101,7 +101,7 @@ pub fn link(c: &mut DbConn, id: i64) -> Result<Option<LinkRow>, DbError> {
     Ok(group_links::table
         .find(id)
         .select(LinkRow::as_select())
-        .first(c)
+        .get_result(c)
         .optional()?)
 }
 

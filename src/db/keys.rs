@@ -33,7 +33,7 @@ pub fn live(conn: &mut DbConn, now: i64) -> Result<Vec<KeyRow>, DbError> {
 pub fn max_step(conn: &mut DbConn) -> Result<Option<i64>, DbError> {
     Ok(signing_keys::table
         .select(diesel::dsl::max(signing_keys::rotation_step))
-        .first(conn)?)
+        .get_result(conn)?)
 }
 
 /// Stores a new key. Fails with a unique violation when another replica took this rotation step first.

@@ -2,6 +2,10 @@
 //!
 //! Everything here is blocking; async callers go through [`Db::run`], which moves the work to tokio's blocking
 //! pool. Backend-specific SQL stays in this module and in [`migrations`]. This module knows nothing of HTTP.
+//!
+//! Lookups of one row by a unique key use `get_result`, not `first`: `first` adds `LIMIT ?`, and SQLite's
+//! planner peeks at a bound LIMIT, which marks the statement to be compiled again at every execution (that
+//! re-preparation was a fifth of a refresh's CPU time). `first` stays where several rows may match.
 
 pub mod accounts;
 pub mod audit;
@@ -222,6 +226,26 @@ impl Db {
         }
     }
 
+    /// Runs `f` on the blocking thread pool with a [`Session`]: reads and a write transaction in one trip, for
+    /// a hot path that reads, computes, then writes (a refresh).
+    pub async fn session<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Session) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let (db, span) = (self.clone(), tracing::Span::current());
+        match tokio::task::spawn_blocking(move || {
+            let _request = span.enter();
+            f(&mut Session { db: &db, pooled: None })
+        })
+        .await
+        {
+            Ok(result) => result,
+            Err(e) => Err(E::from(DbError::Unavailable(format!("database task failed: {e}")))),
+        }
+    }
+
     /// Runs `f` in a write transaction ([`write_transaction`]) on the blocking thread pool.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -266,6 +290,49 @@ impl Db {
     pub fn pool_state(&self) -> (u32, u32) {
         let s = self.pool.state();
         (s.connections - s.idle_connections, s.idle_connections)
+    }
+}
+
+/// Database access inside [`Db::session`], on a blocking thread.
+pub struct Session<'a> {
+    db: &'a Db,
+    pooled: Option<PooledConn>,
+}
+
+impl Session<'_> {
+    fn pooled(&mut self) -> Result<&mut DbConn, DbError> {
+        if self.pooled.is_none() {
+            self.pooled = Some(self.db.pool.get()?);
+        }
+        match self.pooled.as_deref_mut() {
+            Some(conn) => Ok(conn),
+            None => Err(DbError::Unavailable("no connection".into())),
+        }
+    }
+
+    /// Reads that should see a warm cache. On SQLite they run on the writer's connection, between writes:
+    /// a pooled connection must re-read every page another connection changed, which on a write-heavy path
+    /// costs more than the short wait for the writer. Elsewhere, a pooled connection.
+    pub fn read<T, E: From<DbError>>(&mut self, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E> {
+        match &self.db.writer {
+            Some(Writer::Dedicated(conn)) => f(&mut conn.lock().unwrap_or_else(|p| p.into_inner())),
+            _ => f(self.pooled()?),
+        }
+    }
+
+    /// A write transaction, as [`Db::write`] runs it.
+    pub fn write<T, E: From<DbError>>(&mut self, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E> {
+        match self.db.writer.clone() {
+            Some(Writer::Dedicated(conn)) => write_transaction(&mut conn.lock().unwrap_or_else(|p| p.into_inner()), f),
+            turn => {
+                let conn = self.pooled()?;
+                let _turn = match &turn {
+                    Some(Writer::Turn(t)) => Some(t.lock().unwrap_or_else(|p| p.into_inner())),
+                    _ => None,
+                };
+                write_transaction(conn, f)
+            }
+        }
     }
 }
 

@@ -79,7 +79,7 @@ pub fn claim(c: &mut DbConn, id: i64, now: i64, until: i64) -> Result<Option<Out
     Ok(email_outbox::table
         .find(id)
         .select(OutboxRow::as_select())
-        .first(c)
+        .get_result(c)
         .optional()?)
 }
 

@@ -57,7 +57,7 @@ pub fn token_with_family(conn: &mut DbConn, token_hash: &str) -> Result<Option<(
         .inner_join(refresh_families::table)
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .select((TokenRow::as_select(), FamilyRow::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -26,7 +26,7 @@ pub fn take(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<Re
         let old: Option<i64> = throttle_buckets::table
             .find(name)
             .select(throttle_buckets::tat)
-            .first(conn)
+            .get_result(conn)
             .optional()?;
         let Some(old) = old else {
             let inserted = diesel::insert_into(throttle_buckets::table)
@@ -63,7 +63,7 @@ pub fn wait(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<Op
     let tat: Option<i64> = throttle_buckets::table
         .find(name)
         .select(throttle_buckets::tat)
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(tat.map(|t| t - gcra.tolerance_ms - now_ms).filter(|w| *w > 0))
 }
@@ -80,7 +80,7 @@ pub fn failures(conn: &mut DbConn, name: &str) -> Result<Option<Failures>, DbErr
     Ok(login_failures::table
         .find(name)
         .select(Failures::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

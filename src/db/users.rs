@@ -27,7 +27,7 @@ pub fn find_for_login(conn: &mut DbConn, login: &str) -> Result<Option<UserRow>,
     let by_name = users::table
         .filter(users::username.eq(login))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     if by_name.is_some() {
         return Ok(by_name);
@@ -35,7 +35,7 @@ pub fn find_for_login(conn: &mut DbConn, login: &str) -> Result<Option<UserRow>,
     Ok(users::table
         .filter(users::email.eq(login))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -43,7 +43,7 @@ pub fn find(conn: &mut DbConn, id: i64) -> Result<Option<UserRow>, DbError> {
     Ok(users::table
         .find(id)
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -76,7 +76,7 @@ pub fn find_by_username(conn: &mut DbConn, username: &str) -> Result<Option<User
     Ok(users::table
         .filter(users::username.eq(username))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -1,7 +1,6 @@
 //! Login and refresh: the token flows of `/api/login` and `/api/refresh`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -321,24 +320,18 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
         return Err(AuthError::Unauthorized);
     }
     let settings = state.tokens.clone();
-    let presented: Arc<str> = presented.into();
-    let hash: Arc<str> = tokens::refresh_hash(&presented).into();
-    let prepared = {
-        let (settings, hash, presented) = (settings.clone(), hash.clone(), presented.clone());
-        state
-            .db
-            .run(move |c| prepare_rotation(c, &settings, &ring, &presented, &hash, now))
-            .await?
-    };
-    let step = match prepared {
-        Prepared::Done(step) => step,
-        other => {
-            state
-                .db
-                .write(move |c| finish_rotation(c, &settings, other, &presented, &hash, now))
-                .await?
-        }
-    };
+    let hash = tokens::refresh_hash(&presented);
+    // One trip to the blocking pool: read the session, sign its successor outside any lock, then install it.
+    let step = state
+        .db
+        .session(move |s| -> Result<Step, AuthError> {
+            let loaded = s.read(|c| load_rotation(c, &hash))?;
+            match prepare_rotation(&settings, &ring, &presented, loaded, now)? {
+                Prepared::Done(step) => Ok(step),
+                other => s.write(|c| finish_rotation(c, &settings, other, &presented, &hash, now)),
+            }
+        })
+        .await?;
     state.metrics.refreshes.add(match &step {
         Step::Issued(_) => "ok",
         Step::Replayed(_) => "replayed",
@@ -358,16 +351,40 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
     }
 }
 
-/// Checks the session and builds its successor, reading only.
+/// What the read phase found: the presented token, its session, and (for an unused token) the user and claims.
+struct Loaded {
+    token: refresh_db::TokenRow,
+    family: FamilyRow,
+    user: Option<(users::UserRow, Vec<(String, String)>)>,
+}
+
+/// Reads what a rotation needs; no decision is taken here.
+fn load_rotation(c: &mut DbConn, hash: &str) -> Result<Option<Loaded>, AuthError> {
+    let Some((token, family)) = refresh_db::token_with_family(c, hash)? else {
+        return Ok(None);
+    };
+    let user = match token.used_at {
+        Some(_) => None,
+        None => match users::find(c, family.user_id)? {
+            Some(user) => {
+                let claims = users::claims_of(c, user.id)?;
+                Some((user, claims))
+            }
+            None => None,
+        },
+    };
+    Ok(Some(Loaded { token, family, user }))
+}
+
+/// Checks the session and builds its successor, touching no database.
 fn prepare_rotation(
-    c: &mut DbConn,
     s: &TokenSettings,
     ring: &crate::services::keyring::RingState,
     presented: &str,
-    hash: &str,
+    loaded: Option<Loaded>,
     now: i64,
 ) -> Result<Prepared, AuthError> {
-    let Some((token, family)) = refresh_db::token_with_family(c, hash)? else {
+    let Some(Loaded { token, family, user }) = loaded else {
         return Ok(Prepared::Done(Step::Rejected("unknown")));
     };
     if let Some(why) = family_rejection(s, &family, now) {
@@ -376,10 +393,10 @@ fn prepare_rotation(
     if token.used_at.is_some() {
         return Ok(Prepared::Used);
     }
-    let Some(user) = users::find(c, family.user_id)? else {
+    let Some((user, claims)) = user else {
         return Ok(Prepared::Done(Step::Rejected("user_gone")));
     };
-    let groups = tokens::group_claims(&users::claims_of(c, user.id)?);
+    let groups = tokens::group_claims(&claims);
     let filter: Option<Vec<String>> = family
         .filter_claims
         .as_deref()
