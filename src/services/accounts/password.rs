@@ -104,17 +104,7 @@ pub async fn reset_password(state: &AppState, token: String, password: String) -
                 accounts_db::take_token(c, &hash, &[TokenKind::Reset], now)?.ok_or_else(AccountError::invalid_token)?;
             let user_id = row.user_id.ok_or_else(AccountError::invalid_token)?;
             let user = users::find(c, user_id)?.ok_or_else(AccountError::invalid_token)?;
-            users::set_password(c, user.id, &phc, now)?;
-            accounts_db::supersede(c, user.id, TokenKind::Reset, now)?;
-            let revoked = refresh_db::revoke_user_families(c, user.id, "password_reset", now)?;
-            record(
-                c,
-                now,
-                &user.username,
-                "password.reset",
-                &user.id.to_string(),
-                &format!("{revoked} sessions revoked"),
-            )?;
+            replace_password(c, user.id, &user.username, &phc, "password_reset", now)?;
             Ok(user.email.into_iter().chain([user.username]).collect::<Vec<_>>())
         })
         .await?;
@@ -168,19 +158,35 @@ pub async fn change_password(
     let now = state.clock.now();
     state
         .db
-        .write(move |c| -> Result<(), AccountError> {
-            users::set_password(c, user.id, &phc, now)?;
-            accounts_db::supersede(c, user.id, TokenKind::Reset, now)?;
-            let revoked = refresh_db::revoke_user_families(c, user.id, "password_changed", now)?;
-            record(
-                c,
-                now,
-                &user.username,
-                "password.changed",
-                &user.id.to_string(),
-                &format!("{revoked} sessions revoked"),
-            )?;
-            Ok(())
-        })
+        .write(move |c| replace_password(c, user.id, &user.username, &phc, "password_changed", now))
         .await
+}
+
+/// Stores a new password hash and ends every session and reset link of the user, audited as a reset
+/// (`why: password_reset`) or a change (`password_changed`).
+fn replace_password(
+    c: &mut crate::db::DbConn,
+    user_id: i64,
+    username: &str,
+    phc: &str,
+    why: &str,
+    now: i64,
+) -> Result<(), AccountError> {
+    users::set_password(c, user_id, phc, now)?;
+    accounts_db::supersede(c, user_id, TokenKind::Reset, now)?;
+    let revoked = refresh_db::revoke_user_families(c, user_id, why, now)?;
+    let action = if why == "password_reset" {
+        "password.reset"
+    } else {
+        "password.changed"
+    };
+    record(
+        c,
+        now,
+        username,
+        action,
+        &user_id.to_string(),
+        &format!("{revoked} sessions revoked"),
+    )?;
+    Ok(())
 }
