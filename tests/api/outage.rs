@@ -52,6 +52,7 @@ async fn database_outage_and_recovery() {
     ctl("stop");
     let during = while_down(&app, &password, &refresh).await;
     ctl("start");
+    let back = Instant::now();
     if let Err(e) = during {
         panic!("{e}");
     }
@@ -63,11 +64,13 @@ async fn database_outage_and_recovery() {
             break;
         }
         assert!(Instant::now() < deadline, "did not recover");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let recovered = Instant::now();
+    let ready = back.elapsed();
     app.login_ok("sadmin", &password).await;
-    eprintln!("recovered; login works {:?} after /readyz", recovered.elapsed());
+    // The figure issue #7 asks for (printed with --nocapture): from the database answering again (pg_ctl start
+    // returned) to /readyz 200, and to a completed login.
+    eprintln!("recovered: /readyz 200 after {ready:?}, a login done after {:?}", back.elapsed());
 }
 
 /// The checks made while the database is down; errors are returned, not panicked, so the cluster is always
