@@ -338,7 +338,6 @@ impl Application {
         let timeout = Some(config.server.timeout.0).filter(|t| !t.is_zero());
         let server_state = state.clone();
         let encrypted_forms = state.form_key.is_some();
-        let openapi = <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi();
         let mut server = HttpServer::new(move || {
             let metrics = server_state.metrics.clone();
             App::new()
@@ -349,7 +348,7 @@ impl Application {
                     actix_web::middleware::from_fn(routes::accounts::decrypt_forms),
                 ))
                 .wrap_fn(move |req, srv| envelope(req, srv, metrics.clone(), timeout))
-                .configure(routes::configure(max_body, openapi.clone()))
+                .configure(routes::configure(max_body))
         })
         .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1))
         .client_request_timeout(config.server.timeout.0);

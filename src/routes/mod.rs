@@ -14,8 +14,7 @@ use actix_web::{HttpRequest, error::JsonPayloadError, web};
 use crate::error::ApiError;
 
 /// Registers every route, and the JSON and query extractor settings, on an App.
-/// `openapi` is built once by the caller and cloned into each worker.
-pub fn configure(max_body_bytes: usize, openapi: utoipa::openapi::OpenApi) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(
             web::JsonConfig::default()
@@ -54,9 +53,23 @@ pub fn configure(max_body_bytes: usize, openapi: utoipa::openapi::OpenApi) -> im
                     .finish()
             }),
         )
-        .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi))
+        .route("/api/openapi.json", web::get().to(openapi_json))
+        .service(
+            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                .config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
+        )
         .default_service(web::to(not_found));
     }
+}
+
+/// The OpenAPI document, built and serialized at its first request: most servers never serve it, and building
+/// it at start-up touched megabytes of code and heap for nothing.
+async fn openapi_json() -> actix_web::HttpResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(crate::openapi::document);
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body.as_str())
 }
 
 /// Turns JSON extraction failures into stable 4xx errors (never a 500).

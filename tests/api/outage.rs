@@ -70,7 +70,10 @@ async fn database_outage_and_recovery() {
     app.login_ok("sadmin", &password).await;
     // The figure issue #7 asks for (printed with --nocapture): from the database answering again (pg_ctl start
     // returned) to /readyz 200, and to a completed login.
-    eprintln!("recovered: /readyz 200 after {ready:?}, a login done after {:?}", back.elapsed());
+    eprintln!(
+        "recovered: /readyz 200 after {ready:?}, a login done after {:?}",
+        back.elapsed()
+    );
 }
 
 /// The checks made while the database is down; errors are returned, not panicked, so the cluster is always
