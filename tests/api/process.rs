@@ -251,8 +251,18 @@ async fn verify(client: &reqwest::Client, server: &Server, token: &str, acked: &
 #[tokio::test]
 async fn sigterm_finishes_the_logins_in_flight() {
     let dir = tempfile::tempdir().unwrap();
-    // Stoke-format users whose hashes cost the default argon2id parameters (m=19456, t=2).
-    let init = crate::helpers::repo_path("tests/fixtures/stoke-dbinit.yaml");
+    // A user whose hash costs the default argon2id parameters (m=19456, t=2) and needs no upgrade, so the hash
+    // queue holds only logins.
+    let phc = tessera::crypto::password::Hasher::new(&Default::default())
+        .unwrap()
+        .hash("tester")
+        .unwrap();
+    let init = dir.path().join("init.yaml");
+    std::fs::write(
+        &init,
+        format!("users:\n  - username: tester\n    password_hash: \"{phc}\"\n"),
+    )
+    .unwrap();
     let init = init.display().to_string();
     let server = Server::start(
         dir.path(),
@@ -271,19 +281,53 @@ async fn sigterm_finishes_the_logins_in_flight() {
                     .json(&json!({ "username": "tester", "password": "tester" }))
                     .send()
                     .await;
-                resp.map(|r| r.status().as_u16()).unwrap_or(0)
+                resp.map(|r| r.status().as_u16()).unwrap_or_else(|e| {
+                    eprintln!("login failed: {e:?}");
+                    0
+                })
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every login must have reached the server (queued for the hash, or done) before the signal: a request
+    // still in the listen backlog when the server stops listening was never in flight.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let gauge = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let (queued, done) = (
+            gauge("tessera_hash_queue_depth "),
+            gauge("tessera_logins_total{outcome=\"success\"} "),
+        );
+        if queued + done >= 20.0 {
+            assert!(
+                queued >= 2.0,
+                "the logins finished before the signal: nothing was in flight"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the logins never reached the server");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     server.signal("TERM");
     let mut statuses = Vec::new();
     for login in logins {
         statuses.push(login.await.unwrap());
     }
-    assert_eq!(statuses, vec![200; 20], "logins lost in the shutdown");
     let mut server = server;
     let status = server.child.wait().unwrap();
+    assert_eq!(statuses, vec![200; 20], "logins lost in the shutdown (exit {status:?})");
     assert_eq!(status.code(), Some(0));
 }
 
