@@ -114,7 +114,8 @@ db_test!(an_address_that_fails_too_often_gets_429, async |db| {
     // Every login from the address now waits, the right password included.
     let (status, retry, body) = attempt(&app, "tester", "tester").await;
     assert_eq!(status, 429);
-    assert_eq!(retry, Some(20));
+    // 20 s (a third of the 60 s period); 19 when the clock's second turned between the attempts.
+    assert!(matches!(retry, Some(19..=20)), "{retry:?}");
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["error"],
         "too_many_attempts"
@@ -201,7 +202,8 @@ async fn refreshes_per_address_are_a_token_bucket() {
     }
     let resp = app.refresh(&refresh).await;
     assert_eq!(resp.status(), 429);
-    assert_eq!(resp.headers()["retry-after"], "30");
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((29..=30).contains(&retry), "{retry}");
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "too_many_requests");
 }
 
