@@ -148,7 +148,9 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
     };
     let config: Config = loaded.config;
     let dbinit = cli.dbinit.clone();
+    let grace = config.server.shutdown_timeout.as_duration();
     runtime.block_on(async move {
+        runtime_watchdog(grace);
         let app = match Application::build(config, dbinit).await {
             Ok(app) => app,
             Err(e) => {
@@ -169,6 +171,22 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
             }
         }
     })
+}
+
+/// After SIGTERM, the server has `server.shutdown_timeout` to finish its requests; should it still be running
+/// 5 s after that, the process exits (code 1) rather than hang its supervisor. Seen once: every HTTP worker had
+/// stopped, yet the server future never completed.
+fn runtime_watchdog(grace: std::time::Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        term.recv().await;
+        tokio::time::sleep(grace + std::time::Duration::from_secs(5)).await;
+        tracing::error!(grace_s = grace.as_secs(), "still running after the shutdown grace; exiting");
+        std::process::exit(1);
+    });
 }
 
 /// Shows the generated superuser password once, on stdout only (never in the log file).

@@ -29,6 +29,7 @@ cat > "$work/config.yaml" <<YAML
 server:
   address: 127.0.0.1
   port: $port
+  shutdown_timeout: 5s
 database:
   url: "sqlite://$work/tessera.db"
 logging:
