@@ -184,7 +184,10 @@ fn runtime_watchdog(grace: std::time::Duration) {
     tokio::spawn(async move {
         term.recv().await;
         tokio::time::sleep(grace + std::time::Duration::from_secs(5)).await;
-        tracing::error!(grace_s = grace.as_secs(), "still running after the shutdown grace; exiting");
+        tracing::error!(
+            grace_s = grace.as_secs(),
+            "still running after the shutdown grace; exiting"
+        );
         std::process::exit(1);
     });
 }
