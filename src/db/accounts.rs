@@ -49,8 +49,26 @@ pub struct AccountTokenRow {
     pub used_at: Option<i64>,
 }
 
-pub fn insert_token(c: &mut DbConn, row: &AccountTokenRow) -> Result<(), DbError> {
-    diesel::insert_into(account_tokens::table).values(row).execute(c)?;
+/// Stores a new, unused link token (its SHA-256 `token_hash`) of `kind`, valid for `lifetime` seconds.
+pub fn insert_token(
+    c: &mut DbConn,
+    token_hash: String,
+    kind: TokenKind,
+    user_id: Option<i64>,
+    payload: String,
+    now: i64,
+    lifetime: i64,
+) -> Result<(), DbError> {
+    let row = AccountTokenRow {
+        token_hash,
+        kind: kind.as_str().into(),
+        user_id,
+        payload,
+        created_at: now,
+        expires_at: now + lifetime,
+        used_at: None,
+    };
+    diesel::insert_into(account_tokens::table).values(&row).execute(c)?;
     Ok(())
 }
 

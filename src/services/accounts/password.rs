@@ -3,7 +3,7 @@
 
 use super::{AccountError, check_email, check_password, human, plausible_link_token, record};
 use crate::crypto::password::Verdict;
-use crate::db::accounts::{self as accounts_db, AccountTokenRow, TokenKind};
+use crate::db::accounts::{self as accounts_db, TokenKind};
 use crate::db::refresh as refresh_db;
 use crate::db::users;
 use crate::services::mail;
@@ -52,15 +52,12 @@ pub async fn forgot_password(state: &AppState, email: String) -> Result<(), Acco
             accounts_db::supersede(c, user.id, TokenKind::Reset, now)?;
             accounts_db::insert_token(
                 c,
-                &AccountTokenRow {
-                    token_hash: hash,
-                    kind: TokenKind::Reset.as_str().into(),
-                    user_id: Some(user.id),
-                    payload: String::new(),
-                    created_at: now,
-                    expires_at: now + duration as i64,
-                    used_at: None,
-                },
+                hash,
+                TokenKind::Reset,
+                Some(user.id),
+                String::new(),
+                now,
+                duration as i64,
             )?;
             mail::queue(c, &email, &message, now)?;
             record(

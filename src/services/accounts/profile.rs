@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{AccountError, check_email, check_text, human, record};
 use crate::api_types::rfc3339;
 use crate::crypto::password::Verdict;
-use crate::db::accounts::{self as accounts_db, AccountTokenRow, TokenKind};
+use crate::db::accounts::{self as accounts_db, TokenKind};
 use crate::db::refresh as refresh_db;
 use crate::db::users::{self, UserRow};
 use crate::services::mail;
@@ -167,15 +167,12 @@ pub async fn change_email(state: &AppState, user_id: i64, email: String, passwor
             accounts_db::supersede(c, user.id, TokenKind::EmailChange, now)?;
             accounts_db::insert_token(
                 c,
-                &AccountTokenRow {
-                    token_hash: hash,
-                    kind: TokenKind::EmailChange.as_str().into(),
-                    user_id: Some(user.id),
-                    payload: email.clone(),
-                    created_at: now,
-                    expires_at: now + duration as i64,
-                    used_at: None,
-                },
+                hash,
+                TokenKind::EmailChange,
+                Some(user.id),
+                email.clone(),
+                now,
+                duration as i64,
             )?;
             mail::queue(c, &email, &message, now)?;
             record(

@@ -131,18 +131,7 @@ pub async fn register(
                 return Ok(());
             }
             let payload = serde_json::to_string(&pending).map_err(|e| AccountError::Internal(e.to_string()))?;
-            accounts_db::insert_token(
-                c,
-                &AccountTokenRow {
-                    token_hash: hash,
-                    kind: TokenKind::Register.as_str().into(),
-                    user_id: None,
-                    payload,
-                    created_at: now,
-                    expires_at: now + duration as i64,
-                    used_at: None,
-                },
-            )?;
+            accounts_db::insert_token(c, hash, TokenKind::Register, None, payload, now, duration as i64)?;
             mail::queue(c, &pending.email, &message, now)?;
             record(
                 c,
