@@ -8,7 +8,6 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use rust_embed::RustEmbed;
-use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -71,7 +70,7 @@ async fn serve(
         }
         _ => (INDEX, index(&state.config.server.base_path)?),
     };
-    let etag = format!("\"{}\"", hex(&Sha256::digest(&body)[..16]));
+    let etag = format!("\"{}\"", &crate::crypto::sha256_hex(&body)[..32]);
     let fresh = if_none_match(&req, &etag);
     let mut response = if fresh {
         HttpResponse::NotModified()
@@ -127,8 +126,4 @@ fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
         .get(header::IF_NONE_MATCH)
         .and_then(|v: &HeaderValue| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

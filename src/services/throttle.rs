@@ -254,6 +254,12 @@ impl Throttle {
         }
     }
 
+    /// The failed-login bucket of this address, and its row name.
+    fn failures_bucket(&self, addr: Option<ClientAddr>) -> Option<(Gcra, String)> {
+        let name = |a: ClientAddr| row_name(Bucket::LoginFailures.prefix(), &a.0.to_string());
+        self.login_failures.zip(addr).map(|(g, a)| (g, name(a)))
+    }
+
     /// Refuses a login early when its name waits or is locked, or its address has used up its failures.
     pub async fn login_gate(
         &self,
@@ -266,10 +272,7 @@ impl Throttle {
             .login
             .enabled
             .then(|| row_name("login", &username.trim().to_lowercase()));
-        let ip = self
-            .login_failures
-            .zip(addr)
-            .map(|(g, a)| (g, row_name(Bucket::LoginFailures.prefix(), &a.0.to_string())));
+        let ip = self.failures_bucket(addr);
         if name.is_none() && ip.is_none() {
             return Ok(LoginGate {
                 name,
@@ -304,10 +307,7 @@ impl Throttle {
     /// Counts a failed login against its name and its address.
     pub async fn login_failed(&self, db: &Db, gate: LoginGate, now: i64) -> Result<(), DbError> {
         let policy = self.login.clone();
-        let ip = self
-            .login_failures
-            .zip(gate.addr)
-            .map(|(g, a)| (g, row_name(Bucket::LoginFailures.prefix(), &a.0.to_string())));
+        let ip = self.failures_bucket(gate.addr);
         db.run(move |c| -> Result<(), DbError> {
             if let Some(name) = &gate.name {
                 db::record_failure(c, name, |old| next_failures(&policy, old, now))?;
