@@ -13,7 +13,6 @@ use std::path::Path;
 use diesel::prelude::*;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
-use sha2::{Digest, Sha256};
 
 use super::schema::{claim_group_claims, claim_groups, claims, dbinit_files, group_links, user_claim_groups, users};
 use super::{DbConn, DbError, new_id};
@@ -135,7 +134,7 @@ pub fn apply_text(conn: &mut DbConn, name: &str, text: &str, now: i64) -> Result
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    let hash = hex(&Sha256::digest(text.as_bytes()));
+    let hash = crate::crypto::sha256_hex(text.as_bytes());
     let result = conn.transaction::<Applied, DbError, _>(|conn| {
         let seen = dbinit_files::table
             .filter(dbinit_files::file_name.eq(name))
@@ -505,10 +504,6 @@ pub fn add_user_group(conn: &mut DbConn, user_id: i64, group_id: i64) -> Result<
             .execute(conn)?;
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
