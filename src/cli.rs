@@ -150,7 +150,6 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
     let dbinit = cli.dbinit.clone();
     let grace = config.server.shutdown_timeout.as_duration();
     runtime.block_on(async move {
-        runtime_watchdog(grace);
         let app = match Application::build(config, dbinit).await {
             Ok(app) => app,
             Err(e) => {
@@ -158,6 +157,10 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Err(e) = stop_on_signals(app.handle(), grace) {
+            eprintln!("error: cannot listen for signals: {e}");
+            return ExitCode::FAILURE;
+        }
         announce_superuser(app.superuser_password.as_deref());
         tracing::info!(port = app.port(), "tessera listening");
         match app.run_until_stopped().await {
@@ -173,23 +176,42 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
     })
 }
 
-/// After SIGTERM, the server has `server.shutdown_timeout` to finish its requests; should it still be running
-/// 5 s after that, the process exits (code 1) rather than hang its supervisor. Seen once: every HTTP worker had
-/// stopped, yet the server future never completed.
-fn runtime_watchdog(grace: std::time::Duration) {
+/// SIGTERM or SIGINT stops the server gracefully: it stops listening, finishes the requests in flight for up
+/// to `server.shutdown_timeout`, and returns. A second signal exits at once (code 1), dropping what is in flight.
+/// Should the process still be running 5 s after the grace, it exits (code 1) rather than hang its supervisor;
+/// that timer is a plain thread, so it fires even if the runtime no longer makes progress.
+fn stop_on_signals(server: actix_web::dev::ServerHandle, grace: std::time::Duration) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return;
-    };
+    let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
     tokio::spawn(async move {
-        term.recv().await;
-        tokio::time::sleep(grace + std::time::Duration::from_secs(5)).await;
-        tracing::error!(
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(
+            signal = name,
             grace_s = grace.as_secs(),
-            "still running after the shutdown grace; exiting"
+            "stopping: finishing the requests in flight"
         );
+        let _ = std::thread::Builder::new()
+            .name("shutdown-watchdog".into())
+            .spawn(move || {
+                std::thread::sleep(grace + std::time::Duration::from_secs(5));
+                tracing::error!(
+                    grace_s = grace.as_secs(),
+                    "still running after the shutdown grace; exiting"
+                );
+                std::process::exit(1);
+            });
+        tokio::spawn(server.stop(true));
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::warn!("second signal: exiting at once");
         std::process::exit(1);
     });
+    Ok(())
 }
 
 /// Shows the generated superuser password once, on stdout only (never in the log file).

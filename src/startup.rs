@@ -350,6 +350,9 @@ impl Application {
                 .wrap_fn(move |req, srv| envelope(req, srv, metrics.clone(), timeout))
                 .configure(routes::configure(max_body))
         })
+        // Signals are the binary's business (`cli::serve`), not the library's: tests and embedders stop the
+        // server through its handle.
+        .disable_signals()
         .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1))
         .client_request_timeout(config.server.timeout.0);
         if config.server.workers > 0 {
@@ -384,7 +387,8 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests (graceful shutdown) and returns.
+    /// Serves until stopped through [`Application::handle`], then returns (after finishing the requests in
+    /// flight, for a graceful stop).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
