@@ -18,6 +18,7 @@ pub mod refresh;
 pub mod schema;
 pub mod throttle;
 pub mod users;
+mod writer;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -148,9 +149,9 @@ pub struct Db {
 /// How SQLite writes are serialised in this process.
 #[derive(Clone)]
 enum Writer {
-    /// One connection kept for writes: its page cache stays warm (a pooled connection must drop its cache
-    /// whenever another connection has written).
-    Dedicated(Arc<Mutex<DbConn>>),
+    /// One thread with its own connection runs every write, many to a transaction ([`writer`]). Its page
+    /// cache stays warm (a pooled connection must drop its cache whenever another connection has written).
+    Thread(writer::Writer),
     /// Take turns on a pooled connection (a shared in-memory database, which must not get a second one).
     Turn(Arc<Mutex<()>>),
 }
@@ -190,7 +191,7 @@ impl Db {
                 // this high threshold is only a backstop should the background task stall.
                 conn.batch_execute("PRAGMA wal_autocheckpoint = 10000;")
                     .map_err(DbError::Query)?;
-                Some(Writer::Dedicated(Arc::new(Mutex::new(conn))))
+                Some(Writer::Thread(writer::Writer::start(conn)?))
             }
             _ => None,
         };
@@ -226,18 +227,36 @@ impl Db {
         }
     }
 
-    /// Runs `f` on the blocking thread pool with a [`Session`]: reads and a write transaction in one trip, for
-    /// a hot path that reads, computes, then writes (a refresh).
+    /// Runs `f` with a [`Session`]: reads and a write in one trip, for a hot path that reads, computes, then
+    /// writes (a refresh). On SQLite the whole of `f` runs on the writer thread, inside its transaction, so an
+    /// `Err` from `f` takes back every write `f` made. Elsewhere, on the blocking thread pool, where each
+    /// [`Session::write`] is a transaction of its own.
     pub async fn session<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut Session) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let (db, span) = (self.clone(), tracing::Span::current());
+        let db = self.clone();
+        if let Some(Writer::Thread(writer)) = &self.writer {
+            return writer
+                .submit(move |conn| {
+                    f(&mut Session {
+                        db: &db,
+                        pooled: None,
+                        writer: Some(conn),
+                    })
+                })
+                .await;
+        }
+        let span = tracing::Span::current();
         match tokio::task::spawn_blocking(move || {
             let _request = span.enter();
-            f(&mut Session { db: &db, pooled: None })
+            f(&mut Session {
+                db: &db,
+                pooled: None,
+                writer: None,
+            })
         })
         .await
         {
@@ -246,7 +265,9 @@ impl Db {
         }
     }
 
-    /// Runs `f` in a write transaction ([`write_transaction`]) on the blocking thread pool.
+    /// Runs `f` in a write transaction: on SQLite's writer thread (where it may share its transaction with
+    /// other jobs, each in a savepoint of its own), elsewhere in a [`write_transaction`] on the blocking pool.
+    /// Either way, an `Err` from `f` takes back all that `f` wrote.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
@@ -254,16 +275,7 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         match self.writer.clone() {
-            Some(Writer::Dedicated(conn)) => {
-                let span = tracing::Span::current();
-                let result = tokio::task::spawn_blocking(move || {
-                    let _request = span.enter();
-                    let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-                    write_transaction(&mut conn, f)
-                })
-                .await;
-                result.unwrap_or_else(|e| Err(E::from(DbError::Unavailable(format!("database task failed: {e}")))))
-            }
+            Some(Writer::Thread(writer)) => writer.submit(f).await,
             turn => {
                 self.run(move |conn| {
                     // The connection first, then the lock: a lock holder never waits for the pool.
@@ -280,7 +292,7 @@ impl Db {
 
     /// Copies committed WAL pages into the SQLite database file without blocking writers (a no-op elsewhere).
     pub fn checkpoint(&self) -> Result<(), DbError> {
-        if matches!(self.writer, Some(Writer::Dedicated(_))) {
+        if matches!(self.writer, Some(Writer::Thread(_))) {
             self.get()?.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")?;
         }
         Ok(())
@@ -293,10 +305,12 @@ impl Db {
     }
 }
 
-/// Database access inside [`Db::session`], on a blocking thread.
+/// Database access inside [`Db::session`], on the writer thread (SQLite) or a blocking thread.
 pub struct Session<'a> {
     db: &'a Db,
     pooled: Option<PooledConn>,
+    /// The writer thread's connection, inside its transaction (SQLite).
+    writer: Option<&'a mut DbConn>,
 }
 
 impl Session<'_> {
@@ -310,31 +324,58 @@ impl Session<'_> {
         }
     }
 
-    /// Reads that should see a warm cache. On SQLite they run on the writer's connection, between writes:
-    /// a pooled connection must re-read every page another connection changed, which on a write-heavy path
-    /// costs more than the short wait for the writer. Elsewhere, a pooled connection.
+    /// Reads that should see a warm cache. On SQLite they run on the writer's connection, whose cache stays
+    /// warm (a pooled connection must re-read every page another connection changed). Elsewhere, a pooled
+    /// connection.
     pub fn read<T, E: From<DbError>>(&mut self, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E> {
-        match &self.db.writer {
-            Some(Writer::Dedicated(conn)) => f(&mut conn.lock().unwrap_or_else(|p| p.into_inner())),
-            _ => f(self.pooled()?),
+        match self.writer.as_deref_mut() {
+            Some(conn) => f(conn),
+            None => f(self.pooled()?),
         }
     }
 
-    /// A write transaction, as [`Db::write`] runs it.
+    /// A write: on SQLite, in the writer's transaction the session already runs in; elsewhere, a transaction
+    /// as [`Db::write`] runs it.
     pub fn write<T, E: From<DbError>>(&mut self, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E> {
-        match self.db.writer.clone() {
-            Some(Writer::Dedicated(conn)) => write_transaction(&mut conn.lock().unwrap_or_else(|p| p.into_inner()), f),
-            turn => {
-                let conn = self.pooled()?;
-                let _turn = match &turn {
-                    Some(Writer::Turn(t)) => Some(t.lock().unwrap_or_else(|p| p.into_inner())),
-                    _ => None,
-                };
-                write_transaction(conn, f)
-            }
+        if let Some(conn) = self.writer.as_deref_mut() {
+            return f(conn);
         }
+        let turn = match &self.db.writer {
+            Some(Writer::Turn(t)) => Some(t.clone()),
+            _ => None,
+        };
+        let conn = self.pooled()?;
+        let _turn = turn.as_ref().map(|t| t.lock().unwrap_or_else(|p| p.into_inner()));
+        write_transaction(conn, f)
     }
 }
+
+/// A statement whose prepared form diesel may keep, keyed by its SQL text. diesel never keeps an UPDATE's,
+/// since a changeset's SQL can vary; keyed by the text, that is harmless, and a fixed UPDATE on a hot path
+/// (a refresh has two) is then prepared once per connection instead of at every execution.
+#[derive(Debug, Clone, Copy)]
+pub struct Cached<Q>(pub Q);
+
+impl<Q> diesel::query_builder::QueryId for Cached<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for Cached<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q, Conn> diesel::RunQueryDsl<Conn> for Cached<Q> {}
 
 /// A new row id: a random positive integer below 2^53, so JavaScript clients read it exactly. Ids are made
 /// by the application so that inserts need no `RETURNING` (which MySQL lacks).

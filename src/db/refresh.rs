@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::{refresh_families, refresh_tokens};
-use super::{DbConn, DbError};
+use super::{Cached, DbConn, DbError};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refresh_families)]
@@ -63,16 +63,18 @@ pub fn token_with_family(conn: &mut DbConn, token_hash: &str) -> Result<Option<(
 
 /// Marks `old` used with its successor, only if nobody did first. `true`: this caller won the rotation.
 pub fn claim_rotation(conn: &mut DbConn, old: &str, successor: &str, sealed: &str, now: i64) -> Result<bool, DbError> {
-    let n = diesel::update(
-        refresh_tokens::table
-            .find(old)
-            .filter(refresh_tokens::used_at.is_null()),
+    let n = Cached(
+        diesel::update(
+            refresh_tokens::table
+                .find(old)
+                .filter(refresh_tokens::used_at.is_null()),
+        )
+        .set((
+            refresh_tokens::used_at.eq(Some(now)),
+            refresh_tokens::successor_hash.eq(Some(successor)),
+            refresh_tokens::successor_sealed.eq(Some(sealed)),
+        )),
     )
-    .set((
-        refresh_tokens::used_at.eq(Some(now)),
-        refresh_tokens::successor_hash.eq(Some(successor)),
-        refresh_tokens::successor_sealed.eq(Some(sealed)),
-    ))
     .execute(conn)?;
     Ok(n == 1)
 }
@@ -87,11 +89,9 @@ pub fn touch_family(conn: &mut DbConn, family_id: &str, now: i64, limit: i64) ->
         refresh_families::last_used_at.eq(now),
     );
     let n = if limit > 0 {
-        diesel::update(live.filter(refresh_families::refresh_count.lt(limit)))
-            .set(set)
-            .execute(conn)?
+        Cached(diesel::update(live.filter(refresh_families::refresh_count.lt(limit))).set(set)).execute(conn)?
     } else {
-        diesel::update(live).set(set).execute(conn)?
+        Cached(diesel::update(live).set(set)).execute(conn)?
     };
     Ok(n == 1)
 }
