@@ -187,9 +187,11 @@ impl Db {
             Backend::Sqlite if memory => Some(Writer::Turn(Arc::new(Mutex::new(())))),
             Backend::Sqlite => {
                 let mut conn = manager.connect().map_err(|e| DbError::Unavailable(e.to_string()))?;
-                // Checkpoints (and their fsyncs) run in the background (`checkpoint`), not in a request's commit;
-                // this high threshold is only a backstop should the background task stall.
-                conn.batch_execute("PRAGMA wal_autocheckpoint = 10000;")
+                // Checkpoints (and their fsyncs) mostly run in the background (`checkpoint`). But under steady
+                // writes the WAL can only start over after a checkpoint by the writer itself, and a long WAL
+                // slows every page lookup: past 2,000 pages (8 MiB) the writer finishes the checkpoint, which
+                // the background task has mostly done already.
+                conn.batch_execute("PRAGMA wal_autocheckpoint = 2000;")
                     .map_err(DbError::Query)?;
                 Some(Writer::Thread(writer::Writer::start(conn)?))
             }
@@ -227,41 +229,18 @@ impl Db {
         }
     }
 
-    /// Runs `f` with a [`Session`]: reads and a write in one trip, for a hot path that reads, computes, then
-    /// writes (a refresh). On SQLite the whole of `f` runs on the writer thread, inside its transaction, so an
-    /// `Err` from `f` takes back every write `f` made. Elsewhere, on the blocking thread pool, where each
-    /// [`Session::write`] is a transaction of its own.
-    pub async fn session<T, E, F>(&self, f: F) -> Result<T, E>
+    /// Runs `f`, which only reads, where the data is freshest and the cache warmest: on SQLite as a job of the
+    /// writer thread (a pooled connection must re-read every page another connection changed, which on a
+    /// write-heavy path such as refresh costs more than the queue), elsewhere on a pooled connection.
+    pub async fn warm_read<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&mut Session) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let db = self.clone();
-        if let Some(Writer::Thread(writer)) = &self.writer {
-            return writer
-                .submit(move |conn| {
-                    f(&mut Session {
-                        db: &db,
-                        pooled: None,
-                        writer: Some(conn),
-                    })
-                })
-                .await;
-        }
-        let span = tracing::Span::current();
-        match tokio::task::spawn_blocking(move || {
-            let _request = span.enter();
-            f(&mut Session {
-                db: &db,
-                pooled: None,
-                writer: None,
-            })
-        })
-        .await
-        {
-            Ok(result) => result,
-            Err(e) => Err(E::from(DbError::Unavailable(format!("database task failed: {e}")))),
+        match &self.writer {
+            Some(Writer::Thread(writer)) => writer.submit(f).await,
+            _ => self.run(f).await,
         }
     }
 
@@ -302,51 +281,6 @@ impl Db {
     pub fn pool_state(&self) -> (u32, u32) {
         let s = self.pool.state();
         (s.connections - s.idle_connections, s.idle_connections)
-    }
-}
-
-/// Database access inside [`Db::session`], on the writer thread (SQLite) or a blocking thread.
-pub struct Session<'a> {
-    db: &'a Db,
-    pooled: Option<PooledConn>,
-    /// The writer thread's connection, inside its transaction (SQLite).
-    writer: Option<&'a mut DbConn>,
-}
-
-impl Session<'_> {
-    fn pooled(&mut self) -> Result<&mut DbConn, DbError> {
-        if self.pooled.is_none() {
-            self.pooled = Some(self.db.pool.get()?);
-        }
-        match self.pooled.as_deref_mut() {
-            Some(conn) => Ok(conn),
-            None => Err(DbError::Unavailable("no connection".into())),
-        }
-    }
-
-    /// Reads that should see a warm cache. On SQLite they run on the writer's connection, whose cache stays
-    /// warm (a pooled connection must re-read every page another connection changed). Elsewhere, a pooled
-    /// connection.
-    pub fn read<T, E: From<DbError>>(&mut self, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E> {
-        match self.writer.as_deref_mut() {
-            Some(conn) => f(conn),
-            None => f(self.pooled()?),
-        }
-    }
-
-    /// A write: on SQLite, in the writer's transaction the session already runs in; elsewhere, a transaction
-    /// as [`Db::write`] runs it.
-    pub fn write<T, E: From<DbError>>(&mut self, f: impl FnOnce(&mut DbConn) -> Result<T, E>) -> Result<T, E> {
-        if let Some(conn) = self.writer.as_deref_mut() {
-            return f(conn);
-        }
-        let turn = match &self.db.writer {
-            Some(Writer::Turn(t)) => Some(t.clone()),
-            _ => None,
-        };
-        let conn = self.pooled()?;
-        let _turn = turn.as_ref().map(|t| t.lock().unwrap_or_else(|p| p.into_inner()));
-        write_transaction(conn, f)
     }
 }
 

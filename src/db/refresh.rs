@@ -41,13 +41,12 @@ pub fn create_family(conn: &mut DbConn, family: &FamilyRow, token_hash: &str) ->
 }
 
 pub fn insert_token(conn: &mut DbConn, token_hash: &str, family_id: &str, now: i64) -> Result<(), DbError> {
-    diesel::insert_into(refresh_tokens::table)
-        .values((
-            refresh_tokens::token_hash.eq(token_hash),
-            refresh_tokens::family_id.eq(family_id),
-            refresh_tokens::created_at.eq(now),
-        ))
-        .execute(conn)?;
+    Cached(diesel::insert_into(refresh_tokens::table).values((
+        refresh_tokens::token_hash.eq(token_hash),
+        refresh_tokens::family_id.eq(family_id),
+        refresh_tokens::created_at.eq(now),
+    )))
+    .execute(conn)?;
     Ok(())
 }
 

@@ -9,10 +9,10 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 
-use diesel::connection::SimpleConnection;
+use diesel::RunQueryDsl;
 use tokio::sync::oneshot;
 
-use super::{DbConn, DbError};
+use super::{Cached, DbConn, DbError};
 
 /// The most jobs one transaction takes, which bounds how long the first of them waits for its commit.
 const MAX_BATCH: usize = 64;
@@ -105,14 +105,14 @@ where
 fn run(mut conn: DbConn, queue: mpsc::Receiver<Box<dyn Job>>) {
     let mut committed: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(mut job) = queue.recv() {
-        if let Err(e) = conn.batch_execute("BEGIN IMMEDIATE") {
+        if let Err(e) = exec(&mut conn, "BEGIN IMMEDIATE") {
             // Another process holds the write lock past the busy timeout: this job fails, the next tries again.
             job.finish(Err(&DbError::Query(e)));
             continue;
         }
         // The first job has the transaction to itself, so it needs no savepoint: if it fails, all is rolled back.
         if !run_job(&mut *job, &mut conn) {
-            let _ = conn.batch_execute("ROLLBACK");
+            let _ = exec(&mut conn, "ROLLBACK");
             job.finish(Ok(()));
             continue;
         }
@@ -122,15 +122,15 @@ fn run(mut conn: DbConn, queue: mpsc::Receiver<Box<dyn Job>>) {
             let Ok(mut job) = queue.try_recv() else {
                 break;
             };
-            if let Err(e) = conn.batch_execute("SAVEPOINT job") {
+            if let Err(e) = exec(&mut conn, "SAVEPOINT job") {
                 job.finish(Err(&DbError::Query(e)));
                 continue;
             }
             let ok = run_job(&mut *job, &mut conn);
             let kept = if ok {
-                conn.batch_execute("RELEASE job")
+                exec(&mut conn, "RELEASE job")
             } else {
-                conn.batch_execute("ROLLBACK TO job; RELEASE job")
+                exec(&mut conn, "ROLLBACK TO job").and_then(|()| exec(&mut conn, "RELEASE job"))
             };
             match kept {
                 Ok(()) if ok => committed.push(job),
@@ -146,15 +146,20 @@ fn run(mut conn: DbConn, queue: mpsc::Receiver<Box<dyn Job>>) {
         }
         let outcome = match broken {
             Some(e) => Err(e),
-            None => conn.batch_execute("COMMIT").map_err(DbError::Query),
+            None => exec(&mut conn, "COMMIT").map_err(DbError::Query),
         };
         if outcome.is_err() {
-            let _ = conn.batch_execute("ROLLBACK");
+            let _ = exec(&mut conn, "ROLLBACK");
         }
         for job in committed.drain(..) {
             job.finish(outcome.as_ref().map(|_| ()));
         }
     }
+}
+
+/// Runs a transaction-control statement, prepared once (they are run several times per batch).
+fn exec(conn: &mut DbConn, sql: &'static str) -> Result<(), diesel::result::Error> {
+    Cached(diesel::sql_query(sql)).execute(conn).map(|_| ())
 }
 
 /// Runs one job; a panic counts as a failure.

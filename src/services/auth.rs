@@ -306,9 +306,10 @@ enum Prepared {
     Used,
 }
 
-/// Rotates a refresh token. Reading the session and signing happen first, outside any lock; the write
-/// transaction then only installs the successor if the presented token is still unused, so concurrent
-/// uses of one token get exactly one winner, and the critical section is three short statements.
+/// Rotates a refresh token. The session is read first, and its successor signed and sealed here, outside the
+/// database (on SQLite, off its one writer thread); the write then only installs the successor if the
+/// presented token is still unused, so concurrent uses of one token get exactly one winner, and the write is
+/// three short statements.
 pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>) -> Result<Pair, AuthError> {
     let now = state.clock.now();
     let ring = state.keys.current();
@@ -321,17 +322,19 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
     }
     let settings = state.tokens.clone();
     let hash = tokens::refresh_hash(&presented);
-    // One trip to the blocking pool: read the session, sign its successor outside any lock, then install it.
-    let step = state
-        .db
-        .session(move |s| -> Result<Step, AuthError> {
-            let loaded = s.read(|c| load_rotation(c, &hash))?;
-            match prepare_rotation(&settings, &ring, &presented, loaded, now)? {
-                Prepared::Done(step) => Ok(step),
-                other => s.write(|c| finish_rotation(c, &settings, other, &presented, &hash, now)),
-            }
-        })
-        .await?;
+    let loaded = {
+        let hash = hash.clone();
+        state.db.warm_read(move |c| load_rotation(c, &hash)).await?
+    };
+    let step = match prepare_rotation(&settings, &ring, &presented, loaded, now)? {
+        Prepared::Done(step) => step,
+        other => {
+            state
+                .db
+                .write(move |c| finish_rotation(c, &settings, other, &presented, &hash, now))
+                .await?
+        }
+    };
     state.metrics.refreshes.add(match &step {
         Step::Issued(_) => "ok",
         Step::Replayed(_) => "replayed",
@@ -443,17 +446,16 @@ fn finish_rotation(
         sealed,
         pair,
     } = prepared
+        && refresh_db::claim_rotation(c, hash, &new_hash, &sealed, now)?
     {
-        if refresh_db::claim_rotation(c, hash, &new_hash, &sealed, now)? {
-            // The family may have been revoked (or refreshed to its limit) since the read: then roll back.
-            if !refresh_db::touch_family(c, &family, now, s.refresh_limit)? {
-                return Err(AuthError::Unauthorized);
-            }
-            refresh_db::insert_token(c, &new_hash, &family, now)?;
-            return Ok(Step::Issued(pair));
+        // The family may have been revoked (or refreshed to its limit) since the read: then roll back.
+        if !refresh_db::touch_family(c, &family, now, s.refresh_limit)? {
+            return Err(AuthError::Unauthorized);
         }
-        // Someone used the token between our read and our write: treat this as a replay.
+        refresh_db::insert_token(c, &new_hash, &family, now)?;
+        return Ok(Step::Issued(pair));
     }
+    // Someone used the token between our read and our write: treat this as a replay.
     let Some((token, family)) = refresh_db::token_with_family(c, hash)? else {
         return Ok(Step::Rejected("unknown"));
     };
@@ -465,10 +467,10 @@ fn finish_rotation(
         .successor_sealed
         .as_deref()
         .filter(|_| now - used_at <= s.reuse_grace);
-    if let Some(pair) = sealed.and_then(|sealed| seal::open(presented, sealed)) {
-        if let Ok(pair) = serde_json::from_slice::<Pair>(&pair) {
-            return Ok(Step::Replayed(pair));
-        }
+    if let Some(pair) = sealed.and_then(|sealed| seal::open(presented, sealed))
+        && let Ok(pair) = serde_json::from_slice::<Pair>(&pair)
+    {
+        return Ok(Step::Replayed(pair));
     }
     refresh_db::revoke_family(c, &family.id, "reuse", now)?;
     let actor = family.user_id.to_string();
