@@ -235,12 +235,11 @@ fn rename_aliases(tree: &mut Value) {
         for p in *parents {
             node = node.and_then(|n| n.get_mut(*p));
         }
-        if let Some(Value::Mapping(map)) = node {
-            if !map.contains_key(*to) {
-                if let Some(v) = map.remove(*from) {
-                    map.insert(Value::String((*to).into()), v);
-                }
-            }
+        if let Some(Value::Mapping(map)) = node
+            && !map.contains_key(*to)
+            && let Some(v) = map.remove(*from)
+        {
+            map.insert(Value::String((*to).into()), v);
         }
     }
 }
@@ -266,10 +265,10 @@ fn schema_of<T: serde::Serialize>(value: &T) -> Value {
 fn apply_env(tree: &mut Value, env: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in env {
-        if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
-            if !rest.is_empty() {
-                vars.insert(name.clone(), value);
-            }
+        if let Some(rest) = name.strip_prefix(ENV_PREFIX)
+            && !rest.is_empty()
+        {
+            vars.insert(name.clone(), value);
         }
     }
     let mut set = Vec::new();
@@ -323,10 +322,10 @@ fn coerce(tree: &mut Value, schema: &Value, path: &str, provider_schema: &Value,
             }
         }
         (Value::Number(_), Value::String(s)) => {
-            if let Ok(n) = serde_yaml_ng::from_str::<Value>(s.trim()) {
-                if n.is_number() {
-                    *tree = n;
-                }
+            if let Ok(n) = serde_yaml_ng::from_str::<Value>(s.trim())
+                && n.is_number()
+            {
+                *tree = n;
             }
         }
         (Value::String(_), Value::Number(n)) => *tree = Value::String(n.to_string()),

@@ -126,6 +126,11 @@ impl Passwords {
 
 /// A hashing thread: one job at a time, one argon2 buffer for its whole life.
 fn work(jobs: &Mutex<Receiver<Job>>, hasher: &Hasher) {
+    // The lowest priority (nice 19): a hash holds a core for ~15 ms, and a refresh or a key fetch that wakes
+    // behind it should not wait for its time slice. With nothing else to run, hashes still get every core.
+    if let Err(e) = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min) {
+        tracing::debug!(error = ?e, "cannot lower the hashing thread's priority");
+    }
     let mut memory = Memory::default();
     loop {
         let job = match jobs.lock() {

@@ -123,10 +123,10 @@ pub fn build_claims(
         (&info.full_name, Some(full_name)),
         (&info.email, user.email.clone()),
     ] {
-        if let (false, Some(v)) = (key.is_empty(), value) {
-            if !REGISTERED.contains(&key.as_str()) {
-                claims.insert(key.clone(), Value::String(v));
-            }
+        if let (false, Some(v)) = (key.is_empty(), value)
+            && !REGISTERED.contains(&key.as_str())
+        {
+            claims.insert(key.clone(), Value::String(v));
         }
     }
     if !s.refresh_count_key.is_empty() && !REGISTERED.contains(&s.refresh_count_key.as_str()) {

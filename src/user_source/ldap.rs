@@ -331,10 +331,10 @@ impl LdapProvider {
     async fn service_connection(&self) -> Result<(Ldap, bool), Failure> {
         let asked = Instant::now();
         let mut slot = self.service.lock().await;
-        if let Some(ldap) = slot.ldap.as_mut() {
-            if !ldap.is_closed() {
-                return Ok((ldap.clone(), false));
-            }
+        if let Some(ldap) = slot.ldap.as_mut()
+            && !ldap.is_closed()
+        {
+            return Ok((ldap.clone(), false));
         }
         slot.ldap = None;
         if slot.failed_at.is_some_and(|t| t >= asked) {
@@ -388,10 +388,10 @@ impl LdapProvider {
                     retried = true;
                 }
                 other => {
-                    if let Ok(mut idle) = self.binders.lock() {
-                        if idle.len() < BIND_POOL {
-                            idle.push(ldap);
-                        }
+                    if let Ok(mut idle) = self.binders.lock()
+                        && idle.len() < BIND_POOL
+                    {
+                        idle.push(ldap);
                     }
                     return other.map(|_| ());
                 }

@@ -153,13 +153,13 @@ fn precheck(c: &mut DbConn, username: &str, anonymous_id: Option<&str>) -> Resul
     if users::find_by_username(c, username)?.is_some() {
         return Err(AccountError::conflict("username_taken", "that username is taken"));
     }
-    if let Some(id) = anonymous_id {
-        if accounts_db::anonymous_linked(c, id)? {
-            return Err(AccountError::conflict(
-                "anonymous_token_used",
-                "that anonymous token has registered an account already",
-            ));
-        }
+    if let Some(id) = anonymous_id
+        && accounts_db::anonymous_linked(c, id)?
+    {
+        return Err(AccountError::conflict(
+            "anonymous_token_used",
+            "that anonymous token has registered an account already",
+        ));
     }
     Ok(())
 }
