@@ -187,11 +187,11 @@ impl Db {
             Backend::Sqlite if memory => Some(Writer::Turn(Arc::new(Mutex::new(())))),
             Backend::Sqlite => {
                 let mut conn = manager.connect().map_err(|e| DbError::Unavailable(e.to_string()))?;
-                // Checkpoints (and their fsyncs) mostly run in the background (`checkpoint`). But under steady
-                // writes the WAL can only start over after a checkpoint by the writer itself, and a long WAL
-                // slows every page lookup: past 2,000 pages (8 MiB) the writer finishes the checkpoint, which
-                // the background task has mostly done already.
-                conn.batch_execute("PRAGMA wal_autocheckpoint = 2000;")
+                // Checkpoints (and their fsyncs) mostly run in the background (`checkpoint`). Under steady writes
+                // the WAL can only start over after a checkpoint by the writer itself, which this threshold
+                // (10,000 pages, 40 MiB) makes rare: each costs the writer two fsyncs, and at 2,000 pages
+                // they showed in the refresh p99 during a login flood.
+                conn.batch_execute("PRAGMA wal_autocheckpoint = 10000;")
                     .map_err(DbError::Query)?;
                 Some(Writer::Thread(writer::Writer::start(conn)?))
             }
@@ -229,10 +229,12 @@ impl Db {
         }
     }
 
-    /// Runs `f`, which only reads, where the data is freshest and the cache warmest: on SQLite as a job of the
-    /// writer thread (a pooled connection must re-read every page another connection changed, which on a
-    /// write-heavy path such as refresh costs more than the queue), elsewhere on a pooled connection.
-    pub async fn warm_read<T, E, F>(&self, f: F) -> Result<T, E>
+    /// Runs `f` without a transaction of its own: on SQLite as a job of the writer thread, elsewhere on a pooled
+    /// connection (autocommit). For reads on a write-heavy path (a pooled SQLite connection must re-read every
+    /// page another connection changed; the writer's cache stays warm), and for single-statement writes such as
+    /// the throttle's compare-and-set updates (a write on a pooled SQLite connection would hold the lock the
+    /// writer thread then waits for in SQLite's busy handler, which sleeps in steps of milliseconds).
+    pub async fn on_writer<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,

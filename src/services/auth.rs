@@ -324,7 +324,7 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
     let hash = tokens::refresh_hash(&presented);
     let loaded = {
         let hash = hash.clone();
-        state.db.warm_read(move |c| load_rotation(c, &hash)).await?
+        state.db.on_writer(move |c| load_rotation(c, &hash)).await?
     };
     let step = match prepare_rotation(&settings, &ring, &presented, loaded, now)? {
         Prepared::Done(step) => step,

@@ -238,7 +238,7 @@ impl Throttle {
             return Ok(());
         }
         let waits = db
-            .run(move |c| -> Result<Vec<i64>, DbError> {
+            .on_writer(move |c| -> Result<Vec<i64>, DbError> {
                 let mut waits = Vec::new();
                 for name in &names {
                     if let Err(wait) = db::take(c, name, gcra, now * 1000)? {
@@ -308,7 +308,7 @@ impl Throttle {
     pub async fn login_failed(&self, db: &Db, gate: LoginGate, now: i64) -> Result<(), DbError> {
         let policy = self.login.clone();
         let ip = self.failures_bucket(gate.addr);
-        db.run(move |c| -> Result<(), DbError> {
+        db.on_writer(move |c| -> Result<(), DbError> {
             if let Some(name) = &gate.name {
                 db::record_failure(c, name, |old| next_failures(&policy, old, now))?;
             }
@@ -324,7 +324,7 @@ impl Throttle {
     /// Clears a name's failures after a successful login.
     pub async fn login_succeeded(&self, db: &Db, gate: LoginGate) -> Result<(), DbError> {
         match gate.name.filter(|_| gate.has_failures) {
-            Some(name) => db.run(move |c| db::clear_failures(c, &name)).await,
+            Some(name) => db.on_writer(move |c| db::clear_failures(c, &name)).await,
             None => Ok(()),
         }
     }
@@ -335,7 +335,7 @@ impl Throttle {
             .iter()
             .map(|n| row_name("login", &n.trim().to_lowercase()))
             .collect();
-        db.run(move |c| rows.iter().try_for_each(|r| db::clear_failures(c, r)))
+        db.on_writer(move |c| rows.iter().try_for_each(|r| db::clear_failures(c, r)))
             .await
     }
 
