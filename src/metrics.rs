@@ -52,6 +52,8 @@ pub struct Gauges {
     pub signing_keys: usize,
     /// Signing keys this process created (a counter kept by the key ring).
     pub key_rotations: u64,
+    /// Password hashes computed (a counter kept by the hashing threads).
+    pub password_hashes: u64,
 }
 
 impl Metrics {
@@ -130,11 +132,18 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{{label}=\"{outcome}\"}} {n}");
             }
         }
-        let counters = [(
-            "tessera_key_rotations_total",
-            "Signing keys created by this process.",
-            g.key_rotations,
-        )];
+        let counters = [
+            (
+                "tessera_key_rotations_total",
+                "Signing keys created by this process.",
+                g.key_rotations,
+            ),
+            (
+                "tessera_password_hashes_total",
+                "Password hashes computed: checks, decoys for unknown users and wrong directory passwords, new hashes.",
+                g.password_hashes,
+            ),
+        ];
         for (name, help, v) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }

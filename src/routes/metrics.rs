@@ -30,6 +30,7 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
         db_connections_idle: idle,
         signing_keys: state.keys.current().keys.len(),
         key_rotations: state.keys.rotations.load(std::sync::atomic::Ordering::Relaxed),
+        password_hashes: state.passwords.computed(),
     };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

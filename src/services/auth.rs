@@ -156,6 +156,9 @@ async fn login_inner(state: &AppState, input: LoginInput) -> Result<(Pair, Strin
         Some(p) => match p.authenticate(&input.username, &input.password).await {
             Outcome::Authenticated(entry) => directory_user(state, p.name(), &input.username, entry).await?,
             Outcome::Rejected => {
+                // A decoy hash, so a wrong directory password takes as long as a name nobody has (which costs a
+                // local check): the time of a 401 must not tell which names the directory knows.
+                state.passwords.verify(input.password.clone(), None).await?;
                 audit_failed_login(state, Some(input.username.clone())).await;
                 return Err(AuthError::Unauthorized);
             }

@@ -6,7 +6,7 @@
 //! `Retry-After`) instead of waiting without end while memory grows. Unknown users are checked against a decoy
 //! hash with the same parameters, so their failure costs the same time as a wrong password.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +34,8 @@ pub struct Passwords {
     decoy: Arc<str>,
     max_bytes: usize,
     waiting: Arc<AtomicUsize>,
+    /// Hashes computed (checks, decoys and new hashes), for `/metrics`.
+    computed: Arc<AtomicU64>,
 }
 
 impl Passwords {
@@ -57,6 +59,7 @@ impl Passwords {
             decoy: hasher.decoy().into(),
             max_bytes: cfg.max_password_bytes,
             waiting: Arc::new(AtomicUsize::new(0)),
+            computed: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -70,15 +73,21 @@ impl Passwords {
         self.waiting.load(Ordering::Relaxed)
     }
 
+    /// Hashes computed since start, for `/metrics`.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
+    }
+
     async fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Hasher, &mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let (tx, rx) = oneshot::channel();
-        let waiting = self.waiting.clone();
+        let (waiting, computed) = (self.waiting.clone(), self.computed.clone());
         waiting.fetch_add(1, Ordering::Relaxed);
         let job: Job = Box::new(move |hasher, memory| {
             let _ = tx.send(f(hasher, memory));
+            computed.fetch_add(1, Ordering::Relaxed);
             waiting.fetch_sub(1, Ordering::Relaxed);
         });
         match self.queue.try_send(job) {

@@ -340,7 +340,18 @@ async fn wrong_directory_password_is_401_without_local_fallback() {
     let app = spawn_app_with(TestDb::Sqlite, with(vec![provider("corp", &dir.url)]), Some(init))
         .await
         .unwrap();
+    let hashes = async || {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("tessera_password_hashes_total "))
+            .unwrap();
+        line.trim().parse::<u64>().unwrap()
+    };
+    let before = hashes().await;
     expect_401(&app, &user, "tester", None).await;
+    // The directory said no; a decoy hash still runs, so this 401 takes as long as one for an unknown name.
+    assert_eq!(hashes().await, before + 1);
     expect_401(&app, &user, "tester", Some("corp")).await;
     expect_401(&app, &user, "", None).await;
     claims_after_login(&app, &user, "ldap-pw", None).await;
