@@ -38,6 +38,10 @@ impl From<AccountError> for ApiError {
             AccountError::Conflict { code, message } => ApiError::Conflict { code, message },
             AccountError::Unavailable => ApiError::Unavailable,
             AccountError::Busy => ApiError::Busy,
+            AccountError::Limited(l) => ApiError::TooManyRequests {
+                code: "too_many_attempts",
+                retry_after: l.retry_after,
+            },
             AccountError::Internal(cause) => ApiError::Internal(cause),
         }
     }
@@ -69,7 +73,9 @@ pub enum AccountErrors<'a> {
     #[response(status = 415)]
     UnsupportedMediaType(ErrorBody<'a>),
     /// A rate limit of `security.rate_limits` (`too_many_requests`): register, forgot-password and anonymous
-    /// tokens are token buckets per client address (forgot-password also per target address); see `Retry-After`.
+    /// tokens are token buckets per client address (forgot-password also per target address); or
+    /// `too_many_attempts`: a password or email change whose current password was wrong too often counts
+    /// against the name's login limit (`security.login_throttle`). See `Retry-After`.
     #[response(status = 429)]
     TooManyRequests(ErrorBody<'a>),
     /// The database is unreachable, too many password checks wait, or the request took longer than

@@ -15,8 +15,11 @@ pub use password::{change_password, forgot_password, reset_password};
 pub use profile::{Profile, ProfileUpdate, change_email, logout, profile, update_profile};
 pub use register::{Confirmed, RegisterInput, Registered, anonymous, confirm, is_anonymous, register};
 
+use crate::crypto::password::Verdict;
+use crate::db::users::UserRow;
 use crate::db::{DbError, audit};
 use crate::services::passwords::HashError;
+use crate::services::throttle::ThrottleError;
 use crate::services::tokens::SignError;
 use crate::state::AppState;
 
@@ -40,6 +43,9 @@ pub enum AccountError {
     /// Too many password checks are waiting.
     #[error("busy")]
     Busy,
+    /// 429: the current password was wrong too often; the name's login limit applies (`too_many_attempts`).
+    #[error("too many attempts")]
+    Limited(crate::services::throttle::Limited),
     #[error("{0}")]
     Internal(String),
 }
@@ -95,6 +101,46 @@ impl From<HashError> for AccountError {
 impl From<SignError> for AccountError {
     fn from(e: SignError) -> Self {
         AccountError::Internal(e.to_string())
+    }
+}
+
+/// Checks the caller's current password (before a password or email change) as a login of its name would: a
+/// name that waits or is locked is refused before any hash, a wrong password counts against it, a right one
+/// clears its failures. So a stolen access token is no faster a way to guess the password than the login form.
+async fn check_current_password(
+    state: &AppState,
+    user: &UserRow,
+    password: String,
+    wrong: &'static str,
+) -> Result<(), AccountError> {
+    let throttle = &state.throttle;
+    let gate = match throttle
+        .login_gate(&state.db, &user.username, None, state.clock.now())
+        .await
+    {
+        Ok(gate) => gate,
+        Err(ThrottleError::Limited(l)) => {
+            state.metrics.throttled.add("login");
+            return Err(AccountError::Limited(l));
+        }
+        Err(ThrottleError::Db(e)) => return Err(e.into()),
+    };
+    let verdict = if state.passwords.too_long(&password) {
+        Verdict::Wrong
+    } else {
+        let stored = (user.password_hash.clone(), user.password_salt.clone());
+        state.passwords.verify(password, Some(stored)).await?
+    };
+    let recorded = match verdict {
+        Verdict::Wrong => throttle.login_failed(&state.db, gate, state.clock.now()).await,
+        _ => throttle.login_succeeded(&state.db, gate).await,
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "password check not counted");
+    }
+    match verdict {
+        Verdict::Wrong => Err(AccountError::invalid("wrong_password", wrong)),
+        _ => Ok(()),
     }
 }
 

@@ -1,8 +1,7 @@
 //! Forgotten passwords (a reset link by email), resets, and changes by a logged-in user. A reset or a change
 //! revokes every session (refresh family) of the user and every reset link still unused.
 
-use super::{AccountError, check_email, check_password, human, plausible_link_token, record};
-use crate::crypto::password::Verdict;
+use super::{AccountError, check_current_password, check_email, check_password, human, plausible_link_token, record};
 use crate::db::accounts::{self as accounts_db, TokenKind};
 use crate::db::refresh as refresh_db;
 use crate::db::users;
@@ -121,12 +120,6 @@ pub async fn change_password(
     new_password: String,
 ) -> Result<(), AccountError> {
     check_password(state, &new_password)?;
-    if state.passwords.too_long(&old_password) {
-        return Err(AccountError::invalid(
-            "wrong_password",
-            "the current password does not match",
-        ));
-    }
     let user = state
         .db
         .run(move |c| users::find(c, user_id))
@@ -138,19 +131,7 @@ pub async fn change_password(
             "this account's password is kept by its directory",
         ));
     }
-    let verdict = state
-        .passwords
-        .verify(
-            old_password,
-            Some((user.password_hash.clone(), user.password_salt.clone())),
-        )
-        .await?;
-    if verdict == Verdict::Wrong {
-        return Err(AccountError::invalid(
-            "wrong_password",
-            "the current password does not match",
-        ));
-    }
+    check_current_password(state, &user, old_password, "the current password does not match").await?;
     let phc = state.passwords.hash(new_password).await?;
     let now = state.clock.now();
     state

@@ -2,9 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AccountError, check_email, check_text, human, record};
+use super::{AccountError, check_current_password, check_email, check_text, human, record};
 use crate::api_types::rfc3339;
-use crate::crypto::password::Verdict;
 use crate::db::accounts::{self as accounts_db, TokenKind};
 use crate::db::refresh as refresh_db;
 use crate::db::users::{self, UserRow};
@@ -125,16 +124,7 @@ pub async fn change_email(state: &AppState, user_id: i64, email: String, passwor
             "that is the account's address already",
         ));
     }
-    if state.passwords.too_long(&password) {
-        return Err(AccountError::invalid("wrong_password", "the password does not match"));
-    }
-    let verdict = state
-        .passwords
-        .verify(password, Some((user.password_hash.clone(), user.password_salt.clone())))
-        .await?;
-    if verdict == Verdict::Wrong {
-        return Err(AccountError::invalid("wrong_password", "the password does not match"));
-    }
+    check_current_password(state, &user, password, "the password does not match").await?;
     let now = state.clock.now();
     let duration = state.config.email.confirm_link_duration.as_secs();
     let (token, hash) = tokens::new_refresh_token();

@@ -148,3 +148,55 @@ async fn a_password_reset_lifts_the_guessing_lock() {
     app.login_ok("dee", new_password).await;
     app.login_ok("dee@example.org", new_password).await;
 }
+
+/// A stolen access token is no faster a way to guess the password: the current password of a password or
+/// email change counts against the name's login limit, and a locked name is refused there too.
+#[tokio::test]
+async fn wrong_current_passwords_count_against_the_login_limit() {
+    let smtp = Smtp::start().await;
+    let app = app_with_mail(TestDb::Sqlite, &smtp, "open", |c| {
+        c.security.login_throttle.lockout_after = 3;
+    })
+    .await
+    .unwrap();
+    assert_eq!(app.register("kim", "kim@example.org").await.status(), 201);
+    let (access, _) = app.login_ok("kim", PASSWORD).await;
+    let change = async |old: &str| {
+        app.with_bearer(
+            reqwest::Method::POST,
+            "/api/password/change",
+            &access,
+            Some(json!({ "old_password": old, "new_password": "a brand new password" })),
+        )
+        .await
+    };
+    let email = async |password: &str| {
+        app.with_bearer(
+            reqwest::Method::POST,
+            "/api/me/email",
+            &access,
+            Some(json!({ "email": "kim@example.net", "password": password })),
+        )
+        .await
+    };
+    assert_eq!(
+        error_code(change("guess one").await).await,
+        (400, "wrong_password".into())
+    );
+    assert_eq!(
+        error_code(email("guess two").await).await,
+        (400, "wrong_password".into())
+    );
+    // A password too long to hash is a wrong guess too.
+    let long = "x".repeat(5000);
+    assert_eq!(error_code(change(&long).await).await, (400, "wrong_password".into()));
+    // Locked: the right password is refused on every path, with the time to wait.
+    let resp = change(PASSWORD).await;
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_eq!(error_code(resp).await, (429, "too_many_attempts".into()));
+    assert_eq!(
+        error_code(email(PASSWORD).await).await,
+        (429, "too_many_attempts".into())
+    );
+    assert_eq!(app.login("kim", PASSWORD).await.status(), 429);
+}
