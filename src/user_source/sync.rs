@@ -18,7 +18,14 @@ use super::DirectoryUser;
 pub const SOURCE: &str = "LDAP";
 
 /// Creates or updates the user `username` from the directory's entry and syncs its linked groups; one transaction.
+/// A directory user the local database knows under another case (`FRY` for `fry`) keeps its row and its name.
 pub fn store(c: &mut DbConn, provider: &str, username: &str, d: &DirectoryUser, now: i64) -> Result<UserRow, DbError> {
+    let existing = match user_db::find_by_username(c, username)? {
+        Some(u) => Some(u),
+        None => user_db::find_by_username_any_case(c, username, SOURCE)?,
+    };
+    let username = existing.as_ref().map_or(username, |u| u.username.as_str()).to_string();
+    let username = username.as_str();
     let mut d = d.clone();
     d.first_name = fit(&d.first_name);
     d.last_name = fit(&d.last_name);
@@ -35,7 +42,7 @@ pub fn store(c: &mut DbConn, provider: &str, username: &str, d: &DirectoryUser, 
         }
         None => None,
     };
-    let user = match user_db::find_by_username(c, username)? {
+    let user = match existing {
         Some(mut u) => {
             if u.fname != d.first_name || u.lname != d.last_name || u.email != email || u.source != SOURCE {
                 u.fname = d.first_name.clone();

@@ -324,6 +324,28 @@ async fn filter_metacharacters_in_usernames_match_nobody() {
     }
 }
 
+/// The directory matches names without regard to case; so does its local copy: one row, under the name of the
+/// first login, whatever case a later login types.
+#[tokio::test]
+async fn a_name_typed_in_another_case_is_the_same_user() {
+    let Some(mut dir) = directory().await else { return };
+    let user = unique("case");
+    dir.add_person(&format!("uid={user}"), &user, "case-pw").await;
+    let app = spawn_app_with(TestDb::Sqlite, with(vec![provider("corp", &dir.url)]), None)
+        .await
+        .unwrap();
+    let mut subjects = Vec::new();
+    for typed in [user.to_uppercase(), user.clone(), user.to_uppercase()] {
+        let resp = login_with(&app, &typed, "case-pw", None).await;
+        assert_eq!(resp.status(), 200, "{typed}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["username"], user.to_uppercase());
+        subjects.push(claims_of(body["token"].as_str().unwrap())["sub"].clone());
+    }
+    assert!(subjects[0].is_string(), "{subjects:?}");
+    assert!(subjects.iter().all(|s| *s == subjects[0]), "{subjects:?}");
+}
+
 #[tokio::test]
 async fn wrong_directory_password_is_401_without_local_fallback() {
     let Some(mut dir) = directory().await else { return };
