@@ -76,6 +76,17 @@ impl Server {
         output[output.len().saturating_sub(40)..].join("\n")
     }
 
+    async fn metrics(&self, client: &reqwest::Client) -> String {
+        client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -267,28 +278,8 @@ async fn verify(client: &reqwest::Client, server: &Server, token: &str, acked: &
 #[tokio::test]
 async fn sigterm_finishes_the_logins_in_flight() {
     let dir = tempfile::tempdir().unwrap();
-    // A user whose hash costs the default argon2id parameters (m=19456, t=2) and needs no upgrade, so the hash
-    // queue holds only logins.
-    let phc = tessera::crypto::password::Hasher::new(&Default::default())
-        .unwrap()
-        .hash("tester")
-        .unwrap();
-    let init = dir.path().join("init.yaml");
-    std::fs::write(
-        &init,
-        format!("users:\n  - username: tester\n    password_hash: \"{phc}\"\n"),
-    )
-    .unwrap();
-    let init = init.display().to_string();
-    let server = Server::start(
-        dir.path(),
-        &[
-            ("TESSERA__SECURITY__HASH_CONCURRENCY", "1"),
-            ("TESSERA__USERS__USER_INIT_FILE", &init),
-            // The worker shutdown lines, should this fail.
-            ("RUST_LOG", "info,actix_server=info"),
-        ],
-    );
+    // The default argon2id parameters (m=19456, t=2); the worker shutdown lines, should this fail.
+    let server = start_with_tester(dir.path(), 2, &[("RUST_LOG", "info,actix_server=info")]);
     let client = reqwest::Client::new();
     let logins: Vec<_> = (0..20)
         .map(|_| {
@@ -310,14 +301,7 @@ async fn sigterm_finishes_the_logins_in_flight() {
     // still in the listen backlog when the server stops listening was never in flight.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let text = client
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = server.metrics(&client).await;
         let (queued, done) = (
             gauge(&text, "tessera_hash_queue_depth "),
             gauge(&text, "tessera_logins_total{outcome=\"success\"} "),
@@ -356,29 +340,7 @@ async fn sigterm_finishes_the_logins_in_flight() {
 async fn a_second_signal_exits_at_once() {
     let dir = tempfile::tempdir().unwrap();
     // Ten times the default iterations: each login holds the one hashing thread for a while.
-    let slow = tessera::config::PasswordHashConfig {
-        iterations: 20,
-        ..Default::default()
-    };
-    let phc = tessera::crypto::password::Hasher::new(&slow)
-        .unwrap()
-        .hash("tester")
-        .unwrap();
-    let init = dir.path().join("init.yaml");
-    std::fs::write(
-        &init,
-        format!("users:\n  - username: tester\n    password_hash: \"{phc}\"\n"),
-    )
-    .unwrap();
-    let init = init.display().to_string();
-    let mut server = Server::start(
-        dir.path(),
-        &[
-            ("TESSERA__SECURITY__HASH_CONCURRENCY", "1"),
-            ("TESSERA__SECURITY__PASSWORD_HASH__ITERATIONS", "20"),
-            ("TESSERA__USERS__USER_INIT_FILE", &init),
-        ],
-    );
+    let mut server = start_with_tester(dir.path(), 20, &[]);
     let client = reqwest::Client::new();
     let logins: Vec<_> = (0..10)
         .map(|_| {
@@ -390,15 +352,7 @@ async fn a_second_signal_exits_at_once() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let text = client
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if gauge(&text, "tessera_hash_queue_depth ") >= 5.0 {
+        if gauge(&server.metrics(&client).await, "tessera_hash_queue_depth ") >= 5.0 {
             break;
         }
         assert!(Instant::now() < deadline, "the logins never queued");
@@ -415,6 +369,33 @@ async fn a_second_signal_exits_at_once() {
     assert_eq!(status.code(), Some(1), "{}", server.tail());
     assert!(statuses.contains(&0), "nothing was cut off: {statuses:?}");
     assert!(server.tail().contains("second signal"), "{}", server.tail());
+}
+
+/// A server hashing on one thread, whose one user `tester` (password `tester`) has a hash of `iterations` that the
+/// server's parameters match, so no rehash is queued: the hash queue holds only logins.
+fn start_with_tester(dir: &Path, iterations: u32, env: &[(&str, &str)]) -> Server {
+    let params = tessera::config::PasswordHashConfig {
+        iterations,
+        ..Default::default()
+    };
+    let phc = tessera::crypto::password::Hasher::new(&params)
+        .unwrap()
+        .hash("tester")
+        .unwrap();
+    let init = dir.join("init.yaml");
+    std::fs::write(
+        &init,
+        format!("users:\n  - username: tester\n    password_hash: \"{phc}\"\n"),
+    )
+    .unwrap();
+    let (init, iterations) = (init.display().to_string(), iterations.to_string());
+    let mut all = vec![
+        ("TESSERA__SECURITY__HASH_CONCURRENCY", "1"),
+        ("TESSERA__SECURITY__PASSWORD_HASH__ITERATIONS", iterations.as_str()),
+        ("TESSERA__USERS__USER_INIT_FILE", init.as_str()),
+    ];
+    all.extend_from_slice(env);
+    Server::start(dir, &all)
 }
 
 /// A number from the `/metrics` text (0 when absent).
