@@ -24,6 +24,9 @@ pub enum ApiError {
     /// 403 with a specific code: a policy refuses the change (`read_only`, `protected`, `superuser_required`).
     #[error("{message}")]
     Refused { code: &'static str, message: String },
+    /// 422: a well-formed value this field cannot hold (e.g. an `stk` value that is no letter list).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     /// 409: a unique value is taken, or the change would break an invariant.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -75,7 +78,9 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Forbidden => "forbidden",
-            ApiError::Refused { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::Refused { code, .. } | ApiError::Conflict { code, .. } | ApiError::Unprocessable { code, .. } => {
+                code
+            }
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -96,6 +101,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::Refused { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -147,6 +153,7 @@ impl From<crate::services::admin::AdminError> for ApiError {
             A::NotFound(m) => ApiError::NotFound(m),
             A::Conflict { code, message } => ApiError::Conflict { code, message },
             A::Invalid { code, message } => ApiError::BadRequest { code, message },
+            A::Unprocessable { code, message } => ApiError::Unprocessable { code, message },
             A::Unavailable => ApiError::Unavailable,
             A::Busy => ApiError::Busy,
             A::Internal(cause) => ApiError::Internal(cause),

@@ -4,6 +4,7 @@
 //! the command line on top.
 
 pub mod api_types;
+pub mod authz;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -12,7 +12,7 @@ const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct RouteStats {
     statuses: BTreeMap<u16, u64>,
     buckets: [u64; BUCKETS.len()],
@@ -35,9 +35,19 @@ impl Outcomes {
     }
 }
 
+/// The method label: the standard methods by name, anything else `OTHER`, so a client cannot grow the label set.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN.iter().find(|m| **m == method).copied().unwrap_or("OTHER")
+}
+
 #[derive(Default)]
 pub struct Metrics {
-    routes: Mutex<HashMap<(String, String), RouteStats>>,
+    /// By (method label, route pattern): both bounded, the route by the patterns registered (plus `unmatched`
+    /// and `timeout`).
+    routes: Mutex<HashMap<(&'static str, String), RouteStats>>,
     pub logins: Outcomes,
     pub refreshes: Outcomes,
     /// Requests refused by a limit, by reason (`hash_queue`, `login`, `register`, `refresh`, …).
@@ -60,8 +70,9 @@ impl Metrics {
     /// Counts one request; `route` is the matched pattern (`/api/admin/users/{id}`), never the raw path.
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
+        let key = (method_label(method), route.to_string());
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let stats = routes.entry((method.to_string(), route.to_string())).or_default();
+        let stats = routes.entry(key).or_default();
         *stats.statuses.entry(status).or_default() += 1;
         stats.count += 1;
         stats.sum += secs;
@@ -75,13 +86,16 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::with_capacity(8 * 1024);
-        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let mut keys: Vec<&(String, String)> = routes.keys().collect();
-        keys.sort();
+        // A copy, so formatting never holds the lock every request takes.
+        let mut routes: Vec<((&'static str, String), RouteStats)> = {
+            let live = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+            live.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
         out.push_str("# HELP tessera_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE tessera_http_requests_total counter\n");
-        for key in &keys {
-            for (status, n) in &routes[*key].statuses {
+        for (key, stats) in &routes {
+            for (status, n) in &stats.statuses {
                 let _ = writeln!(
                     out,
                     "tessera_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
@@ -91,8 +105,7 @@ impl Metrics {
         }
         out.push_str("# HELP tessera_http_request_duration_seconds HTTP request latency by method and route.\n");
         out.push_str("# TYPE tessera_http_request_duration_seconds histogram\n");
-        for key in &keys {
-            let s = &routes[*key];
+        for (key, s) in &routes {
             let labels = format!("method=\"{}\",route=\"{}\"", key.0, key.1);
             for (bound, n) in BUCKETS.iter().zip(s.buckets) {
                 let _ = writeln!(
@@ -112,7 +125,6 @@ impl Metrics {
                 s.count
             );
         }
-        drop(routes);
         for (name, help, outcomes) in [
             ("tessera_logins_total", "Logins by outcome.", &self.logins),
             ("tessera_refreshes_total", "Refreshes by outcome.", &self.refreshes),

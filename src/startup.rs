@@ -323,6 +323,9 @@ impl Application {
             tokens: Arc::new(TokenSettings::from_config(&config.tokens)),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             throttle: Arc::new(crate::services::throttle::Throttle::new(&config.security)),
+            rights: Arc::new(crate::services::rights::Rights::new(
+                config.security.admin_rights_cache.as_duration(),
+            )),
             providers: Arc::new(providers),
             form_key,
             mail: Arc::new(

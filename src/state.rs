@@ -26,6 +26,8 @@ pub struct AppState {
     pub tokens: Arc<TokenSettings>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The current rights of admin callers, read from the database and cached for seconds.
+    pub rights: Arc<crate::services::rights::Rights>,
     /// Brute-force limits and token buckets.
     pub throttle: Arc<Throttle>,
     /// The user providers (LDAP directories) of `users.providers`, with their connections.

@@ -22,6 +22,9 @@ pub struct SecurityConfig {
     pub login_throttle: LoginThrottleConfig,
     /// Token buckets per client address (IPv6 clients by their /64).
     pub rate_limits: RateLimitsConfig,
+    /// How long a replica may reuse what the database said about an admin caller's session and letters (at
+    /// most 5 s; 0 reads it on every admin request).
+    pub admin_rights_cache: GoDuration,
 }
 
 impl Default for SecurityConfig {
@@ -35,6 +38,7 @@ impl Default for SecurityConfig {
             trusted_proxies: Vec::new(),
             login_throttle: LoginThrottleConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            admin_rights_cache: GoDuration::from_secs(2),
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct LoginThrottleConfig {
     pub lockout_after: u32,
     pub lockout_duration: GoDuration,
     pub failure_window: GoDuration,
+    /// Password checks of one name that may run at once on one replica; more get 429 at once.
+    pub max_in_flight: u32,
 }
 
 impl Default for LoginThrottleConfig {
@@ -65,6 +71,7 @@ impl Default for LoginThrottleConfig {
             lockout_after: 10,
             lockout_duration: GoDuration::from_secs(15 * 60),
             failure_window: GoDuration::from_secs(15 * 60),
+            max_in_flight: 4,
         }
     }
 }

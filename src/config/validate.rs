@@ -137,6 +137,27 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
     if c.security.max_password_bytes == 0 {
         fail("security.max_password_bytes", "must be at least 1".into());
     }
+    if c.security.admin_rights_cache.as_duration() > std::time::Duration::from_secs(5) {
+        fail(
+            "security.admin_rights_cache",
+            "must be at most 5s: a demoted or deleted admin keeps admin access that long".into(),
+        );
+    }
+    let info = &c.tokens.user_info;
+    for (field, key) in [
+        ("username", &info.username),
+        ("first_name", &info.first_name),
+        ("last_name", &info.last_name),
+        ("full_name", &info.full_name),
+        ("email", &info.email),
+    ] {
+        if key == crate::authz::STK {
+            fail(
+                &format!("tokens.user_info.{field}"),
+                "stk carries admin letters and only claim groups grant it; pick another claim name".into(),
+            );
+        }
+    }
     if !["closed", "open", "confirm"].contains(&c.registration.mode.as_str()) {
         fail(
             "registration.mode",
@@ -204,6 +225,16 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
         warn(
             "cluster.enabled",
             "Tessera replicas share keys through their common database; peer federation is not used".into(),
+        );
+    }
+    let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(&c.server.address.as_str());
+    if !loopback && !c.tokens.issuer.starts_with("https://") {
+        warn(
+            "tokens.issuer",
+            format!(
+                "{:?} is not an https URL: OpenID and OAuth clients that check the issuer refuse it (set it to server.public_url)",
+                c.tokens.issuer
+            ),
         );
     }
     if c.telemetry.trace_provider != "none" && !c.telemetry.trace_provider.is_empty() {

@@ -32,6 +32,16 @@ pub struct TokenRow {
     pub successor_sealed: Option<String>,
 }
 
+/// The user of a session that is not revoked, if it exists.
+pub fn live_session_user(conn: &mut DbConn, family_id: &str) -> Result<Option<i64>, DbError> {
+    Ok(refresh_families::table
+        .find(family_id)
+        .filter(refresh_families::revoked_at.is_null())
+        .select(refresh_families::user_id)
+        .get_result(conn)
+        .optional()?)
+}
+
 /// Starts a session with its first refresh token.
 pub fn create_family(conn: &mut DbConn, family: &FamilyRow, token_hash: &str) -> Result<(), DbError> {
     diesel::insert_into(refresh_families::table)

@@ -58,14 +58,28 @@ pub fn take(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<Re
     Ok(Err(gcra.interval_ms))
 }
 
-/// How long until the bucket has a token, without taking one; `None` when it has one now.
-pub fn wait(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<Option<i64>, DbError> {
-    let tat: Option<i64> = throttle_buckets::table
-        .find(name)
-        .select(throttle_buckets::tat)
-        .get_result(conn)
-        .optional()?;
-    Ok(tat.map(|t| t - gcra.tolerance_ms - now_ms).filter(|w| *w > 0))
+/// Gives back a token taken by [`take`] (the attempt it paid for did not count): the bucket's arrival time
+/// moves back one interval, never before now.
+pub fn give_back(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<(), DbError> {
+    for _ in 0..ATTEMPTS {
+        let Some(old) = throttle_buckets::table
+            .find(name)
+            .select(throttle_buckets::tat)
+            .get_result::<i64>(conn)
+            .optional()?
+        else {
+            return Ok(());
+        };
+        let changed = diesel::update(
+            throttle_buckets::table.filter(throttle_buckets::name.eq(name).and(throttle_buckets::tat.eq(old))),
+        )
+        .set(throttle_buckets::tat.eq((old - gcra.interval_ms).max(now_ms)))
+        .execute(conn)?;
+        if changed == 1 {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable, Selectable)]
@@ -84,53 +98,93 @@ pub fn failures(conn: &mut DbConn, name: &str) -> Result<Option<Failures>, DbErr
         .optional()?)
 }
 
-/// Counts one more failure; `next` turns the previous record (if any) into the new one.
-pub fn record_failure(
+/// Counts one more attempt before its password is checked, unless the name must wait: `Ok(Err(wait_ms))`
+/// while it is locked (or when other attempts keep winning the race, which only happens under a flood of
+/// them), else the record before and after. The compare-and-set makes parallel attempts queue: each sees the
+/// count the one before it left, so no more of them pass than the policy lets through one at a time.
+pub fn reserve_failure(
     conn: &mut DbConn,
     name: &str,
+    now: i64,
     next: impl Fn(Option<Failures>) -> Failures,
-) -> Result<Failures, DbError> {
-    let mut last = None;
-    for _ in 0..ATTEMPTS {
+) -> Result<Result<(Option<Failures>, Failures), i64>, DbError> {
+    for _ in 0..ATTEMPTS * 4 {
         let old = failures(conn, name)?;
+        if let Some(f) = old.filter(|f| f.locked_until > now) {
+            return Ok(Err((f.locked_until - now) * 1000));
+        }
         let new = next(old);
-        last = Some(new);
-        let written = match old {
-            None => match diesel::insert_into(login_failures::table)
-                .values((
-                    login_failures::name.eq(name),
-                    login_failures::failures.eq(new.failures),
-                    login_failures::last_failure.eq(new.last_failure),
-                    login_failures::locked_until.eq(new.locked_until),
-                ))
-                .execute(conn)
-                .map_err(DbError::from)
-            {
-                Ok(n) => n,
-                Err(e) if e.is_unique_violation() => 0,
-                Err(e) => return Err(e),
-            },
-            Some(old) => diesel::update(
-                login_failures::table.filter(
-                    login_failures::name
-                        .eq(name)
-                        .and(login_failures::failures.eq(old.failures))
-                        .and(login_failures::last_failure.eq(old.last_failure)),
-                ),
-            )
+        if swap_failures(conn, name, old, Some(new))? {
+            return Ok(Ok((old, new)));
+        }
+    }
+    Ok(Err(1000))
+}
+
+/// Takes back an attempt counted by [`reserve_failure`] that checked no password: the record it left is put
+/// back as it was, or, when later attempts changed it since, one failure fewer is counted.
+pub fn refund_failure(
+    conn: &mut DbConn,
+    name: &str,
+    before: Option<Failures>,
+    reserved: Failures,
+) -> Result<(), DbError> {
+    for _ in 0..ATTEMPTS {
+        let Some(current) = failures(conn, name)? else {
+            return Ok(());
+        };
+        let restored = if current == reserved {
+            before
+        } else {
+            Some(Failures {
+                failures: (current.failures - 1).max(0),
+                ..current
+            })
+        };
+        if swap_failures(conn, name, Some(current), restored)? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the record `old` (none: no row) with `new` (none: delete) if it is still what the row holds.
+fn swap_failures(conn: &mut DbConn, name: &str, old: Option<Failures>, new: Option<Failures>) -> Result<bool, DbError> {
+    let Some(old) = old else {
+        let Some(new) = new else { return Ok(true) };
+        return match diesel::insert_into(login_failures::table)
+            .values((
+                login_failures::name.eq(name),
+                login_failures::failures.eq(new.failures),
+                login_failures::last_failure.eq(new.last_failure),
+                login_failures::locked_until.eq(new.locked_until),
+            ))
+            .execute(conn)
+            .map_err(DbError::from)
+        {
+            Ok(n) => Ok(n == 1),
+            Err(e) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e),
+        };
+    };
+    let row = login_failures::table.filter(
+        login_failures::name
+            .eq(name)
+            .and(login_failures::failures.eq(old.failures))
+            .and(login_failures::last_failure.eq(old.last_failure))
+            .and(login_failures::locked_until.eq(old.locked_until)),
+    );
+    let n = match new {
+        Some(new) => diesel::update(row)
             .set((
                 login_failures::failures.eq(new.failures),
                 login_failures::last_failure.eq(new.last_failure),
                 login_failures::locked_until.eq(new.locked_until),
             ))
             .execute(conn)?,
-        };
-        if written == 1 {
-            return Ok(new);
-        }
-    }
-    // Under a flood of concurrent failures on one name the last computed state is close enough.
-    last.ok_or_else(|| DbError::Query(diesel::result::Error::NotFound))
+        None => diesel::delete(row).execute(conn)?,
+    };
+    Ok(n == 1)
 }
 
 pub fn clear_failures(conn: &mut DbConn, name: &str) -> Result<(), DbError> {

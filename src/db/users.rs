@@ -85,16 +85,15 @@ diesel::define_sql_function! {
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
-/// The user of `source` whose name is `username` but for ASCII case, if exactly that one is: directories match
-/// names without regard to case, so `FRY` and `fry` are one directory user and must be one local row.
-pub fn find_by_username_any_case(conn: &mut DbConn, username: &str, source: &str) -> Result<Option<UserRow>, DbError> {
-    let mut rows: Vec<UserRow> = users::table
+/// The users whose name is `username` but for ASCII case (directories match names without regard to case, so
+/// `FRY` and `fry` are one directory user and must be one local row).
+pub fn find_any_case(conn: &mut DbConn, username: &str) -> Result<Vec<UserRow>, DbError> {
+    Ok(users::table
         .filter(lower(users::username).eq(username.to_ascii_lowercase()))
-        .filter(users::source.eq(source))
         .select(UserRow::as_select())
-        .limit(2)
-        .load(conn)?;
-    Ok(if rows.len() == 1 { rows.pop() } else { None })
+        .order(users::id)
+        .limit(16)
+        .load(conn)?)
 }
 
 impl UserRow {

@@ -14,8 +14,8 @@ use crate::db::catalog;
 use crate::db::users;
 use crate::db::{DbConn, DbError};
 use crate::error::ApiError;
-use crate::routes::auth::Bearer;
-use crate::services::admin::{self, AdminError, Area, Caller, Change, Policy};
+use crate::routes::auth::Admin;
+use crate::services::admin::{self, AdminError, Area, Change, Policy};
 use crate::state::AppState;
 
 type Reply = Result<HttpResponse, ApiError>;
@@ -27,33 +27,31 @@ fn json<T: Serialize>(value: T) -> HttpResponse {
 }
 
 /// A read in `area`, mapped to the API's shape.
-async fn read<T, U, F>(state: &AppState, bearer: &Bearer, area: Area, f: F, map: fn(T) -> U) -> Reply
+async fn read<T, U, F>(state: &AppState, bearer: &Admin, area: Area, f: F, map: fn(T) -> U) -> Reply
 where
     F: FnOnce(&mut DbConn) -> Result<T, AdminError> + Send + 'static,
     T: Send + 'static,
     U: Serialize,
 {
-    let value = admin::read(state, &Caller::new(bearer, state), area, f).await?;
+    let value = admin::read(state, &bearer.0, area, f).await?;
     Ok(json(map(value)))
 }
 
 /// A write in `area`, answering 200 with the entity.
-async fn write<T, F>(state: &AppState, bearer: &Bearer, area: Area, change: Change, f: F) -> Reply
+async fn write<T, F>(state: &AppState, bearer: &Admin, area: Area, change: Change, f: F) -> Reply
 where
     F: FnOnce(&mut DbConn, &Policy, i64) -> Result<T, AdminError> + Send + 'static,
     T: Serialize + Send + 'static,
 {
-    Ok(json(
-        admin::write(state, &Caller::new(bearer, state), area, change, f).await?,
-    ))
+    Ok(json(admin::write(state, &bearer.0, area, change, f).await?))
 }
 
 /// A delete in `area`, answering 204.
-async fn remove<F>(state: &AppState, bearer: &Bearer, area: Area, change: Change, f: F) -> Reply
+async fn remove<F>(state: &AppState, bearer: &Admin, area: Area, change: Change, f: F) -> Reply
 where
     F: FnOnce(&mut DbConn, &Policy, i64) -> Result<(), AdminError> + Send + 'static,
 {
-    admin::write(state, &Caller::new(bearer, state), area, change, f).await?;
+    admin::write(state, &bearer.0, area, change, f).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -61,7 +59,7 @@ where
 #[allow(clippy::too_many_arguments)]
 async fn children<P, T, U>(
     state: &AppState,
-    bearer: &Bearer,
+    bearer: &Admin,
     area: Area,
     (what, id): (&'static str, i64),
     page: catalog::Page,
@@ -74,7 +72,7 @@ where
     T: Send + 'static,
     U: Serialize,
 {
-    let rows = admin::read(state, &Caller::new(bearer, state), area, move |c| {
+    let rows = admin::read(state, &bearer.0, area, move |c| {
         found(what, id)(parent(c, id)?)?;
         Ok(list(c, id, page)?)
     })
@@ -93,7 +91,7 @@ fn all<T, U>(rows: Vec<T>, f: fn(T) -> U) -> Vec<U> {
 // ---- users
 
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [User]), AdminErrors))]
-pub async fn list_users(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
+pub async fn list_users(s: web::Data<AppState>, b: Admin, q: Query) -> Reply {
     let page = admin::page(&q)?;
     read(
         &s,
@@ -106,7 +104,7 @@ pub async fn list_users(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
 }
 
 #[utoipa::path(get, path = "/api/admin/users/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = User), AdminErrors))]
-pub async fn get_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+pub async fn get_user(s: web::Data<AppState>, b: Admin, id: Id) -> Reply {
     let id = id.into_inner();
     read(
         &s,
@@ -119,7 +117,7 @@ pub async fn get_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 }
 
 #[utoipa::path(patch, path = "/api/admin/users/{id}", tag = "admin", request_body = UserInput, params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = User), AdminErrors))]
-pub async fn patch_user(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<UserInput>) -> Reply {
+pub async fn patch_user(s: web::Data<AppState>, b: Admin, id: Id, body: web::Json<UserInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
     write(&s, &b, Area::Users, Change::new("user.update", id), move |c, p, now| {
         admin::update_user(c, p, now, id, input)
@@ -128,7 +126,7 @@ pub async fn patch_user(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Js
 }
 
 #[utoipa::path(delete, path = "/api/admin/users/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
-pub async fn delete_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+pub async fn delete_user(s: web::Data<AppState>, b: Admin, id: Id) -> Reply {
     let id = id.into_inner();
     remove(&s, &b, Area::Users, Change::new("user.delete", id), move |c, p, _| {
         admin::delete_user(c, p, id)
@@ -137,7 +135,7 @@ pub async fn delete_user(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 }
 
 #[utoipa::path(get, path = "/api/admin/users/{id}/claim-groups", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [ClaimGroup]), AdminErrors))]
-pub async fn user_groups(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
+pub async fn user_groups(s: web::Data<AppState>, b: Admin, id: Id, q: Query) -> Reply {
     let (parent, page) = (("user", id.into_inner()), admin::page(&q)?);
     children(
         &s,
@@ -153,7 +151,7 @@ pub async fn user_groups(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) ->
 }
 
 #[utoipa::path(get, path = "/api/admin/users/{id}/sessions", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = [Session]), AdminErrors))]
-pub async fn user_sessions(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+pub async fn user_sessions(s: web::Data<AppState>, b: Admin, id: Id) -> Reply {
     let id = id.into_inner();
     read(
         &s,
@@ -169,35 +167,33 @@ pub async fn user_sessions(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 }
 
 #[utoipa::path(delete, path = "/api/admin/users/{id}/sessions", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
-pub async fn revoke_user_sessions(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
-    admin::revoke_sessions(&s, &Caller::new(&b, &s), id.into_inner(), None).await?;
+pub async fn revoke_user_sessions(s: web::Data<AppState>, b: Admin, id: Id) -> Reply {
+    admin::revoke_sessions(&s, &b.0, id.into_inner(), None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(delete, path = "/api/admin/users/{id}/sessions/{session}", tag = "admin", params(("id" = i64, Path, description = "Entity id"), ("session" = String, Path, description = "Session id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
-pub async fn revoke_user_session(s: web::Data<AppState>, b: Bearer, path: web::Path<(i64, String)>) -> Reply {
+pub async fn revoke_user_session(s: web::Data<AppState>, b: Admin, path: web::Path<(i64, String)>) -> Reply {
     let (id, family) = path.into_inner();
-    admin::revoke_sessions(&s, &Caller::new(&b, &s), id, Some(family)).await?;
+    admin::revoke_sessions(&s, &b.0, id, Some(family)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(post, path = "/api/admin/localuser", tag = "admin", request_body = LocalUserCreate, security(("bearer" = [])), responses((status = 200, description = "Success", body = User), AdminErrors))]
-pub async fn create_local_user(s: web::Data<AppState>, b: Bearer, body: web::Json<LocalUserCreate>) -> Reply {
-    Ok(json(
-        admin::create_local_user(&s, &Caller::new(&b, &s), body.into_inner()).await?,
-    ))
+pub async fn create_local_user(s: web::Data<AppState>, b: Admin, body: web::Json<LocalUserCreate>) -> Reply {
+    Ok(json(admin::create_local_user(&s, &b.0, body.into_inner()).await?))
 }
 
 #[utoipa::path(patch, path = "/api/admin/localuser", tag = "admin", request_body = LocalUserPassword, security(("bearer" = [])), responses((status = 200, description = "Success", body = Message), AdminErrors))]
-pub async fn set_local_password(s: web::Data<AppState>, b: Bearer, body: web::Json<LocalUserPassword>) -> Reply {
-    admin::set_local_password(&s, &Caller::new(&b, &s), body.into_inner()).await?;
+pub async fn set_local_password(s: web::Data<AppState>, b: Admin, body: web::Json<LocalUserPassword>) -> Reply {
+    admin::set_local_password(&s, &b.0, body.into_inner()).await?;
     Ok(json(Message {
         message: "Password Updated".into(),
     }))
 }
 
 #[utoipa::path(get, path = "/api/admin/totals", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "Success", body = Totals), AdminErrors))]
-pub async fn totals(s: web::Data<AppState>, b: Bearer) -> Reply {
+pub async fn totals(s: web::Data<AppState>, b: Admin) -> Reply {
     read(
         &s,
         &b,
@@ -215,7 +211,7 @@ pub async fn totals(s: web::Data<AppState>, b: Bearer) -> Reply {
 // ---- claim groups
 
 #[utoipa::path(get, path = "/api/admin/claim-groups", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [ClaimGroup]), AdminErrors))]
-pub async fn list_groups(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
+pub async fn list_groups(s: web::Data<AppState>, b: Admin, q: Query) -> Reply {
     let page = admin::page(&q)?;
     read(
         &s,
@@ -228,7 +224,7 @@ pub async fn list_groups(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
 }
 
 #[utoipa::path(get, path = "/api/admin/claim-groups/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = ClaimGroup), AdminErrors))]
-pub async fn get_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+pub async fn get_group(s: web::Data<AppState>, b: Admin, id: Id) -> Reply {
     let id = id.into_inner();
     read(
         &s,
@@ -241,7 +237,7 @@ pub async fn get_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 }
 
 #[utoipa::path(post, path = "/api/admin/claim-groups", tag = "admin", request_body = GroupInput, security(("bearer" = [])), responses((status = 200, description = "Success", body = ClaimGroup), AdminErrors))]
-pub async fn create_group(s: web::Data<AppState>, b: Bearer, body: web::Json<GroupInput>) -> Reply {
+pub async fn create_group(s: web::Data<AppState>, b: Admin, body: web::Json<GroupInput>) -> Reply {
     let input = body.into_inner();
     write(
         &s,
@@ -254,7 +250,7 @@ pub async fn create_group(s: web::Data<AppState>, b: Bearer, body: web::Json<Gro
 }
 
 #[utoipa::path(patch, path = "/api/admin/claim-groups/{id}", tag = "admin", request_body = GroupInput, params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = ClaimGroup), AdminErrors))]
-pub async fn patch_group(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<GroupInput>) -> Reply {
+pub async fn patch_group(s: web::Data<AppState>, b: Admin, id: Id, body: web::Json<GroupInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
     write(
         &s,
@@ -267,7 +263,7 @@ pub async fn patch_group(s: web::Data<AppState>, b: Bearer, id: Id, body: web::J
 }
 
 #[utoipa::path(delete, path = "/api/admin/claim-groups/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
-pub async fn delete_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+pub async fn delete_group(s: web::Data<AppState>, b: Admin, id: Id) -> Reply {
     let id = id.into_inner();
     remove(
         &s,
@@ -280,7 +276,7 @@ pub async fn delete_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 }
 
 #[utoipa::path(get, path = "/api/admin/claim-groups/{id}/claims", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [Claim]), AdminErrors))]
-pub async fn group_claims(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
+pub async fn group_claims(s: web::Data<AppState>, b: Admin, id: Id, q: Query) -> Reply {
     let (parent, page) = (("claim group", id.into_inner()), admin::page(&q)?);
     children(
         &s,
@@ -296,7 +292,7 @@ pub async fn group_claims(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -
 }
 
 #[utoipa::path(get, path = "/api/admin/claim-groups/{id}/users", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [User]), AdminErrors))]
-pub async fn group_users(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
+pub async fn group_users(s: web::Data<AppState>, b: Admin, id: Id, q: Query) -> Reply {
     let (parent, page) = (("claim group", id.into_inner()), admin::page(&q)?);
     children(
         &s,
@@ -312,7 +308,7 @@ pub async fn group_users(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) ->
 }
 
 #[utoipa::path(get, path = "/api/admin/claim-groups/{id}/group-links", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [GroupLink]), AdminErrors))]
-pub async fn group_links_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
+pub async fn group_links_of(s: web::Data<AppState>, b: Admin, id: Id, q: Query) -> Reply {
     let (parent, page) = (("claim group", id.into_inner()), admin::page(&q)?);
     children(
         &s,
@@ -330,7 +326,7 @@ pub async fn group_links_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query)
 // ---- claims
 
 #[utoipa::path(get, path = "/api/admin/claims", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [Claim]), AdminErrors))]
-pub async fn list_claims(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
+pub async fn list_claims(s: web::Data<AppState>, b: Admin, q: Query) -> Reply {
     let page = admin::page(&q)?;
     read(
         &s,
@@ -343,7 +339,7 @@ pub async fn list_claims(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
 }
 
 #[utoipa::path(get, path = "/api/admin/claims/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = Claim), AdminErrors))]
-pub async fn get_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+pub async fn get_claim(s: web::Data<AppState>, b: Admin, id: Id) -> Reply {
     let id = id.into_inner();
     read(
         &s,
@@ -356,7 +352,7 @@ pub async fn get_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 }
 
 #[utoipa::path(post, path = "/api/admin/claims", tag = "admin", request_body = ClaimInput, security(("bearer" = [])), responses((status = 200, description = "Success", body = Claim), AdminErrors))]
-pub async fn create_claim(s: web::Data<AppState>, b: Bearer, body: web::Json<ClaimInput>) -> Reply {
+pub async fn create_claim(s: web::Data<AppState>, b: Admin, body: web::Json<ClaimInput>) -> Reply {
     let input = body.into_inner();
     write(
         &s,
@@ -369,7 +365,7 @@ pub async fn create_claim(s: web::Data<AppState>, b: Bearer, body: web::Json<Cla
 }
 
 #[utoipa::path(patch, path = "/api/admin/claims/{id}", tag = "admin", request_body = ClaimInput, params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = Claim), AdminErrors))]
-pub async fn patch_claim(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<ClaimInput>) -> Reply {
+pub async fn patch_claim(s: web::Data<AppState>, b: Admin, id: Id, body: web::Json<ClaimInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
     write(&s, &b, Area::Claims, Change::new("claim.update", id), move |c, p, _| {
         admin::update_claim(c, p, id, input)
@@ -378,7 +374,7 @@ pub async fn patch_claim(s: web::Data<AppState>, b: Bearer, id: Id, body: web::J
 }
 
 #[utoipa::path(delete, path = "/api/admin/claims/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
-pub async fn delete_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+pub async fn delete_claim(s: web::Data<AppState>, b: Admin, id: Id) -> Reply {
     let id = id.into_inner();
     remove(&s, &b, Area::Claims, Change::new("claim.delete", id), move |c, p, _| {
         admin::delete_claim(c, p, id)
@@ -387,7 +383,7 @@ pub async fn delete_claim(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 }
 
 #[utoipa::path(get, path = "/api/admin/claims/{id}/claim-groups", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [ClaimGroup]), AdminErrors))]
-pub async fn claim_groups_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query) -> Reply {
+pub async fn claim_groups_of(s: web::Data<AppState>, b: Admin, id: Id, q: Query) -> Reply {
     let (parent, page) = (("claim", id.into_inner()), admin::page(&q)?);
     children(
         &s,
@@ -405,7 +401,7 @@ pub async fn claim_groups_of(s: web::Data<AppState>, b: Bearer, id: Id, q: Query
 // ---- group links
 
 #[utoipa::path(get, path = "/api/admin/group-links", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [GroupLink]), AdminErrors))]
-pub async fn list_links(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
+pub async fn list_links(s: web::Data<AppState>, b: Admin, q: Query) -> Reply {
     let page = admin::page(&q)?;
     read(
         &s,
@@ -418,7 +414,7 @@ pub async fn list_links(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
 }
 
 #[utoipa::path(get, path = "/api/admin/group-links/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = GroupLink), AdminErrors))]
-pub async fn get_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+pub async fn get_link(s: web::Data<AppState>, b: Admin, id: Id) -> Reply {
     let id = id.into_inner();
     read(
         &s,
@@ -431,7 +427,7 @@ pub async fn get_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 }
 
 #[utoipa::path(post, path = "/api/admin/group-links", tag = "admin", request_body = LinkInput, security(("bearer" = [])), responses((status = 200, description = "Success", body = GroupLink), AdminErrors))]
-pub async fn create_link(s: web::Data<AppState>, b: Bearer, body: web::Json<LinkInput>) -> Reply {
+pub async fn create_link(s: web::Data<AppState>, b: Admin, body: web::Json<LinkInput>) -> Reply {
     let input = body.into_inner();
     write(
         &s,
@@ -444,7 +440,7 @@ pub async fn create_link(s: web::Data<AppState>, b: Bearer, body: web::Json<Link
 }
 
 #[utoipa::path(patch, path = "/api/admin/group-links/{id}", tag = "admin", request_body = LinkInput, params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = GroupLink), AdminErrors))]
-pub async fn patch_link(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Json<LinkInput>) -> Reply {
+pub async fn patch_link(s: web::Data<AppState>, b: Admin, id: Id, body: web::Json<LinkInput>) -> Reply {
     let (id, input) = (id.into_inner(), body.into_inner());
     write(
         &s,
@@ -457,7 +453,7 @@ pub async fn patch_link(s: web::Data<AppState>, b: Bearer, id: Id, body: web::Js
 }
 
 #[utoipa::path(delete, path = "/api/admin/group-links/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 204, description = "Done"), AdminErrors))]
-pub async fn delete_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+pub async fn delete_link(s: web::Data<AppState>, b: Admin, id: Id) -> Reply {
     let id = id.into_inner();
     remove(
         &s,
@@ -470,7 +466,7 @@ pub async fn delete_link(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 }
 
 #[utoipa::path(get, path = "/api/admin/group-links/{id}/claim-group", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = ClaimGroup), AdminErrors))]
-pub async fn link_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
+pub async fn link_group(s: web::Data<AppState>, b: Admin, id: Id) -> Reply {
     let id = id.into_inner();
     read(
         &s,
@@ -492,20 +488,18 @@ pub async fn link_group(s: web::Data<AppState>, b: Bearer, id: Id) -> Reply {
 // ---- operations
 
 #[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [AuditEntry]), AdminErrors))]
-pub async fn audit(s: web::Data<AppState>, b: Bearer, q: Query) -> Reply {
-    Ok(json(
-        admin::audit_trail(&s, &Caller::new(&b, &s), admin::page(&q)?).await?,
-    ))
+pub async fn audit(s: web::Data<AppState>, b: Admin, q: Query) -> Reply {
+    Ok(json(admin::audit_trail(&s, &b.0, admin::page(&q)?).await?))
 }
 
 #[utoipa::path(get, path = "/api/admin/keys", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "Success", body = KeyRingInfo), AdminErrors))]
-pub async fn keys(s: web::Data<AppState>, b: Bearer) -> Reply {
-    Ok(json(admin::key_ring(&s, &Caller::new(&b, &s))?))
+pub async fn keys(s: web::Data<AppState>, b: Admin) -> Reply {
+    Ok(json(admin::key_ring(&s, &b.0)?))
 }
 
 #[utoipa::path(post, path = "/api/admin/keys/rotate", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "Success", body = Rotated), AdminErrors))]
-pub async fn rotate_keys(s: web::Data<AppState>, b: Bearer) -> Reply {
-    let kid = admin::rotate_keys(&s, &Caller::new(&b, &s)).await?;
+pub async fn rotate_keys(s: web::Data<AppState>, b: Admin) -> Reply {
+    let kid = admin::rotate_keys(&s, &b.0).await?;
     Ok(json(Rotated { kid }))
 }
 

@@ -1,11 +1,15 @@
-//! The bearer-token extractor: a valid token of ours, with its `stk` letters.
+//! The bearer-token extractors: [`Bearer`], a valid token of ours; [`Admin`], the caller of an admin request
+//! with the `stk` letters it holds now.
 
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, web};
 use serde_json::{Map, Value};
 
+use crate::authz::{Letters, STK};
 use crate::error::ApiError;
+use crate::services::admin::Caller;
 use crate::services::throttle::{Bucket, ClientAddr, ThrottleError};
 use crate::services::tokens;
 use crate::state::AppState;
@@ -17,19 +21,34 @@ pub struct Bearer {
 }
 
 impl Bearer {
-    /// The admin permission letters of the `stk` claim.
-    pub fn stk(&self) -> impl Iterator<Item = &str> {
-        self.claims
-            .get("stk")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
+    /// The letters of the token's `stk` claim, as the token says (not what its user holds now: see [`Admin`]).
+    pub fn letters(&self) -> Letters {
+        Letters::granted_by(self.claims.get(STK).and_then(Value::as_str).unwrap_or(""))
     }
+}
 
-    /// Whether `stk` holds `S` or any of `letters`.
-    pub fn has_any(&self, letters: &[&str]) -> bool {
-        self.stk().any(|l| l == "S" || letters.contains(&l))
+/// The caller of an admin request: a valid token whose session is live, with the token's letters that its user
+/// still holds in the database (`services::rights`). A revoked session or a deleted user is 401.
+pub struct Admin(pub Caller);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let bearer = extract(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let bearer = bearer?;
+            let state = state.ok_or_else(|| ApiError::Internal("no state".into()))?;
+            let username_key = &state.config.tokens.user_info.username;
+            state
+                .rights
+                .caller(&state.db, &bearer.claims, username_key)
+                .await?
+                .map(Admin)
+                .ok_or(ApiError::Unauthenticated)
+        })
     }
 }
 

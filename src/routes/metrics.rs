@@ -2,9 +2,10 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::authz::Letter;
 use crate::error::ApiError;
 use crate::metrics::Gauges;
-use crate::routes::auth::Bearer;
+use crate::routes::auth::Admin;
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/metrics", tag = "health",
@@ -18,8 +19,8 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
         return Err(ApiError::NotFound("monitoring is disabled".into()));
     }
     if telemetry.require_prometheus_authentication {
-        let bearer = <Bearer as actix_web::FromRequest>::extract(&req).await?;
-        if !bearer.has_any(&["m"]) {
+        let caller = <Admin as actix_web::FromRequest>::extract(&req).await?;
+        if !caller.0.letters.any_of(&[Letter::METRICS]) {
             return Err(ApiError::Forbidden);
         }
     }

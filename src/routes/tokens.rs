@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::routes::auth::{Bearer, bearer_token, client_addr};
+use crate::routes::auth::{Admin, bearer_token, client_addr};
+use crate::services::admin::Area;
 use crate::services::auth::{self, AuthError, LoginInput};
 use crate::state::AppState;
 
@@ -115,8 +116,8 @@ pub async fn available_providers(state: web::Data<AppState>) -> HttpResponse {
 }
 
 #[utoipa::path(get, path = "/api/capabilities", tag = "tokens", security(("bearer" = [])), responses((status = 200, description = "Success", body = Capabilities), AdminErrors))]
-pub async fn capabilities(state: web::Data<AppState>, bearer: Bearer) -> Result<HttpResponse, ApiError> {
-    if !bearer.has_any(&["s", "u", "U", "g", "G", "c", "C"]) {
+pub async fn capabilities(state: web::Data<AppState>, caller: Admin) -> Result<HttpResponse, ApiError> {
+    if !caller.0.may(Area::Totals, false) {
         return Err(ApiError::Forbidden);
     }
     let mut caps = Vec::new();

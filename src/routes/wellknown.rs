@@ -40,12 +40,31 @@ pub async fn openid_configuration(state: web::Data<AppState>, req: HttpRequest) 
     }))
 }
 
-/// `server.public_url` when configured, else the scheme and host this request came to.
+/// `server.public_url` when configured. Otherwise the scheme and host this request came to: from `Forwarded` /
+/// `X-Forwarded-Proto` / `X-Forwarded-Host` only when the TCP peer is one of `security.trusted_proxies` (anyone
+/// else could point `jwks_uri` at a server of theirs), else plain HTTP to the request's own `Host`.
 fn base_url(state: &AppState, req: &HttpRequest) -> String {
     let configured = state.config.server.public_url.trim_end_matches('/');
     if !configured.is_empty() {
         return configured.to_string();
     }
-    let info = req.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
+    let from_proxy = req
+        .peer_addr()
+        .is_some_and(|peer| state.throttle.is_trusted_proxy(&peer.ip()));
+    if from_proxy {
+        let info = req.connection_info();
+        return format!("{}://{}", info.scheme(), info.host());
+    }
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| plausible_host(h))
+        .map_or_else(|| req.app_config().host().to_string(), str::to_string);
+    format!("http://{host}")
+}
+
+/// A `Host` value that is a name or address with an optional port, nothing else.
+fn plausible_host(host: &str) -> bool {
+    !host.is_empty() && host.len() <= 255 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }

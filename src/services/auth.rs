@@ -9,10 +9,10 @@ use crate::crypto::seal;
 use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::{DbConn, DbError, audit, users};
 use crate::services::passwords::HashError;
-use crate::services::throttle::{ClientAddr, Limited, ThrottleError};
+use crate::services::throttle::{ClientAddr, Limited, Settle, ThrottleError};
 use crate::services::tokens::{self, SignError, TokenSettings};
 use crate::state::AppState;
-use crate::user_source::{DirectoryUser, Outcome};
+use crate::user_source::{DirectoryUser, Outcome, sync};
 
 /// Why a token request failed; every variant but `Unavailable` and `Internal` is a 4xx.
 #[derive(Debug, thiserror::Error)]
@@ -120,24 +120,7 @@ async fn limited_login(
     input: LoginInput,
     addr: Option<ClientAddr>,
 ) -> Result<(Pair, String), AuthError> {
-    let throttle = &state.throttle;
-    let gate = throttle
-        .login_gate(&state.db, &input.username, addr, state.clock.now())
-        .await?;
-    let result = login_inner(state, input).await;
-    let recorded = match &result {
-        Ok(_) => throttle.login_succeeded(&state.db, gate).await,
-        Err(AuthError::Unauthorized) => throttle.login_failed(&state.db, gate, state.clock.now()).await,
-        Err(_) => Ok(()),
-    };
-    if let Err(e) = recorded {
-        // The login's own outcome stands; a lost count only loosens the limit once.
-        tracing::warn!(error = %e, "login attempt not counted");
-    }
-    result
-}
-
-async fn login_inner(state: &AppState, input: LoginInput) -> Result<(Pair, String), AuthError> {
+    // Refused input costs nothing and counts nothing.
     if state.passwords.too_long(&input.password) {
         return Err(AuthError::PasswordTooLong);
     }
@@ -151,6 +134,28 @@ async fn login_inner(state: &AppState, input: LoginInput) -> Result<(Pair, Strin
         ),
         None => state.providers.only(),
     };
+    let throttle = &state.throttle;
+    let attempt = throttle
+        .reserve_login(&state.db, &input.username, addr, state.clock.now())
+        .await?;
+    let result = login_inner(state, provider, input).await;
+    let outcome = match &result {
+        Ok(_) => Settle::Succeeded,
+        Err(AuthError::Unauthorized) => Settle::Failed,
+        Err(_) => Settle::Void,
+    };
+    if let Err(e) = throttle.settle(&state.db, attempt, outcome, state.clock.now()).await {
+        // The login's own outcome stands; a refund lost only tightens the limit once.
+        tracing::warn!(error = %e, "login attempt not settled");
+    }
+    result
+}
+
+async fn login_inner(
+    state: &AppState,
+    provider: Option<std::sync::Arc<crate::user_source::LdapProvider>>,
+    input: LoginInput,
+) -> Result<(Pair, String), AuthError> {
     let user = match provider {
         // The directory decides when it knows the user; local users answer when it does not or cannot.
         Some(p) => match p.authenticate(&input.username, &input.password).await {
@@ -162,14 +167,17 @@ async fn login_inner(state: &AppState, input: LoginInput) -> Result<(Pair, Strin
                 audit_failed_login(state, Some(input.username.clone())).await;
                 return Err(AuthError::Unauthorized);
             }
-            Outcome::NotFound | Outcome::Unreachable => local_user(state, &input).await?,
+            // A directory user's kept local password counts only while its directory cannot be asked.
+            Outcome::Unreachable => local_user(state, &input, true).await?,
+            Outcome::NotFound => local_user(state, &input, false).await?,
         },
-        None => local_user(state, &input).await?,
+        None => local_user(state, &input, false).await?,
     };
     issue(state, user, input).await
 }
 
 /// Stores what the directory said about the user (profile, `source: LDAP`, linked groups) and returns the row.
+/// A local account of the same name is never taken over: the login is refused and audited.
 async fn directory_user(
     state: &AppState,
     provider: &str,
@@ -180,20 +188,40 @@ async fn directory_user(
     let (provider, username) = (provider.to_string(), username.to_string());
     let store = {
         let (provider, username, entry) = (provider.clone(), username.clone(), entry.clone());
-        move |c: &mut DbConn| crate::user_source::sync::store(c, &provider, &username, &entry, now)
+        move |c: &mut DbConn| sync::store(c, &provider, &username, &entry, now)
     };
-    match state.db.write::<_, DbError, _>(store).await {
+    let stored = match state.db.write::<_, DbError, _>(store).await {
         // Two first logins of one user at once: the other one inserted the row; ours now updates it.
-        Err(e) if e.is_unique_violation() => Ok(state
-            .db
-            .write(move |c: &mut DbConn| crate::user_source::sync::store(c, &provider, &username, &entry, now))
-            .await?),
-        other => Ok(other?),
+        Err(e) if e.is_unique_violation() => {
+            let retry = {
+                let username = username.clone();
+                move |c: &mut DbConn| sync::store(c, &provider, &username, &entry, now)
+            };
+            state.db.write(retry).await?
+        }
+        other => other?,
+    };
+    match stored {
+        sync::Stored::User(user) => Ok(user),
+        sync::Stored::Conflict => {
+            tracing::warn!(
+                "a directory user has the name of a local account; the login is refused and the account left alone"
+            );
+            let result = state
+                .db
+                .write(move |c| audit::record(c, now, &username, "login.directory_conflict", "", ""))
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "directory conflict not audited");
+            }
+            Err(AuthError::Unauthorized)
+        }
     }
 }
 
-/// A local user whose password matches, or 401.
-async fn local_user(state: &AppState, input: &LoginInput) -> Result<users::UserRow, AuthError> {
+/// A local user whose password matches, or 401. A directory user's row (`source: LDAP`) may have kept a local
+/// password from before it was a directory user's; that password counts only when `directory_down`.
+async fn local_user(state: &AppState, input: &LoginInput, directory_down: bool) -> Result<users::UserRow, AuthError> {
     let login = input.username.clone();
     let user = if login.is_empty() || login.len() > 255 {
         None
@@ -207,6 +235,10 @@ async fn local_user(state: &AppState, input: &LoginInput) -> Result<users::UserR
     let user = match (verdict, user) {
         (Verdict::Wrong, user) | (_, user @ None) => {
             audit_failed_login(state, user.map(|u| u.username)).await;
+            return Err(AuthError::Unauthorized);
+        }
+        (_, Some(user)) if user.source == sync::SOURCE && !directory_down => {
+            audit_failed_login(state, Some(user.username)).await;
             return Err(AuthError::Unauthorized);
         }
         (_, Some(user)) => user,
@@ -231,10 +263,12 @@ async fn issue(state: &AppState, user: users::UserRow, input: LoginInput) -> Res
             if !tokens::satisfies(&groups, &input.required_claims) {
                 return Err(AuthError::Unauthorized);
             }
-            let claims = tokens::build_claims(&settings, &user, groups, input.filter_claims.as_deref(), 0, now);
+            let session = format!("{:032x}", rand::random::<u128>());
+            let filter = input.filter_claims.as_deref();
+            let claims = tokens::build_claims(&settings, &user, groups, (filter, &session), 0, now);
             let token = tokens::sign(&ring, &claims, now)?;
             let family = FamilyRow {
-                id: format!("{:032x}", rand::random::<u128>()),
+                id: session,
                 user_id: user.id,
                 created_at: now,
                 last_used_at: now,
@@ -407,7 +441,14 @@ fn prepare_rotation(
         .filter_claims
         .as_deref()
         .and_then(|f| serde_json::from_str(f).ok());
-    let claims = tokens::build_claims(s, &user, groups, filter.as_deref(), family.refresh_count + 1, now);
+    let claims = tokens::build_claims(
+        s,
+        &user,
+        groups,
+        (filter.as_deref(), &family.id),
+        family.refresh_count + 1,
+        now,
+    );
     let access = tokens::sign(ring, &claims, now)?;
     let (refresh, new_hash) = tokens::new_refresh_token();
     let pair = Pair { token: access, refresh };

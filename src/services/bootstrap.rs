@@ -2,11 +2,12 @@
 
 use diesel::prelude::*;
 
+use crate::authz::Letters;
 use crate::crypto::password::{Hasher, PasswordError};
 use crate::db::dbinit::{add_group_claim, add_user_group};
-use crate::db::schema::{claim_group_claims, claim_groups, claims, user_claim_groups, users};
+use crate::db::schema::{claim_groups, claims, user_claim_groups, users};
 use crate::db::users::{self as users_db, UserRow};
-use crate::db::{DbConn, DbError, new_id};
+use crate::db::{DbConn, DbError, catalog, new_id};
 
 /// The claim key of Stoke's admin console permissions.
 pub const ADMIN_CLAIM: &str = "stk";
@@ -61,12 +62,12 @@ pub fn ensure_stoke_claims(conn: &mut DbConn, now: i64) -> Result<(), BootstrapE
 /// password, puts it in a superuser group, and returns that password so the caller can show it once.
 pub fn ensure_superuser(conn: &mut DbConn, hasher: &Hasher, now: i64) -> Result<Option<String>, BootstrapError> {
     conn.transaction(|conn| {
-        let super_groups: Vec<i64> = claim_group_claims::table
-            .inner_join(claims::table)
-            .filter(claims::short_name.eq(ADMIN_CLAIM))
-            .filter(claims::value.eq("S"))
-            .select(claim_group_claims::claim_group_id)
-            .load(conn)?;
+        // Read the way the token parser reads them: a group whose stk value is "S,C" makes superusers too.
+        let super_groups: Vec<i64> = catalog::group_letters(conn)?
+            .into_iter()
+            .filter(|(_, value)| Letters::granted_by(value).is_superuser())
+            .map(|(group, _)| group)
+            .collect();
         let members = user_claim_groups::table
             .filter(user_claim_groups::claim_group_id.eq_any(&super_groups))
             .count()

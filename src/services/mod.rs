@@ -8,5 +8,6 @@ pub mod bootstrap;
 pub mod keyring;
 pub mod mail;
 pub mod passwords;
+pub mod rights;
 pub mod throttle;
 pub mod tokens;

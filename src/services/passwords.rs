@@ -86,9 +86,12 @@ impl Passwords {
         let (waiting, computed) = (self.waiting.clone(), self.computed.clone());
         waiting.fetch_add(1, Ordering::Relaxed);
         let job: Job = Box::new(move |hasher, memory| {
-            let _ = tx.send(f(hasher, memory));
+            let out = f(hasher, memory);
+            // Counted before the answer goes out: a hashing thread (nice 19) preempted right after sending
+            // would otherwise show a finished check as still queued.
             computed.fetch_add(1, Ordering::Relaxed);
             waiting.fetch_sub(1, Ordering::Relaxed);
+            let _ = tx.send(out);
         });
         match self.queue.try_send(job) {
             Ok(()) => rx.await.map_err(|_| HashError::Stopped),

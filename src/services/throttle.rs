@@ -4,6 +4,11 @@
 //!   `delay_after` failures each further one makes the name wait, doubling up to `max_delay`; at
 //!   `lockout_after` it is locked for `lockout_duration`. While a name waits, even the right password is
 //!   refused, and no hash is computed. Shared by replicas through the database.
+//! - Every attempt is counted *before* its password is checked ([`Throttle::reserve_login`]: a failure against
+//!   the name, a token of the address's failed-login bucket, both by compare-and-set) and settled after it:
+//!   kept for a wrong password, refunded for a right one or for an attempt that checked nothing. So parallel
+//!   guesses queue on the counters instead of all passing a gate that only read them; on top of that each
+//!   replica lets at most `max_in_flight` checks of one name run at once.
 //! - Per client address: failed logins, registrations, forgot-password and anonymous tokens are token buckets
 //!   in the database (shared by replicas); refreshes are a bucket in memory (per replica: a refresh token
 //!   cannot be guessed, so that limit only caps load and must cost no write).
@@ -13,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::config::{LoginThrottleConfig, RateLimit, SecurityConfig};
 use crate::db::throttle::{self as db, Failures, Gcra};
@@ -166,13 +171,45 @@ fn row_name(kind: &str, key: &str) -> String {
     crate::crypto::sha256_hex(format!("{kind}:{key}").as_bytes())
 }
 
-/// What a login needs from the limits before it checks the password.
+/// A login attempt that holds its reservations (see [`Throttle::reserve_login`]) until [`Throttle::settle`].
 #[derive(Debug)]
-pub struct LoginGate {
-    name: Option<String>,
-    addr: Option<ClientAddr>,
-    /// Whether the name has failures on record (a success then clears them).
-    has_failures: bool,
+pub struct LoginAttempt {
+    /// The name's row, its record before this attempt, and the record this attempt left.
+    name: Option<(String, Option<Failures>, Failures)>,
+    /// The address's failed-login bucket and row, when a token was taken from it.
+    addr: Option<(Gcra, String)>,
+    /// This replica's count of checks of the name in flight, released when the attempt is dropped.
+    _in_flight: Option<InFlight>,
+}
+
+/// How a reserved attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// The password was right: the name's failures are cleared and the address's token given back.
+    Succeeded,
+    /// The password was wrong: the reservations stand as the failure they counted.
+    Failed,
+    /// No password was checked (busy, database trouble): both reservations are refunded.
+    Void,
+}
+
+/// One check of a name in flight on this replica; dropping it ends it.
+#[derive(Debug)]
+struct InFlight {
+    name: String,
+    counts: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.name) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.name);
+            }
+        }
+    }
 }
 
 pub struct Throttle {
@@ -185,6 +222,8 @@ pub struct Throttle {
     trusted: Vec<Cidr>,
     /// Theoretical arrival times (ms) of the in-memory refresh buckets.
     local: Mutex<HashMap<ClientAddr, i64>>,
+    /// Password checks in flight per login name (its row name), on this replica.
+    in_flight: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl Throttle {
@@ -199,11 +238,17 @@ impl Throttle {
             refresh: gcra(limits.refresh),
             trusted: config.trusted_proxies.iter().filter_map(|p| parse_cidr(p)).collect(),
             local: Mutex::new(HashMap::new()),
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     pub fn trusted_proxies(&self) -> &[Cidr] {
         &self.trusted
+    }
+
+    /// Whether `ip` is one of `security.trusted_proxies`, whose forwarding headers may be believed.
+    pub fn is_trusted_proxy(&self, ip: &IpAddr) -> bool {
+        self.trusted.iter().any(|c| c.contains(ip))
     }
 
     fn bucket(&self, bucket: Bucket) -> Option<Gcra> {
@@ -260,73 +305,100 @@ impl Throttle {
         self.login_failures.zip(addr).map(|(g, a)| (g, name(a)))
     }
 
-    /// Refuses a login early when its name waits or is locked, or its address has used up its failures.
-    pub async fn login_gate(
+    /// Reserves a login attempt before its password is checked: refused (429) while the name waits or is
+    /// locked, while the address has used up its failed logins, or while `max_in_flight` checks of the name
+    /// already run on this replica; otherwise one failure is counted against the name and one token taken from
+    /// the address's bucket, to be kept or refunded by [`Throttle::settle`].
+    pub async fn reserve_login(
         &self,
         db: &Db,
         username: &str,
         addr: Option<ClientAddr>,
         now: i64,
-    ) -> Result<LoginGate, ThrottleError> {
+    ) -> Result<LoginAttempt, ThrottleError> {
         let name = self
             .login
             .enabled
             .then(|| row_name("login", &username.trim().to_lowercase()));
+        let in_flight = match &name {
+            Some(n) => Some(self.enter(n)?),
+            None => None,
+        };
         let ip = self.failures_bucket(addr);
         if name.is_none() && ip.is_none() {
-            return Ok(LoginGate {
-                name,
-                addr,
-                has_failures: false,
+            return Ok(LoginAttempt {
+                name: None,
+                addr: None,
+                _in_flight: in_flight,
             });
         }
-        let lookup = name.clone();
-        let (failures, ip_wait) = db
-            .run(move |c| -> Result<_, DbError> {
-                let failures = lookup.as_deref().map(|n| db::failures(c, n)).transpose()?.flatten();
-                let ip_wait = match &ip {
-                    Some((gcra, n)) => db::wait(c, n, *gcra, now * 1000)?,
+        let policy = self.login.clone();
+        let reserved = db
+            .on_writer(move |c| -> Result<Result<LoginAttempt, i64>, DbError> {
+                let name = match name {
+                    Some(n) => match db::reserve_failure(c, &n, now, |old| next_failures(&policy, old, now))? {
+                        Ok((before, after)) => Some((n, before, after)),
+                        Err(wait) => return Ok(Err(wait)),
+                    },
                     None => None,
                 };
-                Ok((failures, ip_wait))
+                if let Some((gcra, row)) = &ip
+                    && let Err(wait) = db::take(c, row, *gcra, now * 1000)?
+                {
+                    if let Some((n, before, after)) = &name {
+                        db::refund_failure(c, n, *before, *after)?;
+                    }
+                    return Ok(Err(wait));
+                }
+                Ok(Ok(LoginAttempt {
+                    name,
+                    addr: ip,
+                    _in_flight: None,
+                }))
             })
             .await?;
-        if let Some(wait) = ip_wait {
-            return Err(ThrottleError::Limited(Limited::from_ms(wait)));
+        match reserved {
+            Ok(attempt) => Ok(LoginAttempt {
+                _in_flight: in_flight,
+                ..attempt
+            }),
+            Err(wait) => Err(ThrottleError::Limited(Limited::from_ms(wait))),
         }
-        if let Some(f) = failures.filter(|f| f.locked_until > now) {
-            return Err(ThrottleError::Limited(Limited::from_ms((f.locked_until - now) * 1000)));
+    }
+
+    /// Counts one more check of this name in flight, or refuses when `max_in_flight` already run.
+    fn enter(&self, name: &str) -> Result<InFlight, ThrottleError> {
+        let mut counts = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(name.to_string()).or_insert(0);
+        if *n >= self.login.max_in_flight.max(1) {
+            return Err(ThrottleError::Limited(Limited { retry_after: 1 }));
         }
-        Ok(LoginGate {
-            name,
-            addr,
-            has_failures: failures.is_some(),
+        *n += 1;
+        Ok(InFlight {
+            name: name.to_string(),
+            counts: self.in_flight.clone(),
         })
     }
 
-    /// Counts a failed login against its name and its address.
-    pub async fn login_failed(&self, db: &Db, gate: LoginGate, now: i64) -> Result<(), DbError> {
-        let policy = self.login.clone();
-        let ip = self.failures_bucket(gate.addr);
+    /// Keeps or refunds what [`Throttle::reserve_login`] reserved, by how the attempt ended.
+    pub async fn settle(&self, db: &Db, attempt: LoginAttempt, outcome: Settle, now: i64) -> Result<(), DbError> {
+        let LoginAttempt { name, addr, .. } = attempt;
+        if outcome == Settle::Failed || (name.is_none() && addr.is_none()) {
+            return Ok(());
+        }
         db.on_writer(move |c| -> Result<(), DbError> {
-            if let Some(name) = &gate.name {
-                db::record_failure(c, name, |old| next_failures(&policy, old, now))?;
+            if let Some((row, before, after)) = &name {
+                match outcome {
+                    Settle::Succeeded => db::clear_failures(c, row)?,
+                    _ => db::refund_failure(c, row, *before, *after)?,
+                }
             }
-            if let Some((gcra, name)) = &ip {
-                // An empty bucket only means the next attempt is refused at the gate.
-                let _ = db::take(c, name, *gcra, now * 1000)?;
+            if let Some((gcra, row)) = &addr {
+                db::give_back(c, row, *gcra, now * 1000)?;
             }
             Ok(())
         })
         .await
-    }
-
-    /// Clears a name's failures after a successful login.
-    pub async fn login_succeeded(&self, db: &Db, gate: LoginGate) -> Result<(), DbError> {
-        match gate.name.filter(|_| gate.has_failures) {
-            Some(name) => db.on_writer(move |c| db::clear_failures(c, &name)).await,
-            None => Ok(()),
-        }
     }
 
     /// Clears the failures of these login names (after a password reset proves the owner).

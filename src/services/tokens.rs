@@ -13,8 +13,19 @@ use crate::crypto::keys::KeyError;
 use crate::db::users::UserRow;
 use crate::services::keyring::RingState;
 
-/// Registered claim names; a group claim of the same short name is left out rather than overriding them.
-const REGISTERED: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
+/// Registered claim names, and `sid` (the session); a group claim of the same short name is left out rather than
+/// overriding them.
+const REGISTERED: [&str; 8] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", SESSION];
+
+/// The claim naming the session (refresh family) a token was issued in (OpenID's `sid`): what the admin API
+/// checks against the database on every request, so a revoked session loses admin access at once.
+pub const SESSION: &str = "sid";
+
+/// Whether a key of `tokens.user_info` (or the refresh-count key) may carry a user's data: not a registered
+/// claim, and not `stk`, which only claim groups grant (a username `S` must not read as a superuser).
+pub fn may_carry_user_data(key: &str) -> bool {
+    !key.is_empty() && !REGISTERED.contains(&key) && key != crate::authz::STK
+}
 
 /// What every token carries, from `tokens`.
 #[derive(Debug, Clone)]
@@ -98,12 +109,12 @@ pub fn satisfies(claims: &Map<String, Value>, required: &[HashMap<String, String
     })
 }
 
-/// The whole claim set of a token for `user`.
+/// The whole claim set of a token for `user`, issued in session `session`.
 pub fn build_claims(
     s: &TokenSettings,
     user: &UserRow,
     mut groups: Map<String, Value>,
-    filter: Option<&[String]>,
+    (filter, session): (Option<&[String]>, &str),
     refresh_count: i64,
     now: i64,
 ) -> Map<String, Value> {
@@ -123,13 +134,11 @@ pub fn build_claims(
         (&info.full_name, Some(full_name)),
         (&info.email, user.email.clone()),
     ] {
-        if let (false, Some(v)) = (key.is_empty(), value)
-            && !REGISTERED.contains(&key.as_str())
-        {
+        if let (true, Some(v)) = (may_carry_user_data(key), value) {
             claims.insert(key.clone(), Value::String(v));
         }
     }
-    if !s.refresh_count_key.is_empty() && !REGISTERED.contains(&s.refresh_count_key.as_str()) {
+    if may_carry_user_data(&s.refresh_count_key) {
         claims.insert(s.refresh_count_key.clone(), Value::String(refresh_count.to_string()));
     }
     if !s.issuer.is_empty() {
@@ -151,6 +160,7 @@ pub fn build_claims(
     if s.include_nbf {
         claims.insert("nbf".into(), Value::from(now));
     }
+    claims.insert(SESSION.into(), Value::String(session.to_string()));
     claims.insert(
         "jti".into(),
         Value::String(URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())),

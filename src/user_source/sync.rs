@@ -2,7 +2,12 @@
 //!
 //! A claim group is *managed* by a provider when it has a group link of type `LDAP:<provider>` or `LDAP:` (any
 //! LDAP provider; Stoke's plain links). At each login the user's memberships of managed groups are made to follow
-//! the directory; memberships of other groups (assigned locally by an admin) are kept.
+//! the directory; memberships of other groups (assigned locally by an admin) are kept, and so is the last
+//! superuser's: a directory change never leaves nobody holding `stk=S`.
+//!
+//! A directory user is only ever stored in a row that is already a directory user's (`source: LDAP`), found by
+//! name in any case; a local account of that name (a local password, another source) is never taken over, so a
+//! directory entry named `sadmin` cannot become the bootstrap superuser.
 
 use std::collections::HashSet;
 
@@ -10,19 +15,30 @@ use diesel::prelude::*;
 
 use crate::db::schema::{group_links, user_claim_groups, users};
 use crate::db::users::{self as user_db, UserRow};
-use crate::db::{DbConn, DbError};
+use crate::db::{DbConn, DbError, catalog};
 
 use super::DirectoryUser;
 
 /// The `source` of users a directory vouched for.
 pub const SOURCE: &str = "LDAP";
 
+/// What a directory login found in the local database.
+pub enum Stored {
+    /// The local copy of the directory user, created or updated.
+    User(UserRow),
+    /// A local account (not a directory user's row) has this name: it is left alone and the login refused.
+    Conflict,
+}
+
 /// Creates or updates the user `username` from the directory's entry and syncs its linked groups; one transaction.
 /// A directory user the local database knows under another case (`FRY` for `fry`) keeps its row and its name.
-pub fn store(c: &mut DbConn, provider: &str, username: &str, d: &DirectoryUser, now: i64) -> Result<UserRow, DbError> {
-    let existing = match user_db::find_by_username(c, username)? {
-        Some(u) => Some(u),
-        None => user_db::find_by_username_any_case(c, username, SOURCE)?,
+pub fn store(c: &mut DbConn, provider: &str, username: &str, d: &DirectoryUser, now: i64) -> Result<Stored, DbError> {
+    let same_name = user_db::find_any_case(c, username)?;
+    let linked: Vec<&UserRow> = same_name.iter().filter(|u| u.source == SOURCE).collect();
+    let existing = match linked.iter().find(|u| u.username == username).or(linked.first()) {
+        Some(u) => Some((*u).clone()),
+        None if same_name.is_empty() => None,
+        None => return Ok(Stored::Conflict),
     };
     let username = existing.as_ref().map_or(username, |u| u.username.as_str()).to_string();
     let username = username.as_str();
@@ -67,7 +83,7 @@ pub fn store(c: &mut DbConn, provider: &str, username: &str, d: &DirectoryUser, 
         }
     };
     sync_groups(c, provider, user.id, &d.groups)?;
-    Ok(user)
+    Ok(Stored::User(user))
 }
 
 /// The width of the users' text columns.
@@ -122,11 +138,28 @@ fn sync_groups(c: &mut DbConn, provider: &str, user_id: i64, directory_groups: &
         .load::<i64>(c)?
         .into_iter()
         .collect();
-    let gone: Vec<i64> = current
+    let mut gone: Vec<i64> = current
         .iter()
         .filter(|g| managed.contains(g) && !wanted.contains(g))
         .copied()
         .collect();
+    if !gone.is_empty() || wanted.difference(&current).next().is_some() {
+        // Serialised with admin writes, which check the same invariant.
+        catalog::lock_letters(c)?;
+    }
+    if !gone.is_empty() {
+        let holdings = catalog::holdings(c)?;
+        let superusers = holdings.superusers();
+        if superusers.len() == 1 && superusers.contains(&user_id) {
+            // Whatever the directory says, the last superuser stays one: keep the groups that make it so.
+            gone.retain(|g| !holdings.group(*g).is_superuser());
+            tracing::warn!(
+                user_id,
+                provider,
+                "the directory no longer puts the last superuser in its group; the membership is kept"
+            );
+        }
+    }
     if !gone.is_empty() {
         diesel::delete(
             user_claim_groups::table

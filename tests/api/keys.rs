@@ -57,7 +57,7 @@ async fn jwks_is_rfc7517_with_bounded_cache() {
     assert_eq!(disc["issuer"], "tessera");
     assert_eq!(
         disc["jwks_uri"],
-        format!("127.0.0.1:{}/.well-known/jwks.json", app.port).replace("127", "http://127")
+        format!("http://127.0.0.1:{}/.well-known/jwks.json", app.port)
     );
     assert_eq!(
         disc["id_token_signing_alg_values_supported"],

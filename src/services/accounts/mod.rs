@@ -19,7 +19,7 @@ use crate::crypto::password::Verdict;
 use crate::db::users::UserRow;
 use crate::db::{DbError, audit};
 use crate::services::passwords::HashError;
-use crate::services::throttle::ThrottleError;
+use crate::services::throttle::{Settle, ThrottleError};
 use crate::services::tokens::SignError;
 use crate::state::AppState;
 
@@ -114,11 +114,11 @@ async fn check_current_password(
     wrong: &'static str,
 ) -> Result<(), AccountError> {
     let throttle = &state.throttle;
-    let gate = match throttle
-        .login_gate(&state.db, &user.username, None, state.clock.now())
+    let attempt = match throttle
+        .reserve_login(&state.db, &user.username, None, state.clock.now())
         .await
     {
-        Ok(gate) => gate,
+        Ok(attempt) => attempt,
         Err(ThrottleError::Limited(l)) => {
             state.metrics.throttled.add("login");
             return Err(AccountError::Limited(l));
@@ -126,18 +126,20 @@ async fn check_current_password(
         Err(ThrottleError::Db(e)) => return Err(e.into()),
     };
     let verdict = if state.passwords.too_long(&password) {
-        Verdict::Wrong
+        Ok(Verdict::Wrong)
     } else {
         let stored = (user.password_hash.clone(), user.password_salt.clone());
-        state.passwords.verify(password, Some(stored)).await?
+        state.passwords.verify(password, Some(stored)).await
     };
-    let recorded = match verdict {
-        Verdict::Wrong => throttle.login_failed(&state.db, gate, state.clock.now()).await,
-        _ => throttle.login_succeeded(&state.db, gate).await,
+    let outcome = match &verdict {
+        Ok(Verdict::Wrong) => Settle::Failed,
+        Ok(_) => Settle::Succeeded,
+        Err(_) => Settle::Void,
     };
-    if let Err(e) = recorded {
-        tracing::warn!(error = %e, "password check not counted");
+    if let Err(e) = throttle.settle(&state.db, attempt, outcome, state.clock.now()).await {
+        tracing::warn!(error = %e, "password check not settled");
     }
+    let verdict = verdict?;
     match verdict {
         Verdict::Wrong => Err(AccountError::invalid("wrong_password", wrong)),
         _ => Ok(()),

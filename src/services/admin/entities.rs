@@ -1,6 +1,7 @@
 //! Claims, claim groups and group links.
 
 use crate::api_types::{Claim, ClaimGroup, ClaimInput, GroupInput, GroupLink, LinkInput};
+use crate::authz::{self, STK};
 use crate::db::catalog::{self, ClaimRow, GroupRow, Kind, LinkRow};
 use crate::db::{DbConn, new_id};
 
@@ -53,7 +54,14 @@ fn check_claim(r: &ClaimRow) -> Result<(), AdminError> {
     text("name", &r.name, 255, true)?;
     text("short_name", &r.short_name, 255, true)?;
     text("value", &r.value, 255, false)?;
-    text("description", &r.description, 4096, false)
+    text("description", &r.description, 4096, false)?;
+    if r.short_name == STK {
+        authz::check_stk_value(&r.value).map_err(|message| AdminError::Unprocessable {
+            code: authz::INVALID_STK_VALUE,
+            message,
+        })?;
+    }
+    Ok(())
 }
 
 /// Creates a claim (and its group edges when given).

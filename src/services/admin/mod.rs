@@ -1,24 +1,22 @@
 //! The admin API's flows: who may do what (Stoke's `stk` letters), the `policy_config` policies, and CRUD of
 //! users, claim groups, claims and group links, each write in one transaction.
 //!
-//! Every write runs through [`Admin::write`], which also keeps two invariants whatever the change: only a
-//! caller holding `S` can make someone a superuser (`stk=S`), and no write leaves zero superusers. Writers
-//! that could change who holds `S` are serialised on the `stk=S` claim row (SQLite serialises all writers).
+//! Every write runs through [`write`], which compares who holds which `stk` letter before and after the change
+//! and refuses it unless [`crate::authz`] allows it: a caller only gives or takes letters it holds itself (`S`
+//! for `S`), and no write leaves zero superusers. Writes are serialised on one lock row (SQLite serialises all
+//! writers). Writes that touch an account (its profile, credentials, sessions, deletion) first check that the
+//! caller holds every letter the account holds ([`Policy::account`]).
 
 mod entities;
 mod operations;
 mod users;
 
-use std::collections::HashSet;
-
-use diesel::RunQueryDsl;
-
 use crate::api_types::PageQuery;
+use crate::authz::{self, Holdings, Letter, Letters, Refusal, Transition};
 use crate::config::PolicyConfig;
 use crate::db::audit;
 use crate::db::catalog::{self, Page};
 use crate::db::{DbConn, DbError};
-use crate::routes::auth::Bearer;
 use crate::services::passwords::HashError;
 use crate::state::AppState;
 
@@ -52,6 +50,9 @@ pub enum AdminError {
     /// 400: bad input.
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
+    /// 422: well-formed input with a value this field cannot hold (an `stk` value that is no letter list).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     #[error("database unavailable")]
     Unavailable,
     #[error("busy")]
@@ -72,6 +73,24 @@ impl AdminError {
         AdminError::Forbidden {
             code,
             message: message.into(),
+        }
+    }
+}
+
+impl From<authz::Denied> for AdminError {
+    fn from(d: authz::Denied) -> Self {
+        AdminError::forbidden(d.code(), d.message())
+    }
+}
+
+impl From<Refusal> for AdminError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Denied(d) => d.into(),
+            Refusal::LastSuperuser => AdminError::Conflict {
+                code: "last_superuser",
+                message: "this change would leave no user holding stk=S".into(),
+            },
         }
     }
 }
@@ -107,59 +126,49 @@ impl From<HashError> for AdminError {
     }
 }
 
-/// The caller of an admin request: their `stk` letters, and who they are for the audit trail.
+/// The caller of an admin request: the `stk` letters it holds now, and who it is for the audit trail.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    letters: HashSet<String>,
+    /// The token's letters that the user still holds in the database (see `services::rights`).
+    pub letters: Letters,
     /// The username claim when tokens carry one, else `sub`.
     pub actor: String,
 }
 
 impl Caller {
-    pub fn new(bearer: &Bearer, state: &AppState) -> Self {
-        let claim = |k: &str| {
-            bearer
-                .claims
-                .get(k)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_string)
-        };
-        let username_key = &state.config.tokens.user_info.username;
-        let actor = (!username_key.is_empty())
-            .then(|| claim(username_key))
-            .flatten()
-            .or_else(|| claim("sub"));
-        Caller {
-            letters: bearer.stk().filter(|l| !l.is_empty()).map(str::to_string).collect(),
-            actor: actor.unwrap_or_default(),
-        }
-    }
-
-    fn has(&self, letter: &str) -> bool {
-        self.letters.contains(letter)
-    }
-
     pub fn is_superuser(&self) -> bool {
-        self.has("S")
+        self.letters.is_superuser()
     }
 
     /// Stoke's matrix: `S` everything, `s` read all, `u`/`U` users, `g`/`G` groups and links, `c`/`C` claims;
     /// writers may read what they attach (`U` reads groups, `G` and `U` read claims).
     pub fn may(&self, area: Area, write: bool) -> bool {
-        if self.is_superuser() {
-            return true;
-        }
-        let any = |letters: &[&str]| letters.iter().any(|l| self.has(l));
+        use Letter as L;
+        let any = |letters: &[Letter]| self.letters.any_of(letters);
         match (area, write) {
-            (Area::Users, false) => any(&["s", "u", "U"]),
-            (Area::Users, true) => any(&["U"]),
-            (Area::Groups, false) => any(&["s", "g", "G", "U"]),
-            (Area::Groups, true) => any(&["G"]),
-            (Area::Claims, false) => any(&["s", "c", "C", "G", "U"]),
-            (Area::Claims, true) => any(&["C"]),
-            (Area::Totals, _) => any(&["s", "u", "U", "g", "G", "c", "C"]),
-            (Area::Operations, false) => any(&["s"]),
-            (Area::Operations, true) => false,
+            (Area::Users, false) => any(&[L::READ_ALL, L::READ_USERS, L::WRITE_USERS]),
+            (Area::Users, true) => any(&[L::WRITE_USERS]),
+            (Area::Groups, false) => any(&[L::READ_ALL, L::READ_GROUPS, L::WRITE_GROUPS, L::WRITE_USERS]),
+            (Area::Groups, true) => any(&[L::WRITE_GROUPS]),
+            (Area::Claims, false) => any(&[
+                L::READ_ALL,
+                L::READ_CLAIMS,
+                L::WRITE_CLAIMS,
+                L::WRITE_GROUPS,
+                L::WRITE_USERS,
+            ]),
+            (Area::Claims, true) => any(&[L::WRITE_CLAIMS]),
+            (Area::Totals, _) => any(&[
+                L::READ_ALL,
+                L::READ_USERS,
+                L::WRITE_USERS,
+                L::READ_GROUPS,
+                L::WRITE_GROUPS,
+                L::READ_CLAIMS,
+                L::WRITE_CLAIMS,
+            ]),
+            (Area::Operations, false) => any(&[L::READ_ALL]),
+            (Area::Operations, true) => self.is_superuser(),
         }
     }
 
@@ -175,11 +184,12 @@ impl Caller {
     }
 }
 
-/// The policies of `users.policy_config`, as seen by one caller.
+/// The policies of `users.policy_config` and the authorization rules, as seen by one caller.
 #[derive(Debug, Clone)]
 pub struct Policy {
     config: PolicyConfig,
     overrides: bool,
+    letters: Letters,
 }
 
 impl Policy {
@@ -187,7 +197,15 @@ impl Policy {
         Policy {
             config: config.clone(),
             overrides: config.allow_superuser_override && caller.is_superuser(),
+            letters: caller.letters,
         }
+    }
+
+    /// Refuses a change to an account (profile, credentials, sessions, deletion) that holds letters the caller
+    /// does not: `superuser_required` for an account holding `S`.
+    pub fn account(&self, c: &mut DbConn, user: i64) -> Result<(), AdminError> {
+        let target = catalog::letters_of_user(c, user)?;
+        Ok(authz::may_manage(self.letters, target)?)
     }
 
     fn check(&self, list: &[String], name: &str, what: &str) -> Result<(), AdminError> {
@@ -258,51 +276,45 @@ impl Change {
     }
 }
 
-/// Runs one admin write: permission, read-only mode, then `f` in a write transaction with the superuser
-/// invariants checked and the change audited before it commits.
+/// Runs one admin write: permission, read-only mode, then `f` in a write transaction, refused unless
+/// [`Transition::check`] allows what it changed of who holds which letter; audited before it commits.
 pub async fn write<T, F>(state: &AppState, caller: &Caller, area: Area, change: Change, f: F) -> Result<T, AdminError>
 where
     F: FnOnce(&mut DbConn, &Policy, i64) -> Result<T, AdminError> + Send + 'static,
     T: serde::Serialize + Send + 'static,
 {
     caller.require(area, true)?;
-    if state.config.users.policy_config.read_only_mode {
-        return Err(AdminError::forbidden("read_only", "the server is in read-only mode"));
-    }
+    writable(state)?;
     let policy = Policy::new(&state.config.users.policy_config, caller);
-    let is_super = caller.is_superuser();
+    let letters = caller.letters;
     let actor = caller.actor.clone();
     let now = state.clock.now();
-    state
+    let out = state
         .db
         .write(move |c| {
-            lock_superusers(c)?;
-            let before = catalog::superusers(c)?;
+            catalog::lock_letters(c)?;
+            let before: Holdings = catalog::holdings(c)?;
             let out = f(c, &policy, now)?;
-            let after = catalog::superusers(c)?;
-            if after.is_empty() && !before.is_empty() {
-                return Err(AdminError::Conflict {
-                    code: "last_superuser",
-                    message: "this change would leave no user holding stk=S".into(),
-                });
+            let after = catalog::holdings(c)?;
+            Transition {
+                before: &before,
+                after: &after,
             }
-            if !is_super && after.iter().any(|u| !before.contains(u)) {
-                return Err(AdminError::forbidden(
-                    "superuser_required",
-                    "only a superuser (stk=S) can make another user a superuser",
-                ));
-            }
+            .check(letters)?;
             let detail = serde_json::to_string(&out).unwrap_or_default();
             audit::record(c, now, &actor, change.action, &change.target, &detail)?;
             Ok(out)
         })
-        .await
+        .await;
+    // Whatever changed, this replica's cached rights are re-read at once (other replicas within seconds).
+    state.rights.forget_all();
+    out
 }
 
-/// Serialises writers that may change who holds `stk=S` (PostgreSQL and MySQL; SQLite has one writer).
-fn lock_superusers(c: &mut DbConn) -> Result<(), AdminError> {
-    if !matches!(c, DbConn::Sqlite(_)) {
-        diesel::sql_query("SELECT id FROM claims WHERE short_name = 'stk' AND value = 'S' FOR UPDATE").execute(c)?;
+/// Refuses writes in `read_only_mode`.
+pub fn writable(state: &AppState) -> Result<(), AdminError> {
+    if state.config.users.policy_config.read_only_mode {
+        return Err(AdminError::forbidden("read_only", "the server is in read-only mode"));
     }
     Ok(())
 }

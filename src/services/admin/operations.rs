@@ -62,6 +62,7 @@ pub fn key_ring(state: &AppState, caller: &Caller) -> Result<KeyRingInfo, AdminE
 /// had time to fetch it.
 pub async fn rotate_keys(state: &AppState, caller: &Caller) -> Result<String, AdminError> {
     caller.require(Area::Operations, true)?;
+    super::writable(state)?;
     let keys = state.keys.clone();
     let now = state.clock.now();
     let kid = tokio::task::spawn_blocking(move || keys.rotate_now(now))

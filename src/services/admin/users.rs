@@ -68,6 +68,11 @@ fn check_user(u: &UserRow) -> Result<(), AdminError> {
 pub fn update_user(c: &mut DbConn, policy: &Policy, now: i64, id: i64, input: UserInput) -> Result<User, AdminError> {
     let mut row = users::find(c, id)?.ok_or_else(|| not_found(id))?;
     policy.user(&row.username)?;
+    let profile = [&input.fname, &input.lname, &input.source, &input.email, &input.username];
+    if profile.iter().any(|f| f.is_some()) {
+        // Group changes alone are judged by the letters they give or take (`write`'s transition check).
+        policy.account(c, id)?;
+    }
     if let Some(v) = input.fname {
         row.fname = v;
     }
@@ -84,6 +89,8 @@ pub fn update_user(c: &mut DbConn, policy: &Policy, now: i64, id: i64, input: Us
         row.username = v;
     }
     check_user(&row)?;
+    // A rename must not land on a protected name either.
+    policy.user(&row.username)?;
     users::update_profile(c, &row, now)?;
     if let Some(groups) = input.claim_groups {
         let groups = dedup(&groups);
@@ -101,6 +108,7 @@ pub fn update_user(c: &mut DbConn, policy: &Policy, now: i64, id: i64, input: Us
 pub fn delete_user(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
     let row = users::find(c, id)?.ok_or_else(|| not_found(id))?;
     policy.user(&row.username)?;
+    policy.account(c, id)?;
     users::delete(c, id)?;
     Ok(())
 }
@@ -145,16 +153,25 @@ pub async fn create_local_user(state: &AppState, caller: &Caller, input: LocalUs
 }
 
 /// Sets a local user's password (Stoke's `PATCH /admin/localuser`): the old one must match unless `force`.
-/// Every session of the user is revoked.
+/// Every session of the user is revoked. An account holding letters the caller lacks is refused before any
+/// hash, so `oldPassword` is no way to guess a superuser's password either.
 pub async fn set_local_password(state: &AppState, caller: &Caller, input: LocalUserPassword) -> Result<(), AdminError> {
     caller.require(Area::Users, true)?;
+    super::writable(state)?;
     check_password(state, &input.new_password)?;
     let username = input.username.clone();
-    let user = state
+    let (user, letters) = state
         .db
-        .run(move |c| users::find_by_username(c, &username).map_err(AdminError::from))
+        .run(move |c| -> Result<_, AdminError> {
+            let Some(user) = users::find_by_username(c, &username)? else {
+                return Ok(None);
+            };
+            let letters = catalog::letters_of_user(c, user.id)?;
+            Ok(Some((user, letters)))
+        })
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no user named {:?}", input.username)))?;
+    crate::authz::may_manage(caller.letters, letters)?;
     if !input.force {
         let old = input.old_password.clone().unwrap_or_default();
         let verdict = state
@@ -169,6 +186,7 @@ pub async fn set_local_password(state: &AppState, caller: &Caller, input: LocalU
     let change = Change::new("localuser.password", &user.username);
     write(state, caller, Area::Users, change, move |c, policy, now| {
         policy.user(&user.username)?;
+        policy.account(c, user.id)?;
         users::set_password(c, user.id, &phc, now)?;
         refresh_db::revoke_user_families(c, user.id, "password_changed", now)?;
         Ok(())
@@ -190,6 +208,7 @@ pub async fn revoke_sessions(
     write(state, caller, Area::Users, change, move |c, policy, now| {
         let row = users::find(c, user)?.ok_or_else(|| not_found(user))?;
         policy.user(&row.username)?;
+        policy.account(c, user)?;
         match family {
             None => Ok(refresh_db::revoke_user_families(c, user, "admin", now)?),
             Some(id) => {
