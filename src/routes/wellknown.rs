@@ -60,7 +60,7 @@ fn base_url(state: &AppState, req: &HttpRequest) -> String {
         .get(actix_web::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| plausible_host(h))
-        .map_or_else(|| req.app_config().host().to_string(), str::to_string);
+        .map_or_else(|| req.app_config().local_addr().to_string(), str::to_string);
     format!("http://{host}")
 }
 

@@ -5,9 +5,10 @@
 //! the directory; memberships of other groups (assigned locally by an admin) are kept, and so is the last
 //! superuser's: a directory change never leaves nobody holding `stk=S`.
 //!
-//! A directory user is only ever stored in a row that is already a directory user's (`source: LDAP`), found by
-//! name in any case; a local account of that name (a local password, another source) is never taken over, so a
-//! directory entry named `sadmin` cannot become the bootstrap superuser.
+//! A directory user is only ever stored in a row that is already a directory user's (`source: LDAP`) or a
+//! placeholder without a local password (a dbinit entry that assigns groups to a directory user before its first
+//! login), found by name in any case; a local account with a local password is never taken over, so a directory
+//! entry named `sadmin` cannot become the bootstrap superuser.
 
 use std::collections::HashSet;
 
@@ -34,7 +35,13 @@ pub enum Stored {
 /// A directory user the local database knows under another case (`FRY` for `fry`) keeps its row and its name.
 pub fn store(c: &mut DbConn, provider: &str, username: &str, d: &DirectoryUser, now: i64) -> Result<Stored, DbError> {
     let same_name = user_db::find_any_case(c, username)?;
-    let linked: Vec<&UserRow> = same_name.iter().filter(|u| u.source == SOURCE).collect();
+    if same_name
+        .iter()
+        .any(|u| u.source != SOURCE && u.password_hash.is_some())
+    {
+        return Ok(Stored::Conflict);
+    }
+    let linked: Vec<&UserRow> = same_name.iter().filter(|u| mergeable(u)).collect();
     let existing = match linked.iter().find(|u| u.username == username).or(linked.first()) {
         Some(u) => Some((*u).clone()),
         None if same_name.is_empty() => None,
@@ -84,6 +91,12 @@ pub fn store(c: &mut DbConn, provider: &str, username: &str, d: &DirectoryUser, 
     };
     sync_groups(c, provider, user.id, &d.groups)?;
     Ok(Stored::User(user))
+}
+
+/// Whether a directory user may be stored in this row of its name: a directory user's row, or a placeholder that
+/// has no local password.
+fn mergeable(u: &UserRow) -> bool {
+    u.source == SOURCE || u.password_hash.is_none()
 }
 
 /// The width of the users' text columns.

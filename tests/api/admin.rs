@@ -69,11 +69,11 @@ pub fn call(
     async move { req.send().await.unwrap() }
 }
 
-async fn token(app: &TestApp, user: &str) -> String {
+pub async fn token(app: &TestApp, user: &str) -> String {
     app.login_ok(user, PASSWORD).await.0
 }
 
-async fn id_of(app: &TestApp, admin: &str, list: &str, field: &str, value: &str) -> i64 {
+pub async fn id_of(app: &TestApp, admin: &str, list: &str, field: &str, value: &str) -> i64 {
     let all: Vec<Value> = call(
         app,
         Some(admin),
