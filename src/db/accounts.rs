@@ -205,3 +205,22 @@ pub fn insert_form_key(c: &mut DbConn, id: &str, private_key: &str, now: i64) ->
         Err(e) => Err(e),
     }
 }
+
+/// Swaps the stored key of encrypted forms, if it is still `old` (another replica may have done it already).
+pub fn replace_form_key(c: &mut DbConn, id: &str, old: &str, new: &str) -> Result<(), DbError> {
+    use super::schema::form_keys;
+    diesel::update(form_keys::table.filter(form_keys::id.eq(id).and(form_keys::private_key.eq(old))))
+        .set(form_keys::private_key.eq(new))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Whether a key of encrypted forms is stored encrypted.
+pub fn form_key_encrypted(c: &mut DbConn) -> Result<bool, DbError> {
+    use super::schema::form_keys;
+    let n: i64 = form_keys::table
+        .filter(form_keys::private_key.like("enc:%"))
+        .count()
+        .get_result(c)?;
+    Ok(n > 0)
+}

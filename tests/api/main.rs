@@ -25,4 +25,5 @@ mod outage;
 mod process;
 mod refresh;
 mod replicas;
+mod security;
 mod throttle;
