@@ -21,10 +21,10 @@ use crate::db::{Db, DbError, dbinit, migrations};
 use crate::error::ApiError;
 use crate::routes;
 use crate::services::at_rest::{self, Kek};
-use crate::services::bootstrap;
 use crate::services::keyring::{KeyRing, RingSettings};
 use crate::services::passwords::Passwords;
 use crate::services::tokens::TokenSettings;
+use crate::services::{bootstrap, maintenance};
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -127,8 +127,8 @@ async fn checkpoints(db: Db) {
     }
 }
 
-/// Keeps the key ring current (rotation, reloads from other replicas, expiry) and forgets sealed refresh
-/// successors once their grace has passed. Database trouble is logged; the cached ring keeps serving.
+/// Keeps the key ring current (rotation, reloads from other replicas, expiry) and, once a minute, runs the
+/// maintenance sweep ([`maintenance::sweep`]). Database trouble is logged; the cached ring keeps serving.
 async fn maintain(state: web::Data<AppState>) {
     let interval = state
         .config
@@ -142,22 +142,22 @@ async fn maintain(state: web::Data<AppState>) {
         let until_event = std::time::Duration::from_secs((state.keys.next_event(now) - now).max(0) as u64);
         tokio::time::sleep(interval.min(until_event).max(std::time::Duration::from_millis(100))).await;
         let st = state.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let now = st.clock.now();
-            st.keys.refresh(now)?;
-            if now - last_sweep >= 60 {
-                let mut conn = st.db.get()?;
-                crate::db::refresh::clear_sealed(&mut conn, now - st.tokens.reuse_grace)?;
-                st.throttle.sweep(&mut conn, now)?;
-                return Ok::<_, StartupError>(now);
-            }
-            Ok(last_sweep)
-        })
-        .await;
-        match result {
-            Ok(Ok(swept)) => last_sweep = swept,
+        match tokio::task::spawn_blocking(move || st.keys.refresh(st.clock.now())).await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "key ring maintenance failed; serving the cached ring"),
             Err(e) => tracing::error!(error = %e, "key ring maintenance task failed"),
+        }
+        let now = state.clock.now();
+        if now - last_sweep >= 60 {
+            match maintenance::sweep(&state, now).await {
+                Ok(swept) => {
+                    last_sweep = now;
+                    if swept.total() > 0 {
+                        tracing::debug!(?swept, "maintenance sweep");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "maintenance sweep failed; retried at the next tick"),
+            }
         }
     }
 }

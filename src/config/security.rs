@@ -22,6 +22,8 @@ pub struct SecurityConfig {
     pub login_throttle: LoginThrottleConfig,
     /// Token buckets per client address (IPv6 clients by their /64).
     pub rate_limits: RateLimitsConfig,
+    /// Audit rows older than this are deleted by the maintenance sweep; 0 keeps them forever.
+    pub audit_retention: GoDuration,
 }
 
 impl Default for SecurityConfig {
@@ -35,6 +37,7 @@ impl Default for SecurityConfig {
             trusted_proxies: Vec::new(),
             login_throttle: LoginThrottleConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            audit_retention: GoDuration::from_secs(365 * 24 * 3600),
         }
     }
 }

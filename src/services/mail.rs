@@ -259,7 +259,8 @@ pub async fn run(state: actix_web::web::Data<AppState>) {
         .outbox_poll_interval
         .as_duration()
         .max(Duration::from_millis(10));
-    let mut last_sweep = 0;
+    // Used and expired link tokens are deleted by the maintenance sweep (services/maintenance.rs), which runs
+    // with or without email.
     loop {
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
@@ -267,18 +268,6 @@ pub async fn run(state: actix_web::web::Data<AppState>) {
         }
         if let Err(e) = send_due(&state).await {
             tracing::warn!(error = %e, "email outbox: cannot read due messages; retrying later");
-        }
-        let now = state.clock.now();
-        if now - last_sweep >= 3600 {
-            last_sweep = now;
-            // Link tokens a day past their expiry can do nothing; forget them.
-            let result = state
-                .db
-                .write(move |c| crate::db::accounts::delete_expired(c, now - 86400))
-                .await;
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "expired account links not swept");
-            }
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod keyring;
 pub mod mail;
+pub mod maintenance;
 pub mod passwords;
 pub mod throttle;
 pub mod tokens;

@@ -357,10 +357,11 @@ impl Throttle {
         Ok(())
     }
 
-    /// Deletes rows that no longer limit anything.
-    pub fn sweep(&self, conn: &mut crate::db::DbConn, now: i64) -> Result<usize, DbError> {
+    /// Before when a login failure whose lock has ended is forgotten: one failure window ago. The
+    /// maintenance sweep deletes such rows ([`db::stale`]).
+    pub fn forget_before(&self, now: i64) -> i64 {
         let window = i64::try_from(self.login.failure_window.as_secs()).unwrap_or(i64::MAX);
-        db::sweep(conn, now, now.saturating_sub(window))
+        now.saturating_sub(window)
     }
 }
 

@@ -1,1 +1,2 @@
 mod at_rest;
+mod retention;
