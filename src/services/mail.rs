@@ -396,6 +396,30 @@ mod tests {
         }
     }
 
+    /// Subjects are fixed text: nothing a user chose (a self-registered username, an address) reaches a
+    /// header line.
+    #[test]
+    fn built_in_subjects_hold_no_placeholder() {
+        let m = Mailer::new(&EmailConfig::default()).unwrap_or_else(|e| unreachable!("{e}"));
+        for (name, text, _) in BUILT_IN {
+            let first = text.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with("Subject: ") && !first.contains("{{"),
+                "{name}: {first}"
+            );
+            let vars = [
+                ("username", "x\r\nBcc: a@evil.example"),
+                ("link", "L"),
+                ("expires_in", "1h"),
+            ];
+            let subject = m.render(name, &vars).subject;
+            assert!(
+                !subject.contains("evil") && !subject.contains(['\r', '\n']),
+                "{name}: {subject}"
+            );
+        }
+    }
+
     #[test]
     fn templates_dir_overrides_file_by_file() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));

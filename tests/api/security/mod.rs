@@ -1,2 +1,3 @@
 mod at_rest;
 mod retention;
+mod usernames;
