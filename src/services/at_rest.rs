@@ -248,13 +248,25 @@ fn read_kek_file(path: &Path) -> Result<Option<String>, AtRestError> {
     Ok(Some(secret.to_string()))
 }
 
+/// Warns when others could read the KEK file, or when another user than the database's owns it (someone
+/// who planted a key of their own before the first start, in a directory others can write to).
 #[cfg(unix)]
 fn warn_if_shared(path: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if meta.permissions().mode() & 0o077 != 0 {
         tracing::warn!(file = %path.display(), "the key-encryption key file is readable by other users: chmod 600 it");
+    }
+    let database = path.with_extension("");
+    if let Ok(db) = std::fs::metadata(&database)
+        && db.uid() != meta.uid()
+    {
+        tracing::warn!(
+            file = %path.display(),
+            "the key-encryption key file is owned by another user than the database file"
+        );
     }
 }
 
