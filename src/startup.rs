@@ -17,14 +17,14 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::keys::Alg;
 use crate::crypto::password::Hasher;
-use crate::crypto::seal::KeyEncryption;
 use crate::db::{Db, DbError, dbinit, migrations};
 use crate::error::ApiError;
 use crate::routes;
-use crate::services::bootstrap;
+use crate::services::at_rest::{self, Kek};
 use crate::services::keyring::{KeyRing, RingSettings};
 use crate::services::passwords::Passwords;
 use crate::services::tokens::TokenSettings;
+use crate::services::{bootstrap, maintenance};
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,8 @@ pub enum StartupError {
     Config(String),
     #[error("signing keys: {0}")]
     Keys(#[from] crate::services::keyring::RingError),
+    #[error("keys at rest: {0}")]
+    AtRest(#[from] crate::services::at_rest::AtRestError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("cannot listen on {addr}: {source}")]
@@ -50,6 +52,8 @@ pub struct Prepared {
     pub db: Db,
     pub hasher: Hasher,
     pub keys: KeyRing,
+    /// The key-encryption key of private keys at rest.
+    pub kek: Kek,
     /// The superuser password when `sadmin` was (re)created; shown once.
     pub superuser_password: Option<String>,
 }
@@ -81,17 +85,21 @@ pub fn prepare(config: &Config, dbinit_file: Option<&Path>, clock: &dyn Clock) -
         }
         Ok::<_, StartupError>(bootstrap::ensure_superuser(conn, &hasher, clock.now())?)
     })?;
+    let kek = at_rest::resolve(config, &mut conn)?;
+    crate::services::accounts::forms::protect_stored(&mut conn, &kek)
+        .map_err(|e| StartupError::Config(e.to_string()))?;
     drop(conn);
-    let keys = KeyRing::load(ring_settings(config)?, db.clone(), clock.now())?;
+    let keys = KeyRing::load(ring_settings(config, kek.clone())?, db.clone(), clock.now())?;
     Ok(Prepared {
         db,
         hasher,
         keys,
+        kek,
         superuser_password,
     })
 }
 
-fn ring_settings(config: &Config) -> Result<RingSettings, StartupError> {
+fn ring_settings(config: &Config, kek: Kek) -> Result<RingSettings, StartupError> {
     let t = &config.tokens;
     let name = t.jws_algorithm().map_err(StartupError::Config)?;
     let alg = Alg::parse(name).ok_or_else(|| StartupError::Config(format!("tokens.algorithm: {name} unsupported")))?;
@@ -101,34 +109,8 @@ fn ring_settings(config: &Config) -> Result<RingSettings, StartupError> {
         key_duration: t.key_duration.as_secs() as i64,
         token_duration: t.token_duration.as_secs() as i64,
         persist: t.persist_keys,
-        encryption: key_encryption(t)?.map(Arc::new),
+        kek,
     })
-}
-
-/// The key-encryption secret, inline or from its file.
-fn key_encryption(t: &crate::config::TokensConfig) -> Result<Option<KeyEncryption>, StartupError> {
-    let secret = if t.key_encryption_secret_file.is_empty() {
-        t.key_encryption_secret.expose().to_string()
-    } else {
-        let text = std::fs::read_to_string(&t.key_encryption_secret_file).map_err(|e| {
-            StartupError::Config(format!(
-                "tokens.key_encryption_secret_file: cannot read {}: {e}",
-                t.key_encryption_secret_file
-            ))
-        })?;
-        text.trim_end_matches(['\r', '\n']).to_string()
-    };
-    if secret.is_empty() {
-        return Ok(None);
-    }
-    if secret.len() < 16 {
-        return Err(StartupError::Config(
-            "tokens.key_encryption_secret: must be at least 16 characters".into(),
-        ));
-    }
-    KeyEncryption::new(&secret)
-        .map(Some)
-        .ok_or_else(|| StartupError::Config("tokens.key_encryption_secret: unusable".into()))
 }
 
 /// Checkpoints SQLite's WAL every second, off the request path.
@@ -145,8 +127,8 @@ async fn checkpoints(db: Db) {
     }
 }
 
-/// Keeps the key ring current (rotation, reloads from other replicas, expiry) and forgets sealed refresh
-/// successors once their grace has passed. Database trouble is logged; the cached ring keeps serving.
+/// Keeps the key ring current (rotation, reloads from other replicas, expiry) and, once a minute, runs the
+/// maintenance sweep ([`maintenance::sweep`]). Database trouble is logged; the cached ring keeps serving.
 async fn maintain(state: web::Data<AppState>) {
     let interval = state
         .config
@@ -160,22 +142,22 @@ async fn maintain(state: web::Data<AppState>) {
         let until_event = std::time::Duration::from_secs((state.keys.next_event(now) - now).max(0) as u64);
         tokio::time::sleep(interval.min(until_event).max(std::time::Duration::from_millis(100))).await;
         let st = state.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let now = st.clock.now();
-            st.keys.refresh(now)?;
-            if now - last_sweep >= 60 {
-                let mut conn = st.db.get()?;
-                crate::db::refresh::clear_sealed(&mut conn, now - st.tokens.reuse_grace)?;
-                st.throttle.sweep(&mut conn, now)?;
-                return Ok::<_, StartupError>(now);
-            }
-            Ok(last_sweep)
-        })
-        .await;
-        match result {
-            Ok(Ok(swept)) => last_sweep = swept,
+        match tokio::task::spawn_blocking(move || st.keys.refresh(st.clock.now())).await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "key ring maintenance failed; serving the cached ring"),
             Err(e) => tracing::error!(error = %e, "key ring maintenance task failed"),
+        }
+        let now = state.clock.now();
+        if now - last_sweep >= 60 {
+            match maintenance::sweep(&state, now).await {
+                Ok(swept) => {
+                    last_sweep = now;
+                    if swept.total() > 0 {
+                        tracing::debug!(?swept, "maintenance sweep");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "maintenance sweep failed; retried at the next tick"),
+            }
         }
     }
 }
@@ -198,10 +180,10 @@ fn init_files(config: &Config, cli: Option<&Path>) -> Vec<PathBuf> {
 }
 
 /// Reads (or, on the first replica, creates) the key of encrypted login/register bodies.
-async fn form_key(db: Db, now: i64) -> Result<crate::services::accounts::FormKey, StartupError> {
+async fn form_key(db: Db, now: i64, kek: Kek) -> Result<crate::services::accounts::FormKey, StartupError> {
     tokio::task::spawn_blocking(move || {
         let mut conn = db.get()?;
-        crate::services::accounts::FormKey::load_or_create(&mut conn, now)
+        crate::services::accounts::FormKey::load_or_create(&mut conn, now, &kek)
             .map_err(|e| StartupError::Config(e.to_string()))
     })
     .await
@@ -311,7 +293,9 @@ impl Application {
             Passwords::new(prepared.hasher, &config.security).map_err(|e| StartupError::Config(e.to_string()))?;
         let providers = crate::user_source::Providers::from_config(&config.users).map_err(StartupError::Config)?;
         let form_key = match config.registration.rsa_encryption {
-            true => Some(Arc::new(form_key(prepared.db.clone(), clock.now()).await?)),
+            true => Some(Arc::new(
+                form_key(prepared.db.clone(), clock.now(), prepared.kek.clone()).await?,
+            )),
             false => None,
         };
         let state = web::Data::new(AppState {

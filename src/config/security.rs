@@ -25,6 +25,8 @@ pub struct SecurityConfig {
     /// How long a replica may reuse what the database said about an admin caller's session and letters (at
     /// most 5 s; 0 reads it on every admin request).
     pub admin_rights_cache: GoDuration,
+    /// Audit rows older than this are deleted by the maintenance sweep; 0 keeps them forever.
+    pub audit_retention: GoDuration,
 }
 
 impl Default for SecurityConfig {
@@ -39,6 +41,7 @@ impl Default for SecurityConfig {
             login_throttle: LoginThrottleConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             admin_rights_cache: GoDuration::from_secs(2),
+            audit_retention: GoDuration::from_secs(365 * 24 * 3600),
         }
     }
 }

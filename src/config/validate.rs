@@ -243,6 +243,15 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
             "trace export is not supported; /metrics serves Prometheus text".into(),
         );
     }
+    if c.database.resolve().is_ok_and(|(b, _)| b != Backend::Sqlite)
+        && c.tokens.key_encryption_secret.is_empty()
+        && c.tokens.key_encryption_secret_file.is_empty()
+    {
+        warn(
+            "tokens.key_encryption_secret",
+            crate::services::at_rest::NO_SECRET_WARNING.into(),
+        );
+    }
     if c.database.resolve().map(|(b, _)| b == Backend::Sqlite).unwrap_or(false)
         && c.database.sqlite.flags.split('&').any(|f| f == "cache=shared")
         && !c.database.sqlite.flags.split('&').any(|f| f == "mode=memory")
@@ -457,6 +466,23 @@ mod tests {
         c.tokens.token_duration = crate::config::GoDuration::from_secs(30);
         let keys: Vec<String> = check(&c).into_iter().filter(|f| f.2).map(|f| f.0).collect();
         assert_eq!(keys, vec!["tokens.key_duration"]);
+    }
+
+    #[test]
+    fn a_shared_database_without_a_secret_is_a_warning() {
+        let mut c = Config::default();
+        c.database.url = crate::config::Secret::new("postgres://u@h/db");
+        let found: Vec<(String, bool)> = check(&c)
+            .into_iter()
+            .filter(|f| f.0.starts_with("tokens.key_encryption"))
+            .map(|f| (f.0, f.2))
+            .collect();
+        assert_eq!(found, vec![("tokens.key_encryption_secret".to_string(), false)]);
+        c.tokens.key_encryption_secret = crate::config::Secret::new("a secret of some length");
+        assert!(!check(&c).iter().any(|f| f.0.starts_with("tokens.key_encryption")));
+        // SQLite files get a KEK file of their own.
+        c = Config::default();
+        assert!(!check(&c).iter().any(|f| f.0.starts_with("tokens.key_encryption")));
     }
 
     #[test]

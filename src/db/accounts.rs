@@ -137,9 +137,35 @@ pub fn pending_email(c: &mut DbConn, user_id: i64, now: i64) -> Result<Option<St
         .optional()?)
 }
 
-/// Forgets tokens that expired before `before` (used ones included): nothing can use them any more.
-pub fn delete_expired(c: &mut DbConn, before: i64) -> Result<usize, DbError> {
-    Ok(diesel::delete(account_tokens::table.filter(account_tokens::expires_at.lt(before))).execute(c)?)
+/// Up to `limit` link tokens nothing can use any more at `now`: used, or expired. (A pending registration's
+/// holds a password hash, so it is not kept a moment longer than it must be.)
+pub fn dead_tokens(c: &mut DbConn, now: i64, limit: i64) -> Result<Vec<String>, DbError> {
+    Ok(account_tokens::table
+        .filter(
+            account_tokens::used_at
+                .is_not_null()
+                .or(account_tokens::expires_at.le(now)),
+        )
+        .select(account_tokens::token_hash)
+        .limit(limit)
+        .load(c)?)
+}
+
+/// Deletes the tokens of `hashes` that are still dead at `now` (see [`dead_tokens`]).
+pub fn delete_dead_tokens(c: &mut DbConn, hashes: &[String], now: i64) -> Result<usize, DbError> {
+    if hashes.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(
+        account_tokens::table
+            .filter(account_tokens::token_hash.eq_any(hashes))
+            .filter(
+                account_tokens::used_at
+                    .is_not_null()
+                    .or(account_tokens::expires_at.le(now)),
+            ),
+    )
+    .execute(c)?)
 }
 
 /// Whether an anonymous token has registered an account already.
@@ -204,4 +230,23 @@ pub fn insert_form_key(c: &mut DbConn, id: &str, private_key: &str, now: i64) ->
         Err(e) if e.is_unique_violation() => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Swaps the stored key of encrypted forms, if it is still `old` (another replica may have done it already).
+pub fn replace_form_key(c: &mut DbConn, id: &str, old: &str, new: &str) -> Result<(), DbError> {
+    use super::schema::form_keys;
+    diesel::update(form_keys::table.filter(form_keys::id.eq(id).and(form_keys::private_key.eq(old))))
+        .set(form_keys::private_key.eq(new))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Whether a key of encrypted forms is stored encrypted.
+pub fn form_key_encrypted(c: &mut DbConn) -> Result<bool, DbError> {
+    use super::schema::form_keys;
+    let n: i64 = form_keys::table
+        .filter(form_keys::private_key.like("enc:%"))
+        .count()
+        .get_result(c)?;
+    Ok(n > 0)
 }

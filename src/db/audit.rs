@@ -41,3 +41,26 @@ pub fn list(c: &mut DbConn, offset: i64, limit: i64) -> Result<Vec<AuditRow>, Db
         .select(AuditRow::as_select())
         .load(c)?)
 }
+
+/// Ids of up to `limit` rows recorded before `before`, oldest first.
+pub fn older_than(c: &mut DbConn, before: i64, limit: i64) -> Result<Vec<i64>, DbError> {
+    Ok(audit_log::table
+        .filter(audit_log::at.lt(before))
+        .order(audit_log::at.asc())
+        .select(audit_log::id)
+        .limit(limit)
+        .load(c)?)
+}
+
+/// Deletes the rows of `ids` recorded before `before`.
+pub fn delete_older(c: &mut DbConn, ids: &[i64], before: i64) -> Result<usize, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(
+        audit_log::table
+            .filter(audit_log::id.eq_any(ids))
+            .filter(audit_log::at.lt(before)),
+    )
+    .execute(c)?)
+}

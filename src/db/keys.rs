@@ -5,7 +5,8 @@ use diesel::prelude::*;
 use super::schema::signing_keys;
 use super::{DbConn, DbError};
 
-/// One stored signing key. `private_key` is base64 PKCS#8, or `enc:v1:…` when encrypted at rest.
+/// One stored signing key. `private_key` is base64 PKCS#8, or `enc:v2:…` (`enc:v1:…` before) when encrypted at
+/// rest ([`crate::crypto::seal`]).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = signing_keys)]
 pub struct KeyRow {
@@ -42,7 +43,6 @@ pub fn insert(conn: &mut DbConn, row: &KeyRow) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Forgets keys that expired before `before`.
 /// Swaps a key's stored private key, if it is still `old` (another replica may have done it already).
 pub fn replace_private_key(conn: &mut DbConn, kid: &str, old: &str, new: &str) -> Result<(), DbError> {
     diesel::update(signing_keys::table.filter(signing_keys::kid.eq(kid).and(signing_keys::private_key.eq(old))))
@@ -51,6 +51,16 @@ pub fn replace_private_key(conn: &mut DbConn, kid: &str, old: &str, new: &str) -
     Ok(())
 }
 
+/// Forgets keys that expired before `before`.
 pub fn delete_expired(conn: &mut DbConn, before: i64) -> Result<usize, DbError> {
     Ok(diesel::delete(signing_keys::table.filter(signing_keys::expires_at.le(before))).execute(conn)?)
+}
+
+/// The kid of one key stored encrypted, if any is (expired ones included: they are still a sign of a KEK).
+pub fn first_encrypted(conn: &mut DbConn) -> Result<Option<String>, DbError> {
+    Ok(signing_keys::table
+        .filter(signing_keys::private_key.like("enc:%"))
+        .select(signing_keys::kid)
+        .first(conn)
+        .optional()?)
 }

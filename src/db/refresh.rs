@@ -144,3 +144,72 @@ pub fn clear_sealed(conn: &mut DbConn, before: i64) -> Result<usize, DbError> {
     .set(refresh_tokens::successor_sealed.eq(None::<String>))
     .execute(conn)?)
 }
+
+/// Ids of up to `limit` families that could no longer refresh at `at`: past their absolute expiry, or idle
+/// for `idle` seconds (revoked families included: they stop being used, so they go idle).
+pub fn expired_families(conn: &mut DbConn, at: i64, idle: i64, limit: i64) -> Result<Vec<String>, DbError> {
+    Ok(refresh_families::table
+        .filter(
+            refresh_families::expires_at
+                .le(at)
+                .or(refresh_families::last_used_at.le(at.saturating_sub(idle))),
+        )
+        .select(refresh_families::id)
+        .limit(limit)
+        .load(conn)?)
+}
+
+/// Of `ids`, deletes the families still expired at `at` (see [`expired_families`]) with their tokens: at most
+/// `limit` tokens, then the families left with none (a family with more tokens goes at a later call).
+/// Returns (tokens, families) deleted.
+pub fn delete_expired_families(
+    conn: &mut DbConn,
+    ids: &[String],
+    at: i64,
+    idle: i64,
+    limit: i64,
+) -> Result<(usize, usize), DbError> {
+    let idle_before = at.saturating_sub(idle);
+    let expired = refresh_families::expires_at
+        .le(at)
+        .or(refresh_families::last_used_at.le(idle_before));
+    let confirmed: Vec<String> = refresh_families::table
+        .filter(refresh_families::id.eq_any(ids))
+        .filter(expired)
+        .select(refresh_families::id)
+        .load(conn)?;
+    if confirmed.is_empty() {
+        return Ok((0, 0));
+    }
+    let tokens: Vec<String> = refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq_any(&confirmed))
+        .select(refresh_tokens::token_hash)
+        .limit(limit)
+        .load(conn)?;
+    let deleted_tokens = match tokens.is_empty() {
+        true => 0,
+        false => {
+            diesel::delete(refresh_tokens::table.filter(refresh_tokens::token_hash.eq_any(&tokens))).execute(conn)?
+        }
+    };
+    let left: Vec<String> = refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq_any(&confirmed))
+        .select(refresh_tokens::family_id)
+        .distinct()
+        .load(conn)?;
+    let done: Vec<&String> = confirmed.iter().filter(|id| !left.contains(id)).collect();
+    let deleted_families = match done.is_empty() {
+        true => 0,
+        false => diesel::delete(
+            refresh_families::table
+                .filter(refresh_families::id.eq_any(done))
+                .filter(
+                    refresh_families::expires_at
+                        .le(at)
+                        .or(refresh_families::last_used_at.le(idle_before)),
+                ),
+        )
+        .execute(conn)?,
+    };
+    Ok((deleted_tokens, deleted_families))
+}

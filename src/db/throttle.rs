@@ -192,17 +192,55 @@ pub fn clear_failures(conn: &mut DbConn, name: &str) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Drops rows that no longer limit anything: full buckets, and failures forgotten (`forget_before`: a window
-/// ago) since both the last failure and the end of its lock.
-pub fn sweep(conn: &mut DbConn, now: i64, forget_before: i64) -> Result<usize, DbError> {
-    let buckets = diesel::delete(throttle_buckets::table.filter(throttle_buckets::tat.lt(now * 1000))).execute(conn)?;
-    let failures = diesel::delete(
-        login_failures::table.filter(
+/// Rows that no longer limit anything: full buckets, and failures forgotten (`forget_before`: a window ago)
+/// since both the last failure and the end of its lock.
+#[derive(Debug, Default, Clone)]
+pub struct Stale {
+    pub buckets: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+/// Up to `limit` stale rows of each table.
+pub fn stale(conn: &mut DbConn, now: i64, forget_before: i64, limit: i64) -> Result<Stale, DbError> {
+    let buckets = throttle_buckets::table
+        .filter(throttle_buckets::tat.lt(now.saturating_mul(1000)))
+        .select(throttle_buckets::name)
+        .limit(limit)
+        .load(conn)?;
+    let failures = login_failures::table
+        .filter(
             login_failures::last_failure
                 .lt(forget_before)
                 .and(login_failures::locked_until.lt(forget_before)),
-        ),
-    )
-    .execute(conn)?;
-    Ok(buckets + failures)
+        )
+        .select(login_failures::name)
+        .limit(limit)
+        .load(conn)?;
+    Ok(Stale { buckets, failures })
+}
+
+/// Deletes the rows of `stale` that are still stale (a bucket used since keeps its row).
+pub fn delete_stale(conn: &mut DbConn, stale: &Stale, now: i64, forget_before: i64) -> Result<usize, DbError> {
+    let mut n = 0;
+    if !stale.buckets.is_empty() {
+        n += diesel::delete(
+            throttle_buckets::table
+                .filter(throttle_buckets::name.eq_any(&stale.buckets))
+                .filter(throttle_buckets::tat.lt(now.saturating_mul(1000))),
+        )
+        .execute(conn)?;
+    }
+    if !stale.failures.is_empty() {
+        n += diesel::delete(
+            login_failures::table
+                .filter(login_failures::name.eq_any(&stale.failures))
+                .filter(
+                    login_failures::last_failure
+                        .lt(forget_before)
+                        .and(login_failures::locked_until.lt(forget_before)),
+                ),
+        )
+        .execute(conn)?;
+    }
+    Ok(n)
 }

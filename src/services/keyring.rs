@@ -15,14 +15,15 @@ use std::sync::{Arc, RwLock};
 
 use actix_web::web::Bytes;
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
 use crate::crypto::jwt;
 use crate::crypto::keys::{Alg, KeyError, PublicJwk, SigningKey};
-use crate::crypto::seal::{self, KeyEncryption};
+use crate::crypto::seal::Row;
 use crate::db::keys::{self as key_db, KeyRow};
 use crate::db::{Db, DbError};
+use crate::services::at_rest::Kek;
 
 /// Rotation settings, from `tokens` and `cluster`.
 #[derive(Debug, Clone)]
@@ -34,8 +35,8 @@ pub struct RingSettings {
     /// T: the life of a token.
     pub token_duration: i64,
     pub persist: bool,
-    /// Encrypts private keys at rest, from `tokens.key_encryption_secret`.
-    pub encryption: Option<Arc<KeyEncryption>>,
+    /// Encrypts private keys at rest ([`crate::services::at_rest`]).
+    pub kek: Kek,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,13 +232,14 @@ impl KeyRing {
             key: Arc::new(key),
         };
         if self.settings.persist {
-            let private_key = match &self.settings.encryption {
-                Some(enc) => enc.wrap(&live.key.kid, &der).ok_or_else(|| RingError::Stored {
+            let private_key = self
+                .settings
+                .kek
+                .store(Row::SigningKey(&live.key.kid), &der)
+                .map_err(|message| RingError::Stored {
                     kid: live.key.kid.clone(),
-                    message: "encryption failed".into(),
-                })?,
-                None => STANDARD.encode(&der),
-            };
+                    message,
+                })?;
             let row = KeyRow {
                 kid: live.key.kid.clone(),
                 algorithm: live.key.alg.name().to_string(),
@@ -273,25 +275,14 @@ impl KeyRing {
             };
             let alg =
                 Alg::parse(&row.algorithm).ok_or_else(|| stored(format!("unknown algorithm {}", row.algorithm)))?;
-            let der = match (&self.settings.encryption, seal::is_wrapped(&row.private_key)) {
-                (Some(enc), true) => enc.unwrap(&row.kid, &row.private_key).ok_or_else(|| {
-                    stored(
-                        "does not decrypt: tokens.key_encryption_secret differs from the one it was stored with".into(),
-                    )
-                })?,
-                (None, true) => {
-                    return Err(stored(
-                        "is encrypted at rest: set tokens.key_encryption_secret (or _file)".into(),
-                    ));
-                }
-                (encryption, false) => {
-                    let der = STANDARD.decode(&row.private_key).map_err(|e| stored(e.to_string()))?;
-                    if let Some(enc) = encryption {
-                        self.encrypt_stored(enc, &row, &der);
-                    }
-                    der
-                }
-            };
+            let (der, rewrite) = self
+                .settings
+                .kek
+                .open(Row::SigningKey(&row.kid), &row.private_key)
+                .map_err(stored)?;
+            if let Some(new) = rewrite {
+                self.rewrite_stored(&row, &new);
+            }
             let key = SigningKey::from_pkcs8(alg, &der)?;
             if key.kid != row.kid {
                 return Err(stored("kid does not match the key".into()));
@@ -308,18 +299,17 @@ impl KeyRing {
         Ok(keys)
     }
 
-    /// Replaces a key stored in the clear (before a secret was configured) with its encrypted form.
-    fn encrypt_stored(&self, enc: &KeyEncryption, row: &KeyRow, der: &[u8]) {
-        let result = enc
-            .wrap(&row.kid, der)
-            .ok_or_else(|| DbError::Unsupported("encryption failed".into()))
-            .and_then(|wrapped| {
-                key_db::replace_private_key(&mut *self.db.get()?, &row.kid, &row.private_key, &wrapped)
-            });
+    /// Replaces a stored key that is not in the current form (in the clear before a KEK existed, v1, or under
+    /// an older KEK) with its current form.
+    fn rewrite_stored(&self, row: &KeyRow, new: &str) {
+        let result = self
+            .db
+            .get()
+            .and_then(|mut c| key_db::replace_private_key(&mut c, &row.kid, &row.private_key, new));
         match result {
-            Ok(()) => tracing::info!(kid = %row.kid, "signing key now encrypted at rest"),
+            Ok(()) => tracing::info!(kid = %row.kid, "signing key re-written encrypted in the current form"),
             Err(e) => {
-                tracing::warn!(kid = %row.kid, error = %e, "signing key left unencrypted; retried at the next load")
+                tracing::warn!(kid = %row.kid, error = %e, "signing key not re-written; retried at the next start")
             }
         }
     }

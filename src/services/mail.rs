@@ -259,7 +259,8 @@ pub async fn run(state: actix_web::web::Data<AppState>) {
         .outbox_poll_interval
         .as_duration()
         .max(Duration::from_millis(10));
-    let mut last_sweep = 0;
+    // Used and expired link tokens are deleted by the maintenance sweep (services/maintenance.rs), which runs
+    // with or without email.
     loop {
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
@@ -267,18 +268,6 @@ pub async fn run(state: actix_web::web::Data<AppState>) {
         }
         if let Err(e) = send_due(&state).await {
             tracing::warn!(error = %e, "email outbox: cannot read due messages; retrying later");
-        }
-        let now = state.clock.now();
-        if now - last_sweep >= 3600 {
-            last_sweep = now;
-            // Link tokens a day past their expiry can do nothing; forget them.
-            let result = state
-                .db
-                .write(move |c| crate::db::accounts::delete_expired(c, now - 86400))
-                .await;
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "expired account links not swept");
-            }
         }
     }
 }
@@ -404,6 +393,30 @@ mod tests {
         assert!(r.html.contains("&lt;b&gt;x&lt;/b&gt;") && !r.html.contains("<b>x"));
         for (name, _, _) in BUILT_IN {
             assert!(!m.render(name, &[]).subject.is_empty(), "{name}");
+        }
+    }
+
+    /// Subjects are fixed text: nothing a user chose (a self-registered username, an address) reaches a
+    /// header line.
+    #[test]
+    fn built_in_subjects_hold_no_placeholder() {
+        let m = Mailer::new(&EmailConfig::default()).unwrap_or_else(|e| unreachable!("{e}"));
+        for (name, text, _) in BUILT_IN {
+            let first = text.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with("Subject: ") && !first.contains("{{"),
+                "{name}: {first}"
+            );
+            let vars = [
+                ("username", "x\r\nBcc: a@evil.example"),
+                ("link", "L"),
+                ("expires_in", "1h"),
+            ];
+            let subject = m.render(name, &vars).subject;
+            assert!(
+                !subject.contains("evil") && !subject.contains(['\r', '\n']),
+                "{name}: {subject}"
+            );
         }
     }
 

@@ -3,10 +3,12 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod at_rest;
 pub mod auth;
 pub mod bootstrap;
 pub mod keyring;
 pub mod mail;
+pub mod maintenance;
 pub mod passwords;
 pub mod rights;
 pub mod throttle;

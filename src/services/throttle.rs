@@ -8,7 +8,8 @@
 //!   the name, a token of the address's failed-login bucket, both by compare-and-set) and settled after it:
 //!   kept for a wrong password, refunded for a right one or for an attempt that checked nothing. So parallel
 //!   guesses queue on the counters instead of all passing a gate that only read them; on top of that each
-//!   replica lets at most `max_in_flight` checks of one name run at once.
+//!   replica lets at most `max_in_flight` checks of one name run at once (a few more wait their turn, briefly;
+//!   the rest are refused at once).
 //! - Per client address: failed logins, registrations, forgot-password and anonymous tokens are token buckets
 //!   in the database (shared by replicas); refreshes are a bucket in memory (per replica: a refresh token
 //!   cannot be guessed, so that limit only caps load and must cost no write).
@@ -19,6 +20,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{LoginThrottleConfig, RateLimit, SecurityConfig};
 use crate::db::throttle::{self as db, Failures, Gcra};
@@ -193,21 +196,31 @@ pub enum Settle {
     Void,
 }
 
+/// Attempts of one name that may wait for a turn on one replica, beyond those running; more get 429 at once.
+const WAITING_MAX: usize = 16;
+
+/// How long an attempt waits for its turn before it gets 429.
+const WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The turns of each name: a semaphore of `max_in_flight` permits, dropped from the map once nobody holds or
+/// waits for one.
+type Turns = Arc<Mutex<HashMap<String, Arc<Semaphore>>>>;
+
 /// One check of a name in flight on this replica; dropping it ends it.
 #[derive(Debug)]
 struct InFlight {
     name: String,
-    counts: Arc<Mutex<HashMap<String, u32>>>,
+    turns: Turns,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.name) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(&self.name);
-            }
+        drop(self.permit.take());
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map holds it: nobody runs or waits for this name.
+        if turns.get(&self.name).is_some_and(|s| Arc::strong_count(s) == 1) {
+            turns.remove(&self.name);
         }
     }
 }
@@ -223,7 +236,7 @@ pub struct Throttle {
     /// Theoretical arrival times (ms) of the in-memory refresh buckets.
     local: Mutex<HashMap<ClientAddr, i64>>,
     /// Password checks in flight per login name (its row name), on this replica.
-    in_flight: Arc<Mutex<HashMap<String, u32>>>,
+    in_flight: Turns,
 }
 
 impl Throttle {
@@ -306,8 +319,8 @@ impl Throttle {
     }
 
     /// Reserves a login attempt before its password is checked: refused (429) while the name waits or is
-    /// locked, while the address has used up its failed logins, or while `max_in_flight` checks of the name
-    /// already run on this replica; otherwise one failure is counted against the name and one token taken from
+    /// locked, while the address has used up its failed logins, or when too many checks of the name run or wait
+    /// on this replica; otherwise one failure is counted against the name and one token taken from
     /// the address's bucket, to be kept or refunded by [`Throttle::settle`].
     pub async fn reserve_login(
         &self,
@@ -321,7 +334,7 @@ impl Throttle {
             .enabled
             .then(|| row_name("login", &username.trim().to_lowercase()));
         let in_flight = match &name {
-            Some(n) => Some(self.enter(n)?),
+            Some(n) => Some(self.enter(n).await?),
             None => None,
         };
         let ip = self.failures_bucket(addr);
@@ -366,17 +379,30 @@ impl Throttle {
         }
     }
 
-    /// Counts one more check of this name in flight, or refuses when `max_in_flight` already run.
-    fn enter(&self, name: &str) -> Result<InFlight, ThrottleError> {
-        let mut counts = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(name.to_string()).or_insert(0);
-        if *n >= self.login.max_in_flight.max(1) {
-            return Err(ThrottleError::Limited(Limited { retry_after: 1 }));
+    /// Takes a turn to check this name: at once while fewer than `max_in_flight` checks run, else after a
+    /// short wait behind at most [`WAITING_MAX`] others; refused when the line is longer or the wait too long.
+    async fn enter(&self, name: &str) -> Result<InFlight, ThrottleError> {
+        let max = usize::try_from(self.login.max_in_flight.max(1)).unwrap_or(usize::MAX);
+        let turns = {
+            let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(name.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(max)))
+                .clone()
+        };
+        let busy = Limited { retry_after: 1 };
+        // Everyone holding a clone: the map, the checks running and the attempts waiting, and this one.
+        let running = max.saturating_sub(turns.available_permits());
+        if Arc::strong_count(&turns).saturating_sub(2 + running) >= WAITING_MAX && turns.available_permits() == 0 {
+            return Err(ThrottleError::Limited(busy));
         }
-        *n += 1;
+        let permit = tokio::time::timeout(WAIT_MAX, turns.acquire_owned())
+            .await
+            .map_err(|_| ThrottleError::Limited(busy))?
+            .map_err(|_| ThrottleError::Limited(busy))?;
         Ok(InFlight {
             name: name.to_string(),
-            counts: self.in_flight.clone(),
+            turns: self.in_flight.clone(),
+            permit: Some(permit),
         })
     }
 
@@ -429,10 +455,11 @@ impl Throttle {
         Ok(())
     }
 
-    /// Deletes rows that no longer limit anything.
-    pub fn sweep(&self, conn: &mut crate::db::DbConn, now: i64) -> Result<usize, DbError> {
+    /// Before when a login failure whose lock has ended is forgotten: one failure window ago. The
+    /// maintenance sweep deletes such rows ([`db::stale`]).
+    pub fn forget_before(&self, now: i64) -> i64 {
         let window = i64::try_from(self.login.failure_window.as_secs()).unwrap_or(i64::MAX);
-        db::sweep(conn, now, now.saturating_sub(window))
+        now.saturating_sub(window)
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
-fn tessera(dir: &std::path::Path) -> Command {
+pub fn tessera(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir).env_remove("RUST_LOG");
     for (k, _) in std::env::vars() {

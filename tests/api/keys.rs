@@ -167,7 +167,7 @@ db_test!(private_keys_are_encrypted_at_rest, async |db| {
     let before: Value = app.get("/api/pkeys").await.json().await.unwrap();
     let stored = stored_private_keys(&app);
     assert!(!stored.is_empty());
-    assert!(stored.iter().all(|(_, k)| k.starts_with("enc:v1:")), "{stored:?}");
+    assert!(stored.iter().all(|(_, k)| k.starts_with("enc:v2:")), "{stored:?}");
 
     let again = spawn_on_url(&app.db_url, tempfile::tempdir().unwrap(), with(SECRET), None, None).await;
     let after: Value = again.get("/api/pkeys").await.json().await.unwrap();
@@ -175,7 +175,8 @@ db_test!(private_keys_are_encrypted_at_rest, async |db| {
 
     for (secret, expected) in [
         ("another secret, long enough", "does not decrypt"),
-        ("", "is encrypted at rest"),
+        // No secret: "is encrypted at rest" (PostgreSQL, MariaDB), or the KEK file is "missing" (SQLite).
+        ("", "encrypted"),
     ] {
         let mut config = crate::helpers::test_config(&app.db_url);
         config.tokens.key_encryption_secret = tessera::config::Secret::new(secret);
@@ -187,12 +188,13 @@ db_test!(private_keys_are_encrypted_at_rest, async |db| {
     }
 });
 
-/// Keys stored in the clear before a secret was configured are encrypted at the next start, and kept.
+/// Keys stored under the SQLite database's KEK file before a secret was configured are re-encrypted under the
+/// secret at the next start, and kept.
 #[tokio::test]
-async fn plain_keys_are_encrypted_when_a_secret_is_added() {
+async fn keys_move_to_a_secret_added_later() {
     let app = spawn_app(TestDb::Sqlite).await.unwrap();
     let before = stored_private_keys(&app);
-    assert!(before.iter().all(|(_, k)| !k.starts_with("enc:")));
+    assert!(before.iter().all(|(_, k)| k.starts_with("enc:v2:")));
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("kek");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
@@ -210,7 +212,8 @@ async fn plain_keys_are_encrypted_when_a_secret_is_added() {
         before.iter().map(|(kid, _)| kid).collect::<Vec<_>>(),
         after.iter().map(|(kid, _)| kid).collect::<Vec<_>>()
     );
-    assert!(after.iter().all(|(_, k)| k.starts_with("enc:v1:")), "{after:?}");
+    assert!(after.iter().all(|(_, k)| k.starts_with("enc:v2:")), "{after:?}");
+    assert_ne!(before, after, "re-encrypted under the secret");
 
     let mut config = crate::helpers::test_config(&app.db_url);
     config.tokens.key_encryption_secret = tessera::config::Secret::new("too short");

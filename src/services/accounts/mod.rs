@@ -5,7 +5,7 @@
 //! transaction) and expire. Every message is queued in the outbox in the transaction of its change; links come
 //! from `email.public_url` only. HTTP-agnostic: routes identify the caller and map [`AccountError`].
 
-mod forms;
+pub mod forms;
 mod password;
 mod profile;
 mod register;

@@ -87,15 +87,15 @@ async fn registration_input_is_checked() {
     // A username that looks like an address could shadow someone's email at login.
     assert_eq!(
         reg(base("bob@example.org", "ann@example.org", PASSWORD)).await,
-        (400, "invalid_field".into())
+        (400, "invalid_username".into())
     );
     assert_eq!(
         reg(base("", "ann@example.org", PASSWORD)).await,
-        (400, "invalid_field".into())
+        (400, "invalid_username".into())
     );
     assert_eq!(
         reg(base("a\u{0}b", "ann@example.org", PASSWORD)).await,
-        (400, "invalid_field".into())
+        (400, "invalid_username".into())
     );
     assert_eq!(reg(json!({ "username": "ann" })).await, (400, "invalid_field".into()));
     let mut extra = base("ann", "ann@example.org", PASSWORD);

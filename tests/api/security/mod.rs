@@ -1,11 +1,15 @@
 //! The security invariants of issue #15, a file per family: privilege escalation (`escalation`, with the
 //! property test in `escalation_walk`), admin rights that end when the user's do (`live_rights`), limits that
-//! parallel requests cannot bypass (`parallel`).
+//! parallel requests cannot bypass (`parallel`), data at rest (`at_rest`) and growth (`retention`), and
+//! self-registered usernames (`usernames`).
 
+mod at_rest;
 mod escalation;
 mod escalation_walk;
 mod live_rights;
 mod parallel;
+mod retention;
+mod usernames;
 
 use std::collections::BTreeSet;
 

@@ -1,0 +1,102 @@
+//! The maintenance sweep: rows that can do nothing any more are deleted, so the database does not grow
+//! forever. Run once a minute by each replica's maintenance task ([`crate::startup`]); any replica may run it,
+//! and two at once only find less to delete.
+//!
+//! Deleted, at most [`BATCH`] rows per table per sweep (a backlog drains over the following minutes instead
+//! of holding the database for long):
+//! - refresh families that can no longer refresh (past `tokens.refresh_max_age`, or idle for
+//!   `tokens.refresh_idle_timeout`; revoked families go idle too), one access-token lifetime and a minute after
+//!   that (the admin API checks an access token's session, `sid`, and the last token of a session may outlive
+//!   it by its lifetime), with their tokens.
+//!   Used tokens of live families stay: they are how a replayed token is recognised;
+//! - link tokens (confirmation, reset, email change) once used or expired;
+//! - throttle rows that no longer limit anything;
+//! - audit rows older than `security.audit_retention` (0 keeps them);
+//! - and, as before, sealed refresh successors whose reuse grace has passed (an update, not a delete).
+//!
+//! Candidates are found with reads on pooled connections, so a scan never holds up writers; the deletes go by
+//! key through [`crate::db::Db::write`] (on SQLite, the one writer thread), each re-checking its condition, so a row used
+//! between the read and the write stays.
+
+use crate::db::{self, DbError};
+use crate::state::AppState;
+
+/// The most rows deleted from one table by one sweep.
+pub const BATCH: i64 = 500;
+
+/// How long after its deadline a refresh family is deleted, so a refresh in flight at the deadline never
+/// races the sweep (it is refused as expired, not as unknown, either way).
+pub const FAMILY_MARGIN: i64 = 60;
+
+/// What one sweep deleted (or, for sealed successors, cleared).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub refresh_families: usize,
+    pub refresh_tokens: usize,
+    pub account_tokens: usize,
+    pub throttle_rows: usize,
+    pub audit_rows: usize,
+    pub sealed_successors: usize,
+}
+
+impl Swept {
+    pub fn total(&self) -> usize {
+        self.refresh_families
+            + self.refresh_tokens
+            + self.account_tokens
+            + self.throttle_rows
+            + self.audit_rows
+            + self.sealed_successors
+    }
+}
+
+/// What the read phase found.
+struct Candidates {
+    families: Vec<String>,
+    account_tokens: Vec<String>,
+    throttle: db::throttle::Stale,
+    audit: Vec<i64>,
+}
+
+/// One sweep as of `now` (tests pass a time of their choosing).
+pub async fn sweep(state: &AppState, now: i64) -> Result<Swept, DbError> {
+    let idle = state.tokens.idle_timeout;
+    let family_at = now.saturating_sub(FAMILY_MARGIN + state.tokens.token_duration);
+    let forget_before = state.throttle.forget_before(now);
+    let retention = i64::try_from(state.config.security.audit_retention.as_secs()).unwrap_or(i64::MAX);
+    let audit_before = (retention > 0).then(|| now.saturating_sub(retention));
+    let grace_ended = now.saturating_sub(state.tokens.reuse_grace);
+
+    let found = state
+        .db
+        .run(move |c| -> Result<Candidates, DbError> {
+            Ok(Candidates {
+                families: db::refresh::expired_families(c, family_at, idle, BATCH)?,
+                account_tokens: db::accounts::dead_tokens(c, now, BATCH)?,
+                throttle: db::throttle::stale(c, now, forget_before, BATCH)?,
+                audit: match audit_before {
+                    Some(before) => db::audit::older_than(c, before, BATCH)?,
+                    None => Vec::new(),
+                },
+            })
+        })
+        .await?;
+    state
+        .db
+        .write(move |c| -> Result<Swept, DbError> {
+            let (refresh_tokens, refresh_families) =
+                db::refresh::delete_expired_families(c, &found.families, family_at, idle, BATCH)?;
+            Ok(Swept {
+                refresh_families,
+                refresh_tokens,
+                account_tokens: db::accounts::delete_dead_tokens(c, &found.account_tokens, now)?,
+                throttle_rows: db::throttle::delete_stale(c, &found.throttle, now, forget_before)?,
+                audit_rows: match audit_before {
+                    Some(before) => db::audit::delete_older(c, &found.audit, before)?,
+                    None => 0,
+                },
+                sealed_successors: db::refresh::clear_sealed(c, grace_ended)?,
+            })
+        })
+        .await
+}
