@@ -14,10 +14,13 @@ pub enum AdminErrors<'a> {
     /// Malformed input (`invalid_json`, `invalid_field`, `invalid_query`, `invalid_path`, `unknown_reference`, …).
     #[response(status = 400)]
     BadRequest(ErrorBody<'a>),
-    /// No valid bearer token (`unauthenticated`).
+    /// No valid bearer token, or its session was revoked or its user deleted (`unauthenticated`).
     #[response(status = 401)]
     Unauthenticated(ErrorBody<'a>),
-    /// The token lacks the letter (`forbidden`), or a policy refuses (`read_only`, `protected`, `superuser_required`).
+    /// The caller does not hold the letter now (`forbidden`), or a rule refuses the change: `read_only`,
+    /// `protected`, `superuser_required` (it gives or takes `S`, or touches an account holding `S`),
+    /// `letter_required` (it gives or takes another letter the caller does not hold, or touches an account that
+    /// holds one).
     #[response(status = 403)]
     Forbidden(ErrorBody<'a>),
     /// No such entity (`not_found`).
@@ -26,6 +29,9 @@ pub enum AdminErrors<'a> {
     /// A unique value is taken (`conflict`) or no superuser would remain (`last_superuser`).
     #[response(status = 409)]
     Conflict(ErrorBody<'a>),
+    /// An `stk` claim value that is not one letter of `SsuUgGcCm` or a comma list of them (`invalid_stk_value`).
+    #[response(status = 422)]
+    Unprocessable(ErrorBody<'a>),
     /// The database is unreachable (`database_unavailable`), hashing is saturated (`busy`) or the request took
     /// longer than `server.timeout` (`timeout`); see `Retry-After`.
     #[response(status = 503)]
