@@ -100,3 +100,28 @@ fn bad_limits_and_proxies_are_reported() {
         ]
     );
 }
+
+#[test]
+fn authorization_settings_are_checked() {
+    let text = "security:\n  admin_rights_cache: 10s\ntokens:\n  user_info:\n    username: stk\n";
+    let err = load_from_str(text, "cfg.yaml", no_env(), false).err();
+    let keys: Vec<String> = err
+        .map(|e| e.problems.into_iter().map(|p| p.key).collect())
+        .unwrap_or_default();
+    assert!(keys.contains(&"security.admin_rights_cache".to_string()), "{keys:?}");
+    assert!(keys.contains(&"tokens.user_info.username".to_string()), "{keys:?}");
+}
+
+#[test]
+fn a_public_server_with_a_plain_issuer_is_warned_about() {
+    let warned = |text: &str| {
+        let loaded = load_from_str(text, "cfg.yaml", no_env(), false).map_err(|e| e.to_string());
+        let loaded = loaded.unwrap_or_else(|e| unreachable!("{e}"));
+        loaded.warnings.iter().any(|w| w.key == "tokens.issuer")
+    };
+    assert!(warned("server:\n  address: 0.0.0.0\n"));
+    assert!(!warned(
+        "server:\n  address: 0.0.0.0\ntokens:\n  issuer: https://id.example.com\n"
+    ));
+    assert!(!warned("server:\n  address: 127.0.0.1\n"));
+}
