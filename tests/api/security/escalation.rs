@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tessera::db::catalog;
 
-use super::{expect, superusers};
+use super::{expect, expect_call, superusers};
 use crate::admin::{PASSWORD, admin_app, call, id_of, token};
 use crate::db_test;
 use crate::helpers::{TestDb, claims_of};
@@ -24,49 +24,53 @@ db_test!(stk_values_grant_exactly_what_tokens_read, async |db| {
 
     // A C admin's claim " S" on its own group read as stk = C,S in its next token: values are letter lists.
     for value in [" S", "S ", "C,S,C", "SC", "", "S,", "x", "S;C"] {
-        let resp = call(
+        expect_call(
             &app,
             Some(&c),
             Method::POST,
             "/api/admin/claims",
             Some(claim(value, vec![l_c])),
+            422,
+            "invalid_stk_value",
         )
         .await;
-        expect(resp, 422, "invalid_stk_value").await;
     }
     // A well-formed value that gives S: only a superuser may.
     for value in ["S,C", "C,S"] {
-        let resp = call(
+        expect_call(
             &app,
             Some(&c),
             Method::POST,
             "/api/admin/claims",
             Some(claim(value, vec![l_c])),
+            403,
+            "superuser_required",
         )
         .await;
-        expect(resp, 403, "superuser_required").await;
     }
     // A claim on no group gives nobody anything; attaching it does.
-    let resp = call(
+    let loose: Value = expect_call(
         &app,
         Some(&c),
         Method::POST,
         "/api/admin/claims",
         Some(claim("S,m", vec![])),
+        200,
+        "",
     )
     .await;
-    let loose: Value = expect(resp, 200, "").await;
     let loose = loose["id"].as_i64().unwrap();
     let attach = json!({"claim_groups": [l_c]});
-    let resp = call(
+    expect_call(
         &app,
         Some(&c),
         Method::PATCH,
         &format!("/api/admin/claims/{loose}"),
         Some(attach),
+        403,
+        "superuser_required",
     )
     .await;
-    expect(resp, 403, "superuser_required").await;
     // Changing the value of the claim that makes user_C a C admin is the same hole.
     let admin_c = id_of(&app, &s, "claims", "name", "Admin C").await;
     for (value, status, code) in [
@@ -81,25 +85,27 @@ db_test!(stk_values_grant_exactly_what_tokens_read, async |db| {
     // A G admin attaching the stk=C claim to its own group would hold C.
     let admin_g = id_of(&app, &s, "claims", "name", "Admin G").await;
     let path = format!("/api/admin/claim-groups/{l_g}");
-    let resp = call(
+    expect_call(
         &app,
         Some(&g),
         Method::PATCH,
         &path,
         Some(json!({"claims": [admin_g, admin_c]})),
+        403,
+        "letter_required",
     )
     .await;
-    expect(resp, 403, "letter_required").await;
     // A C admin may still give C (it holds it): a new group of its own claim is fine.
-    let resp = call(
+    expect_call(
         &app,
         Some(&c),
         Method::POST,
         "/api/admin/claims",
         Some(claim("C", vec![l_c])),
+        409,
+        "conflict",
     )
-    .await;
-    expect(resp, 409, "conflict").await; // (stk, C) exists already: the unique constraint, not a denial
+    .await; // (stk, C) exists already: the unique constraint, not a denial
 
     assert_eq!(claims_of(&token(&app, "user_C").await)["stk"], "C");
     assert_eq!(claims_of(&token(&app, "user_G").await)["stk"], "G");
@@ -125,24 +131,26 @@ db_test!(stk_values_grant_exactly_what_tokens_read, async |db| {
         id_of(&app, &s, "users", "username", "user_none").await,
     );
     let path = format!("/api/admin/users/{none}");
-    let resp = call(
+    expect_call(
         &app,
         Some(&u),
         Method::PATCH,
         &path,
         Some(json!({"claim_groups": [crew]})),
+        403,
+        "superuser_required",
     )
     .await;
-    expect(resp, 403, "superuser_required").await;
-    let resp = call(
+    expect_call(
         &app,
         Some(&s),
         Method::PATCH,
         &path,
         Some(json!({"claim_groups": [crew]})),
+        200,
+        "",
     )
     .await;
-    expect(resp, 200, "").await;
     assert!(superusers(&app).contains(&none));
     let stk = claims_of(&token(&app, "user_none").await)["stk"]
         .as_str()
@@ -168,32 +176,52 @@ db_test!(links_into_letter_groups_need_those_letters, async |db| {
     let ok: Value = expect(post(&g, link("crew", crew)).await, 200, "").await;
     let id = ok["id"].as_i64().unwrap();
     let path = format!("/api/admin/group-links/{id}");
-    let resp = call(&app, Some(&g), Method::PATCH, &path, Some(json!({"claim_group": l_s}))).await;
-    expect(resp, 403, "superuser_required").await;
+    expect_call(
+        &app,
+        Some(&g),
+        Method::PATCH,
+        &path,
+        Some(json!({"claim_group": l_s})),
+        403,
+        "superuser_required",
+    )
+    .await;
     let path = format!("/api/admin/claim-groups/{l_s}");
-    let resp = call(&app, Some(&g), Method::PATCH, &path, Some(json!({"group_links": [id]}))).await;
-    expect(resp, 403, "superuser_required").await;
+    expect_call(
+        &app,
+        Some(&g),
+        Method::PATCH,
+        &path,
+        Some(json!({"group_links": [id]})),
+        403,
+        "superuser_required",
+    )
+    .await;
     // A link a superuser made into the superuser group: no G admin may widen, move or drop it.
     let admins: Value = expect(post(&s, link("admins", l_s)).await, 200, "").await;
     let admins = admins["id"].as_i64().unwrap();
     let path = format!("/api/admin/group-links/{admins}");
-    let resp = call(
+    expect_call(
         &app,
         Some(&g),
         Method::PATCH,
         &path,
         Some(json!({"resource_spec": "everyone"})),
-    )
-    .await;
-    expect(resp, 403, "superuser_required").await;
-    let resp = call(&app, Some(&g), Method::PATCH, &path, Some(json!({"claim_group": crew}))).await;
-    expect(resp, 403, "superuser_required").await;
-    expect(
-        call(&app, Some(&g), Method::DELETE, &path, None).await,
         403,
         "superuser_required",
     )
     .await;
+    expect_call(
+        &app,
+        Some(&g),
+        Method::PATCH,
+        &path,
+        Some(json!({"claim_group": crew})),
+        403,
+        "superuser_required",
+    )
+    .await;
+    expect_call(&app, Some(&g), Method::DELETE, &path, None, 403, "superuser_required").await;
     // Its own letters a G admin may link.
     expect(post(&g, link("group-admins", l_g)).await, 200, "").await;
     let kept: Value = call(&app, Some(&s), Method::GET, &path, None)
@@ -220,8 +248,16 @@ db_test!(lower_admins_cannot_take_over_accounts_above_them, async |db| {
         json!({"username": "user_S", "newPassword": "taken-over-1", "force": true}),
         json!({"username": "user_S", "newPassword": "taken-over-1", "oldPassword": "guess-1"}),
     ] {
-        let resp = call(&app, Some(&u), Method::PATCH, "/api/admin/localuser", Some(body)).await;
-        expect(resp, 403, "superuser_required").await;
+        expect_call(
+            &app,
+            Some(&u),
+            Method::PATCH,
+            "/api/admin/localuser",
+            Some(body),
+            403,
+            "superuser_required",
+        )
+        .await;
     }
     assert_eq!(hashes().await, before, "no hash was spent on a refused change");
     // The email (then forgot-password), the name, the source; deletion; ending its sessions.
@@ -232,18 +268,25 @@ db_test!(lower_admins_cannot_take_over_accounts_above_them, async |db| {
         json!({"source": "LDAP"}),
         json!({"fname": "Mallory"}),
     ] {
-        let resp = call(&app, Some(&u), Method::PATCH, &path, Some(body)).await;
-        expect(resp, 403, "superuser_required").await;
+        expect_call(
+            &app,
+            Some(&u),
+            Method::PATCH,
+            &path,
+            Some(body),
+            403,
+            "superuser_required",
+        )
+        .await;
     }
-    expect(
-        call(&app, Some(&u), Method::DELETE, &path, None).await,
-        403,
-        "superuser_required",
-    )
-    .await;
+    expect_call(&app, Some(&u), Method::DELETE, &path, None, 403, "superuser_required").await;
     let sessions = format!("{path}/sessions");
-    expect(
-        call(&app, Some(&u), Method::DELETE, &sessions, None).await,
+    expect_call(
+        &app,
+        Some(&u),
+        Method::DELETE,
+        &sessions,
+        None,
         403,
         "superuser_required",
     )
@@ -251,36 +294,33 @@ db_test!(lower_admins_cannot_take_over_accounts_above_them, async |db| {
     let family = tessera::services::tokens::SESSION;
     let sid = claims_of(&s)[family].as_str().unwrap().to_string();
     let one = format!("{sessions}/{sid}");
-    expect(
-        call(&app, Some(&u), Method::DELETE, &one, None).await,
-        403,
-        "superuser_required",
-    )
-    .await;
+    expect_call(&app, Some(&u), Method::DELETE, &one, None, 403, "superuser_required").await;
     // The same for any account holding a letter the caller lacks: a U admin does not become a C admin.
     let body = json!({"username": "user_C", "newPassword": "taken-over-1", "force": true});
-    let resp = call(&app, Some(&u), Method::PATCH, "/api/admin/localuser", Some(body)).await;
-    expect(resp, 403, "letter_required").await;
-    let path = format!("/api/admin/users/{c_admin}");
-    expect(
-        call(&app, Some(&u), Method::DELETE, &path, None).await,
+    expect_call(
+        &app,
+        Some(&u),
+        Method::PATCH,
+        "/api/admin/localuser",
+        Some(body),
         403,
         "letter_required",
     )
     .await;
+    let path = format!("/api/admin/users/{c_admin}");
+    expect_call(&app, Some(&u), Method::DELETE, &path, None, 403, "letter_required").await;
 
     // Nothing changed: the superuser logs in with its password, its session still works.
     app.login_ok("user_S", PASSWORD).await;
-    expect(
-        call(&app, Some(&s), Method::GET, "/api/admin/users", None).await,
-        200,
-        "",
-    )
-    .await;
+    expect_call(&app, Some(&s), Method::GET, "/api/admin/users", None, 200, "").await;
     // A superuser may do all of it.
     let body = json!({"username": "user_S2", "newPassword": "new-password-1", "force": true});
-    expect(
-        call(&app, Some(&s), Method::PATCH, "/api/admin/localuser", Some(body)).await,
+    expect_call(
+        &app,
+        Some(&s),
+        Method::PATCH,
+        "/api/admin/localuser",
+        Some(body),
         200,
         "",
     )
@@ -294,18 +334,42 @@ db_test!(renames_respect_protection_and_rotation_respects_read_only, async |db| 
     let (s, u) = (token(&app, "user_S").await, token(&app, "user_U").await);
     let none = id_of(&app, &s, "users", "username", "user_none").await;
     let path = format!("/api/admin/users/{none}");
-    let resp = call(&app, Some(&u), Method::PATCH, &path, Some(json!({"username": "root"}))).await;
-    expect(resp, 403, "protected").await;
+    expect_call(
+        &app,
+        Some(&u),
+        Method::PATCH,
+        &path,
+        Some(json!({"username": "root"})),
+        403,
+        "protected",
+    )
+    .await;
     let body = json!({"fname": "root", "lname": "root", "username": "root", "email": "root@example.com", "password": "password-1"});
-    let resp = call(&app, Some(&u), Method::POST, "/api/admin/localuser", Some(body)).await;
-    expect(resp, 403, "protected").await;
+    expect_call(
+        &app,
+        Some(&u),
+        Method::POST,
+        "/api/admin/localuser",
+        Some(body),
+        403,
+        "protected",
+    )
+    .await;
 
     let ro = admin_app(db, |c| c.users.policy_config.read_only_mode = true)
         .await
         .unwrap();
     let s = token(&ro, "user_S").await;
-    let resp = call(&ro, Some(&s), Method::POST, "/api/admin/keys/rotate", None).await;
-    expect(resp, 403, "read_only").await;
+    expect_call(
+        &ro,
+        Some(&s),
+        Method::POST,
+        "/api/admin/keys/rotate",
+        None,
+        403,
+        "read_only",
+    )
+    .await;
     let keys: Value = call(&ro, Some(&s), Method::GET, "/api/admin/keys", None)
         .await
         .json()

@@ -28,6 +28,19 @@ pub async fn expect(resp: reqwest::Response, status: u16, code: &str) -> Value {
     body
 }
 
+/// One admin request (see `crate::admin::call`), checked like [`expect`]; returns the body.
+pub async fn expect_call(
+    app: &TestApp,
+    token: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+    code: &str,
+) -> Value {
+    expect(crate::admin::call(app, token, method, path, body).await, status, code).await
+}
+
 /// The users holding `S` now, read from the database the way tokens read it.
 pub fn superusers(app: &TestApp) -> BTreeSet<i64> {
     tessera::db::catalog::holdings(&mut app.state.db.get().unwrap())
