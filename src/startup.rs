@@ -318,7 +318,7 @@ impl Application {
         });
         tokio::spawn(maintain(state.clone()));
         if state.mail.enabled() {
-            tokio::spawn(crate::services::mail::run(state.clone()));
+            tokio::spawn(crate::services::mail::run(state.clone().into_inner()));
         }
         tokio::spawn(checkpoints(state.db.clone()));
         let max_body = config.server.max_body_bytes;

@@ -342,6 +342,93 @@ pub fn policy_names(c: &mut DbConn, kind: Kind, ids: &[i64]) -> Result<Vec<Strin
     })
 }
 
+/// Every link that belongs to a claim group: (type, resource, group).
+pub fn attached_links(c: &mut DbConn) -> Result<Vec<(String, String, i64)>, DbError> {
+    let rows: Vec<(String, String, Option<i64>)> = group_links::table
+        .filter(group_links::claim_group_id.is_not_null())
+        .select((
+            group_links::link_type,
+            group_links::resource_spec,
+            group_links::claim_group_id,
+        ))
+        .load(c)?;
+    Ok(rows.into_iter().filter_map(|(t, r, g)| Some((t, r, g?))).collect())
+}
+
+/// Takes a user out of `gone` and into `added` (groups it is not in yet).
+pub fn change_user_groups(c: &mut DbConn, user: i64, gone: &[i64], added: &[i64]) -> Result<(), DbError> {
+    if !gone.is_empty() {
+        diesel::delete(
+            user_claim_groups::table
+                .filter(user_claim_groups::user_id.eq(user))
+                .filter(user_claim_groups::claim_group_id.eq_any(gone)),
+        )
+        .execute(c)?;
+    }
+    for group in added {
+        diesel::insert_into(user_claim_groups::table)
+            .values((
+                user_claim_groups::user_id.eq(user),
+                user_claim_groups::claim_group_id.eq(*group),
+            ))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// The claim of this short name and value, if one exists (the pair is unique).
+pub fn claim_by_value(c: &mut DbConn, short_name: &str, value: &str) -> Result<Option<ClaimRow>, DbError> {
+    Ok(claims::table
+        .filter(claims::short_name.eq(short_name))
+        .filter(claims::value.eq(value))
+        .select(ClaimRow::as_select())
+        .first(c)
+        .optional()?)
+}
+
+/// Whether a claim has this (unique) name.
+pub fn claim_name_taken(c: &mut DbConn, name: &str) -> Result<bool, DbError> {
+    let n: i64 = claims::table.filter(claims::name.eq(name)).count().get_result(c)?;
+    Ok(n > 0)
+}
+
+pub fn group_by_name(c: &mut DbConn, name: &str) -> Result<Option<GroupRow>, DbError> {
+    Ok(claim_groups::table
+        .filter(claim_groups::name.eq(name))
+        .select(GroupRow::as_select())
+        .first(c)
+        .optional()?)
+}
+
+/// How many memberships these groups have, together.
+pub fn members_of_any(c: &mut DbConn, groups: &[i64]) -> Result<i64, DbError> {
+    Ok(user_claim_groups::table
+        .filter(user_claim_groups::claim_group_id.eq_any(groups))
+        .count()
+        .get_result(c)?)
+}
+
+/// Puts a claim into a group, unless it is there already.
+pub fn add_group_claim(conn: &mut DbConn, group_id: i64, claim_id: i64) -> Result<(), DbError> {
+    if !group_claim_ids(conn, group_id)?.contains(&claim_id) {
+        diesel::insert_into(claim_group_claims::table)
+            .values((
+                claim_group_claims::claim_group_id.eq(group_id),
+                claim_group_claims::claim_id.eq(claim_id),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Puts a user into a group, unless it is there already.
+pub fn add_user_group(conn: &mut DbConn, user_id: i64, group_id: i64) -> Result<(), DbError> {
+    if !user_group_ids(conn, user_id)?.contains(&group_id) {
+        change_user_groups(conn, user_id, &[], &[group_id])?;
+    }
+    Ok(())
+}
+
 /// Current edges, for diffing a wholesale replacement.
 pub fn user_group_ids(c: &mut DbConn, user: i64) -> Result<Vec<i64>, DbError> {
     Ok(user_claim_groups::table

@@ -14,7 +14,8 @@ use diesel::prelude::*;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use super::schema::{claim_group_claims, claim_groups, claims, dbinit_files, group_links, user_claim_groups, users};
+use super::catalog::{add_group_claim, add_user_group};
+use super::schema::{claim_groups, claims, dbinit_files, group_links, users};
 use super::{DbConn, DbError, new_id};
 
 /// A dbinit file that could not be applied; nothing of it was written.
@@ -466,42 +467,6 @@ fn write(conn: &mut DbConn, f: &InitFile, now: i64) -> Result<(), DbError> {
                 add_user_group(conn, id, group_id)?;
             }
         }
-    }
-    Ok(())
-}
-
-/// Puts a claim into a group unless it is there already.
-pub fn add_group_claim(conn: &mut DbConn, group_id: i64, claim_id: i64) -> Result<(), DbError> {
-    let exists = claim_group_claims::table
-        .filter(claim_group_claims::claim_group_id.eq(group_id))
-        .filter(claim_group_claims::claim_id.eq(claim_id))
-        .count()
-        .get_result::<i64>(conn)?;
-    if exists == 0 {
-        diesel::insert_into(claim_group_claims::table)
-            .values((
-                claim_group_claims::claim_group_id.eq(group_id),
-                claim_group_claims::claim_id.eq(claim_id),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-/// Puts a user into a group unless they are in it already.
-pub fn add_user_group(conn: &mut DbConn, user_id: i64, group_id: i64) -> Result<(), DbError> {
-    let exists = user_claim_groups::table
-        .filter(user_claim_groups::user_id.eq(user_id))
-        .filter(user_claim_groups::claim_group_id.eq(group_id))
-        .count()
-        .get_result::<i64>(conn)?;
-    if exists == 0 {
-        diesel::insert_into(user_claim_groups::table)
-            .values((
-                user_claim_groups::user_id.eq(user_id),
-                user_claim_groups::claim_group_id.eq(group_id),
-            ))
-            .execute(conn)?;
     }
     Ok(())
 }

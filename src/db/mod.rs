@@ -271,6 +271,15 @@ impl Db {
         }
     }
 
+    /// Whether the database answers a trivial query now.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| {
+            conn.batch_execute("SELECT 1")
+                .map_err(|e| DbError::Unavailable(e.to_string()))
+        })
+        .await
+    }
+
     /// Copies committed WAL pages into the SQLite database file without blocking writers (a no-op elsewhere).
     pub fn checkpoint(&self) -> Result<(), DbError> {
         if matches!(self.writer, Some(Writer::Thread(_))) {

@@ -85,6 +85,16 @@ diesel::define_sql_function! {
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
+/// Whether another user than `username` has the address `email` (the column is unique).
+pub fn email_taken_by_other(conn: &mut DbConn, email: &str, username: &str) -> Result<bool, DbError> {
+    let n: i64 = users::table
+        .filter(users::email.eq(email))
+        .filter(users::username.ne(username))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 /// The users whose name is `username` but for ASCII case (directories match names without regard to case, so
 /// `FRY` and `fry` are one directory user and must be one local row).
 pub fn find_any_case(conn: &mut DbConn, username: &str) -> Result<Vec<UserRow>, DbError> {

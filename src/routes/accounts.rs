@@ -5,7 +5,6 @@
 use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::IntoResponses;
 
 use crate::error::{ApiError, ErrorBody};
@@ -84,25 +83,10 @@ pub enum AccountErrors<'a> {
     Unavailable(ErrorBody<'a>),
 }
 
-/// The user a bearer token stands for: its `sub` (the user id), or with a fixed `tokens.subject` the
-/// username claim of `tokens.user_info.username`.
+/// The user a bearer token stands for, or 401.
 async fn caller(state: &AppState, bearer: &Bearer) -> Result<i64, ApiError> {
-    let claim = |k: &str| bearer.claims.get(k).and_then(Value::as_str).map(str::to_string);
-    if state.tokens.subject.is_empty() {
-        return claim("sub")
-            .and_then(|s| s.parse::<i64>().ok())
-            .ok_or(ApiError::Unauthenticated);
-    }
-    let key = &state.tokens.user_info.username;
-    let username = (!key.is_empty())
-        .then(|| claim(key))
-        .flatten()
-        .ok_or(ApiError::Unauthenticated)?;
-    state
-        .db
-        .run(move |c| crate::db::users::find_by_username(c, &username))
+    accounts::user_of(state, &bearer.claims)
         .await?
-        .map(|u| u.id)
         .ok_or(ApiError::Unauthenticated)
 }
 

@@ -2,10 +2,9 @@
 
 use crate::openapi::{Status, Unready};
 use actix_web::{HttpResponse, web};
-use diesel::connection::SimpleConnection;
 
-use crate::db::DbError;
 use crate::error::ApiError;
+use crate::services::health;
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Success", body = Status)))]
@@ -17,15 +16,9 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Success", body = Status), Unready))]
 /// The database answers and a signing key is loaded; 503 with `Retry-After` otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if state.keys.current().signer(state.clock.now()).is_none() {
-        return Err(ApiError::Unavailable);
-    }
-    state
-        .db
-        .run(|conn| {
-            conn.batch_execute("SELECT 1")
-                .map_err(|e| DbError::Unavailable(e.to_string()))
-        })
-        .await?;
+    health::ready(&state).await.map_err(|e| match e {
+        health::NotReady::NoSigningKey => ApiError::Unavailable,
+        health::NotReady::Database(e) => e.into(),
+    })?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }

@@ -1,11 +1,10 @@
 //! Start-up data: Stoke's admin claims and the superuser `sadmin` when no one holds `stk=S`.
 
-use diesel::prelude::*;
+use diesel::Connection as _;
 
 use crate::authz::Letters;
 use crate::crypto::password::{Hasher, PasswordError};
-use crate::db::dbinit::{add_group_claim, add_user_group};
-use crate::db::schema::{claim_groups, claims, user_claim_groups, users};
+use crate::db::catalog::{ClaimRow, GroupRow};
 use crate::db::users::{self as users_db, UserRow};
 use crate::db::{DbConn, DbError, catalog, new_id};
 
@@ -42,16 +41,7 @@ impl From<diesel::result::Error> for BootstrapError {
 /// Creates each missing `stk` admin claim. A name already taken by another claim is left alone.
 pub fn ensure_stoke_claims(conn: &mut DbConn, now: i64) -> Result<(), BootstrapError> {
     for (name, description, value) in STOKE_CLAIMS {
-        let exists = claims::table
-            .filter(claims::short_name.eq(ADMIN_CLAIM))
-            .filter(claims::value.eq(value))
-            .count()
-            .get_result::<i64>(conn)?;
-        let name_taken = claims::table
-            .filter(claims::name.eq(name))
-            .count()
-            .get_result::<i64>(conn)?;
-        if exists == 0 && name_taken == 0 {
+        if catalog::claim_by_value(conn, ADMIN_CLAIM, value)?.is_none() && !catalog::claim_name_taken(conn, name)? {
             insert_claim(conn, name, description, value, now)?;
         }
     }
@@ -68,11 +58,7 @@ pub fn ensure_superuser(conn: &mut DbConn, hasher: &Hasher, now: i64) -> Result<
             .filter(|(_, value)| Letters::granted_by(value).is_superuser())
             .map(|(group, _)| group)
             .collect();
-        let members = user_claim_groups::table
-            .filter(user_claim_groups::claim_group_id.eq_any(&super_groups))
-            .count()
-            .get_result::<i64>(conn)?;
-        if members > 0 {
+        if catalog::members_of_any(conn, &super_groups)? > 0 {
             return Ok(None);
         }
         let group_id = match super_groups.first() {
@@ -81,15 +67,10 @@ pub fn ensure_superuser(conn: &mut DbConn, hasher: &Hasher, now: i64) -> Result<
         };
         let password = random_password();
         let hash = hasher.hash(&password)?;
-        let existing = users::table
-            .filter(users::username.eq(SUPERUSER))
-            .select(users::id)
-            .first::<i64>(conn)
-            .optional()?;
-        let user_id = match existing {
-            Some(id) => {
-                users_db::set_password(conn, id, &hash, now)?;
-                id
+        let user_id = match users_db::find_by_username(conn, SUPERUSER)? {
+            Some(user) => {
+                users_db::set_password(conn, user.id, &hash, now)?;
+                user.id
             }
             None => {
                 let row = UserRow::new_local(SUPERUSER, None, ("Stoke", "Admin"), (Some(&hash), None), now);
@@ -97,21 +78,15 @@ pub fn ensure_superuser(conn: &mut DbConn, hasher: &Hasher, now: i64) -> Result<
                 row.id
             }
         };
-        add_user_group(conn, user_id, group_id)?;
+        catalog::add_user_group(conn, user_id, group_id)?;
         Ok(Some(password))
     })
 }
 
 /// The group that grants `stk=S`, created with its claim when neither exists.
 fn superuser_group(conn: &mut DbConn, now: i64) -> Result<i64, BootstrapError> {
-    let claim_id = match claims::table
-        .filter(claims::short_name.eq(ADMIN_CLAIM))
-        .filter(claims::value.eq("S"))
-        .select(claims::id)
-        .first::<i64>(conn)
-        .optional()?
-    {
-        Some(id) => id,
+    let claim_id = match catalog::claim_by_value(conn, ADMIN_CLAIM, "S")? {
+        Some(claim) => claim.id,
         None => insert_claim(
             conn,
             "Stoke Super User",
@@ -120,27 +95,20 @@ fn superuser_group(conn: &mut DbConn, now: i64) -> Result<i64, BootstrapError> {
             now,
         )?,
     };
-    let group_id = match claim_groups::table
-        .filter(claim_groups::name.eq("Stoke Superusers"))
-        .select(claim_groups::id)
-        .first::<i64>(conn)
-        .optional()?
-    {
-        Some(id) => id,
+    let group_id = match catalog::group_by_name(conn, "Stoke Superusers")? {
+        Some(group) => group.id,
         None => {
-            let id = new_id();
-            diesel::insert_into(claim_groups::table)
-                .values((
-                    claim_groups::id.eq(id),
-                    claim_groups::name.eq("Stoke Superusers"),
-                    claim_groups::description.eq("Stoke server superusers"),
-                    claim_groups::created_at.eq(now),
-                ))
-                .execute(conn)?;
-            id
+            let row = GroupRow {
+                id: new_id(),
+                name: "Stoke Superusers".into(),
+                description: "Stoke server superusers".into(),
+                created_at: now,
+            };
+            catalog::insert_group(conn, &row)?;
+            row.id
         }
     };
-    add_group_claim(conn, group_id, claim_id)?;
+    catalog::add_group_claim(conn, group_id, claim_id)?;
     Ok(group_id)
 }
 
@@ -151,18 +119,16 @@ fn insert_claim(
     value: &str,
     now: i64,
 ) -> Result<i64, BootstrapError> {
-    let id = new_id();
-    diesel::insert_into(claims::table)
-        .values((
-            claims::id.eq(id),
-            claims::name.eq(name),
-            claims::short_name.eq(ADMIN_CLAIM),
-            claims::value.eq(value),
-            claims::description.eq(description),
-            claims::created_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(id)
+    let row = ClaimRow {
+        id: new_id(),
+        name: name.into(),
+        short_name: ADMIN_CLAIM.into(),
+        value: value.into(),
+        description: description.into(),
+        created_at: now,
+    };
+    catalog::insert_claim(conn, &row)?;
+    Ok(row.id)
 }
 
 /// 24 random bytes as URL-safe base64: 32 characters, 192 bits.

@@ -13,9 +13,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use actix_web::web::Bytes;
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::crypto::jwt;

@@ -252,7 +252,7 @@ pub fn queue(c: &mut DbConn, to: &str, message: &Rendered, now: i64) -> Result<(
 }
 
 /// Sends due messages until the process ends. Only started when `email.smtp_host` is set.
-pub async fn run(state: actix_web::web::Data<AppState>) {
+pub async fn run(state: Arc<AppState>) {
     let poll = state
         .config
         .email

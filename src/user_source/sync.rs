@@ -12,9 +12,6 @@
 
 use std::collections::HashSet;
 
-use diesel::prelude::*;
-
-use crate::db::schema::{group_links, user_claim_groups, users};
 use crate::db::users::{self as user_db, UserRow};
 use crate::db::{DbConn, DbError, catalog};
 
@@ -55,13 +52,11 @@ pub fn store(c: &mut DbConn, provider: &str, username: &str, d: &DirectoryUser, 
     // The email column is unique: a directory address another user already has (or one too long) is not copied.
     let email = match d.email.as_ref().filter(|e| e.len() <= COLUMN) {
         Some(e) => {
-            let taken = users::table
-                .filter(users::email.eq(e))
-                .filter(users::username.ne(username))
-                .count()
-                .get_result::<i64>(c)?
-                > 0;
-            if taken { None } else { Some(e.clone()) }
+            if user_db::email_taken_by_other(c, e, username)? {
+                None
+            } else {
+                Some(e.clone())
+            }
         }
         None => None,
     };
@@ -118,18 +113,9 @@ pub fn link_applies(link_type: &str, provider: &str) -> bool {
 }
 
 fn sync_groups(c: &mut DbConn, provider: &str, user_id: i64, directory_groups: &[String]) -> Result<(), DbError> {
-    let links: Vec<(String, String, Option<i64>)> = group_links::table
-        .filter(group_links::claim_group_id.is_not_null())
-        .select((
-            group_links::link_type,
-            group_links::resource_spec,
-            group_links::claim_group_id,
-        ))
-        .load(c)?;
     let mut managed = HashSet::new();
     let mut wanted = HashSet::new();
-    for (link_type, spec, group) in links {
-        let Some(group) = group else { continue };
+    for (link_type, spec, group) in catalog::attached_links(c)? {
         if !link_applies(&link_type, provider) {
             continue;
         }
@@ -145,12 +131,7 @@ fn sync_groups(c: &mut DbConn, provider: &str, user_id: i64, directory_groups: &
     if managed.is_empty() {
         return Ok(());
     }
-    let current: HashSet<i64> = user_claim_groups::table
-        .filter(user_claim_groups::user_id.eq(user_id))
-        .select(user_claim_groups::claim_group_id)
-        .load::<i64>(c)?
-        .into_iter()
-        .collect();
+    let current: HashSet<i64> = catalog::user_group_ids(c, user_id)?.into_iter().collect();
     let mut gone: Vec<i64> = current
         .iter()
         .filter(|g| managed.contains(g) && !wanted.contains(g))
@@ -173,23 +154,8 @@ fn sync_groups(c: &mut DbConn, provider: &str, user_id: i64, directory_groups: &
             );
         }
     }
-    if !gone.is_empty() {
-        diesel::delete(
-            user_claim_groups::table
-                .filter(user_claim_groups::user_id.eq(user_id))
-                .filter(user_claim_groups::claim_group_id.eq_any(&gone)),
-        )
-        .execute(c)?;
-    }
-    for group in wanted.difference(&current) {
-        diesel::insert_into(user_claim_groups::table)
-            .values((
-                user_claim_groups::user_id.eq(user_id),
-                user_claim_groups::claim_group_id.eq(*group),
-            ))
-            .execute(c)?;
-    }
-    Ok(())
+    let added: Vec<i64> = wanted.difference(&current).copied().collect();
+    catalog::change_user_groups(c, user_id, &gone, &added)
 }
 
 #[cfg(test)]

@@ -104,6 +104,27 @@ impl From<SignError> for AccountError {
     }
 }
 
+/// The user a verified token stands for: its `sub` (the user id), or with a fixed `tokens.subject` the user
+/// named by its `tokens.user_info.username` claim; `None` when there is none.
+pub async fn user_of(
+    state: &AppState,
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Option<i64>, DbError> {
+    let claim = |k: &str| claims.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
+    if state.tokens.subject.is_empty() {
+        return Ok(claim("sub").and_then(|s| s.parse::<i64>().ok()));
+    }
+    let key = &state.tokens.user_info.username;
+    let Some(username) = (!key.is_empty()).then(|| claim(key)).flatten() else {
+        return Ok(None);
+    };
+    let user = state
+        .db
+        .run(move |c| crate::db::users::find_by_username(c, &username))
+        .await?;
+    Ok(user.map(|u| u.id))
+}
+
 /// Checks the caller's current password (before a password or email change) as a login of its name would: a
 /// name that waits or is locked is refused before any hash, a wrong password counts against it, a right one
 /// clears its failures. So a stolen access token is no faster a way to guess the password than the login form.

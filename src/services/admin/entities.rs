@@ -65,7 +65,7 @@ fn check_claim(r: &ClaimRow) -> Result<(), AdminError> {
 }
 
 /// Creates a claim (and its group edges when given).
-pub fn create_claim(c: &mut DbConn, policy: &Policy, now: i64, input: ClaimInput) -> Result<Claim, AdminError> {
+pub(super) fn create_claim(c: &mut DbConn, policy: &Policy, now: i64, input: ClaimInput) -> Result<Claim, AdminError> {
     let row = ClaimRow {
         id: new_id(),
         name: input.name.unwrap_or_default(),
@@ -87,7 +87,7 @@ pub fn create_claim(c: &mut DbConn, policy: &Policy, now: i64, input: ClaimInput
 }
 
 /// Sets the given fields; a given `claim_groups` replaces the claim's groups.
-pub fn update_claim(c: &mut DbConn, policy: &Policy, id: i64, input: ClaimInput) -> Result<Claim, AdminError> {
+pub(super) fn update_claim(c: &mut DbConn, policy: &Policy, id: i64, input: ClaimInput) -> Result<Claim, AdminError> {
     let mut row = catalog::claim(c, id)?.ok_or_else(|| not_found("claim", id))?;
     policy.claim(&row.short_name)?;
     if let Some(v) = input.name {
@@ -115,7 +115,7 @@ pub fn update_claim(c: &mut DbConn, policy: &Policy, id: i64, input: ClaimInput)
     Ok(claim_dto(row))
 }
 
-pub fn delete_claim(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+pub(super) fn delete_claim(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
     let row = catalog::claim(c, id)?.ok_or_else(|| not_found("claim", id))?;
     policy.claim(&row.short_name)?;
     catalog::delete_claim(c, id)?;
@@ -151,7 +151,12 @@ fn group_edges(c: &mut DbConn, policy: &Policy, id: i64, input: &GroupInput) -> 
     Ok(())
 }
 
-pub fn create_group(c: &mut DbConn, policy: &Policy, now: i64, input: GroupInput) -> Result<ClaimGroup, AdminError> {
+pub(super) fn create_group(
+    c: &mut DbConn,
+    policy: &Policy,
+    now: i64,
+    input: GroupInput,
+) -> Result<ClaimGroup, AdminError> {
     let row = GroupRow {
         id: new_id(),
         name: input.name.clone().unwrap_or_default(),
@@ -165,7 +170,12 @@ pub fn create_group(c: &mut DbConn, policy: &Policy, now: i64, input: GroupInput
     Ok(group_dto(row))
 }
 
-pub fn update_group(c: &mut DbConn, policy: &Policy, id: i64, input: GroupInput) -> Result<ClaimGroup, AdminError> {
+pub(super) fn update_group(
+    c: &mut DbConn,
+    policy: &Policy,
+    id: i64,
+    input: GroupInput,
+) -> Result<ClaimGroup, AdminError> {
     let mut row = catalog::group(c, id)?.ok_or_else(|| not_found("claim group", id))?;
     policy.group(&row.name)?;
     if let Some(v) = &input.name {
@@ -181,7 +191,7 @@ pub fn update_group(c: &mut DbConn, policy: &Policy, id: i64, input: GroupInput)
     Ok(group_dto(row))
 }
 
-pub fn delete_group(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+pub(super) fn delete_group(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
     let row = catalog::group(c, id)?.ok_or_else(|| not_found("claim group", id))?;
     policy.group(&row.name)?;
     catalog::delete_group(c, id)?;
@@ -193,7 +203,12 @@ fn check_link(r: &LinkRow) -> Result<(), AdminError> {
     text("resource_spec", &r.resource_spec, 512, true)
 }
 
-pub fn create_link(c: &mut DbConn, policy: &Policy, now: i64, input: LinkInput) -> Result<GroupLink, AdminError> {
+pub(super) fn create_link(
+    c: &mut DbConn,
+    policy: &Policy,
+    now: i64,
+    input: LinkInput,
+) -> Result<GroupLink, AdminError> {
     let row = LinkRow {
         id: new_id(),
         link_type: input.link_type.unwrap_or_default(),
@@ -210,7 +225,7 @@ pub fn create_link(c: &mut DbConn, policy: &Policy, now: i64, input: LinkInput) 
     Ok(link_dto(row))
 }
 
-pub fn update_link(c: &mut DbConn, policy: &Policy, id: i64, input: LinkInput) -> Result<GroupLink, AdminError> {
+pub(super) fn update_link(c: &mut DbConn, policy: &Policy, id: i64, input: LinkInput) -> Result<GroupLink, AdminError> {
     let mut row = catalog::link(c, id)?.ok_or_else(|| not_found("group link", id))?;
     let old_group = row.claim_group_id;
     if let Some(v) = input.link_type {
@@ -230,7 +245,7 @@ pub fn update_link(c: &mut DbConn, policy: &Policy, id: i64, input: LinkInput) -
     Ok(link_dto(row))
 }
 
-pub fn delete_link(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+pub(super) fn delete_link(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
     let row = catalog::link(c, id)?.ok_or_else(|| not_found("group link", id))?;
     guard(
         c,

@@ -7,8 +7,10 @@
 //! writers). Writes that touch an account (its profile, credentials, sessions, deletion) first check that the
 //! caller holds every letter the account holds ([`Policy::account`]).
 
+mod changes;
 mod entities;
 mod operations;
+mod reads;
 mod users;
 
 use crate::api_types::PageQuery;
@@ -20,9 +22,11 @@ use crate::db::{DbConn, DbError};
 use crate::services::passwords::HashError;
 use crate::state::AppState;
 
-pub use entities::*;
+pub use changes::*;
+pub use entities::{claim_dto, group_dto, link_dto};
 pub use operations::*;
-pub use users::*;
+pub use reads::*;
+pub use users::{check_email, create_local_user, revoke_sessions, session_dto, set_local_password, user_dto};
 
 /// What a caller wants to touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,7 +255,7 @@ pub fn page(q: &PageQuery) -> Result<Page, AdminError> {
 }
 
 /// Reads on the blocking pool, after the permission check.
-pub async fn read<T, F>(state: &AppState, caller: &Caller, area: Area, f: F) -> Result<T, AdminError>
+async fn read<T, F>(state: &AppState, caller: &Caller, area: Area, f: F) -> Result<T, AdminError>
 where
     F: FnOnce(&mut DbConn) -> Result<T, AdminError> + Send + 'static,
     T: Send + 'static,
@@ -278,7 +282,7 @@ impl Change {
 
 /// Runs one admin write: permission, read-only mode, then `f` in a write transaction, refused unless
 /// [`Transition::check`] allows what it changed of who holds which letter; audited before it commits.
-pub async fn write<T, F>(state: &AppState, caller: &Caller, area: Area, change: Change, f: F) -> Result<T, AdminError>
+async fn write<T, F>(state: &AppState, caller: &Caller, area: Area, change: Change, f: F) -> Result<T, AdminError>
 where
     F: FnOnce(&mut DbConn, &Policy, i64) -> Result<T, AdminError> + Send + 'static,
     T: serde::Serialize + Send + 'static,

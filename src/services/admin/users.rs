@@ -65,7 +65,13 @@ fn check_user(u: &UserRow) -> Result<(), AdminError> {
 }
 
 /// Sets the given fields; a given `claim_groups` replaces the user's groups.
-pub fn update_user(c: &mut DbConn, policy: &Policy, now: i64, id: i64, input: UserInput) -> Result<User, AdminError> {
+pub(super) fn update_user(
+    c: &mut DbConn,
+    policy: &Policy,
+    now: i64,
+    id: i64,
+    input: UserInput,
+) -> Result<User, AdminError> {
     let mut row = users::find(c, id)?.ok_or_else(|| not_found(id))?;
     policy.user(&row.username)?;
     let profile = [&input.fname, &input.lname, &input.source, &input.email, &input.username];
@@ -105,7 +111,7 @@ pub fn update_user(c: &mut DbConn, policy: &Policy, now: i64, id: i64, input: Us
 }
 
 /// Deletes a user; their memberships and sessions go with them.
-pub fn delete_user(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+pub(super) fn delete_user(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
     let row = users::find(c, id)?.ok_or_else(|| not_found(id))?;
     policy.user(&row.username)?;
     policy.account(c, id)?;
