@@ -5,20 +5,14 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
-use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
-use tracing::Instrument as _;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::keys::Alg;
 use crate::crypto::password::Hasher;
 use crate::db::{Db, DbError, dbinit, migrations};
-use crate::error::ApiError;
 use crate::routes;
 use crate::services::at_rest::{self, Kek};
 use crate::services::keyring::{KeyRing, RingSettings};
@@ -113,55 +107,6 @@ fn ring_settings(config: &Config, kek: Kek) -> Result<RingSettings, StartupError
     })
 }
 
-/// Checkpoints SQLite's WAL every second, off the request path.
-async fn checkpoints(db: Db) {
-    if db.backend() != crate::config::Backend::Sqlite {
-        return;
-    }
-    loop {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let db = db.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.checkpoint()).await {
-            tracing::debug!(error = %e, "checkpoint skipped");
-        }
-    }
-}
-
-/// Keeps the key ring current (rotation, reloads from other replicas, expiry) and, once a minute, runs the
-/// maintenance sweep ([`maintenance::sweep`]). Database trouble is logged; the cached ring keeps serving.
-async fn maintain(state: web::Data<AppState>) {
-    let interval = state
-        .config
-        .cluster
-        .key_check_interval
-        .as_duration()
-        .max(std::time::Duration::from_millis(100));
-    let mut last_sweep = 0;
-    loop {
-        let now = state.clock.now();
-        let until_event = std::time::Duration::from_secs((state.keys.next_event(now) - now).max(0) as u64);
-        tokio::time::sleep(interval.min(until_event).max(std::time::Duration::from_millis(100))).await;
-        let st = state.clone();
-        match tokio::task::spawn_blocking(move || st.keys.refresh(st.clock.now())).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "key ring maintenance failed; serving the cached ring"),
-            Err(e) => tracing::error!(error = %e, "key ring maintenance task failed"),
-        }
-        let now = state.clock.now();
-        if now - last_sweep >= 60 {
-            match maintenance::sweep(&state, now).await {
-                Ok(swept) => {
-                    last_sweep = now;
-                    if swept.total() > 0 {
-                        tracing::debug!(?swept, "maintenance sweep");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "maintenance sweep failed; retried at the next tick"),
-            }
-        }
-    }
-}
-
 /// The dbinit files to apply, in order: `--dbinit` (or `users.user_init_file`), then `users.user_init_dir`.
 fn init_files(config: &Config, cli: Option<&Path>) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -182,8 +127,7 @@ fn init_files(config: &Config, cli: Option<&Path>) -> Vec<PathBuf> {
 /// Reads (or, on the first replica, creates) the key of encrypted login/register bodies.
 async fn form_key(db: Db, now: i64, kek: Kek) -> Result<crate::services::accounts::FormKey, StartupError> {
     tokio::task::spawn_blocking(move || {
-        let mut conn = db.get()?;
-        crate::services::accounts::FormKey::load_or_create(&mut conn, now, &kek)
+        db.write_blocking(move |c| crate::services::accounts::FormKey::load_or_create(c, now, &kek))
             .map_err(|e| StartupError::Config(e.to_string()))
     })
     .await
@@ -197,64 +141,6 @@ pub struct Application {
     state: web::Data<AppState>,
     /// The superuser password when start-up created `sadmin`.
     pub superuser_password: Option<String>,
-}
-
-/// What every request passes through: a request id on every log line it causes (the client's `X-Request-Id`
-/// when short and plain, else a new one), echoed in the response; the `server.timeout` budget (503 `timeout`
-/// when it runs out); and the metrics, by matched route pattern so ids in paths do not explode the label set.
-fn envelope<S, B>(
-    req: ServiceRequest,
-    srv: &S,
-    metrics: Arc<crate::metrics::Metrics>,
-    timeout: Option<Duration>,
-) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-{
-    let (start, method) = (Instant::now(), req.method().to_string());
-    let id = request_id(&req);
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
-    let response = span.in_scope(|| srv.call(req));
-    async move {
-        let result = match timeout {
-            Some(limit) => tokio::time::timeout(limit, response).await.unwrap_or_else(|_| {
-                tracing::warn!(limit_ms = limit.as_millis() as u64, "request timed out");
-                Err(ApiError::Timeout.into())
-            }),
-            None => response.await,
-        };
-        let elapsed = start.elapsed();
-        match result {
-            Ok(mut response) => {
-                let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-                let status = response.status().as_u16();
-                metrics.observe(&method, &route, status, elapsed);
-                if let Ok(value) = HeaderValue::from_str(&id) {
-                    response
-                        .headers_mut()
-                        .insert(HeaderName::from_static("x-request-id"), value);
-                }
-                tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "request finished");
-                Ok(response)
-            }
-            Err(e) => {
-                let status = e.as_response_error().status_code().as_u16();
-                metrics.observe(&method, "timeout", status, elapsed);
-                Err(e)
-            }
-        }
-    }
-    .instrument(span)
-}
-
-/// The client's `X-Request-Id` if it is 1 to 64 plain characters (so it cannot forge log lines), else a new
-/// random one.
-fn request_id(req: &ServiceRequest) -> String {
-    req.headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
-        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_string)
 }
 
 impl Application {
@@ -316,11 +202,7 @@ impl Application {
                 crate::services::mail::Mailer::new(&config.email).map_err(|e| StartupError::Config(e.to_string()))?,
             ),
         });
-        tokio::spawn(maintain(state.clone()));
-        if state.mail.enabled() {
-            tokio::spawn(crate::services::mail::run(state.clone().into_inner()));
-        }
-        tokio::spawn(checkpoints(state.db.clone()));
+        maintenance::start(state.clone().into_inner());
         let max_body = config.server.max_body_bytes;
         let timeout = Some(config.server.timeout.0).filter(|t| !t.is_zero());
         let server_state = state.clone();
@@ -332,9 +214,9 @@ impl Application {
                 // Only when encrypted forms are on: every other request skips it.
                 .wrap(actix_web::middleware::Condition::new(
                     encrypted_forms,
-                    actix_web::middleware::from_fn(routes::accounts::decrypt_forms),
+                    actix_web::middleware::from_fn(routes::middleware::decrypt_forms),
                 ))
-                .wrap_fn(move |req, srv| envelope(req, srv, metrics.clone(), timeout))
+                .wrap_fn(move |req, srv| routes::middleware::envelope(req, srv, metrics.clone(), timeout))
                 .configure(routes::configure(max_body))
         })
         // Signals are the binary's business (`cli::serve`), not the library's: tests and embedders stop the

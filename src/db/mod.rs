@@ -246,6 +246,26 @@ impl Db {
         }
     }
 
+    /// [`Db::write`] for blocking code (the key ring's maintenance, start-up); never call it on an async task.
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(Writer::Thread(writer)) => writer.submit_blocking(f),
+            turn => {
+                let mut conn = self.get()?;
+                let _turn = match turn {
+                    Some(Writer::Turn(t)) => Some(t.lock().unwrap_or_else(|p| p.into_inner())),
+                    _ => None,
+                };
+                write_transaction(&mut conn, f)
+            }
+        }
+    }
+
     /// Runs `f` in a write transaction: on SQLite's writer thread (where it may share its transaction with
     /// other jobs, each in a savepoint of its own), elsewhere in a [`write_transaction`] on the blocking pool.
     /// Either way, an `Err` from `f` takes back all that `f` wrote.

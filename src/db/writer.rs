@@ -40,6 +40,31 @@ impl Writer {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        match self.queue(work) {
+            Ok(answer) => answer.await.unwrap_or_else(|_| Err(stopped())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Writer::submit`] for blocking code (the key ring's maintenance, start-up), never on an async task.
+    pub(super) fn submit_blocking<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        match self.queue(work) {
+            Ok(answer) => answer.blocking_recv().unwrap_or_else(|_| Err(stopped())),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn queue<T, E, F>(&self, work: F) -> Result<oneshot::Receiver<Result<T, E>>, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Typed {
             work: Some(work),
@@ -47,12 +72,13 @@ impl Writer {
             reply,
             span: tracing::Span::current(),
         });
-        let stopped = || E::from(DbError::Unavailable("the database writer has stopped".into()));
-        if self.jobs.send(job).is_err() {
-            return Err(stopped());
-        }
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        self.jobs.send(job).map_err(|_| stopped())?;
+        Ok(answer)
     }
+}
+
+fn stopped<E: From<DbError>>() -> E {
+    E::from(DbError::Unavailable("the database writer has stopped".into()))
 }
 
 /// A queued unit of work, with its result kept until its transaction ends.

@@ -309,37 +309,3 @@ pub async fn public_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
         public_key: key.pem.clone(),
     }))
 }
-
-/// With `registration.rsa_encryption`, replaces an encrypted login or register body by its plain JSON before
-/// the handler reads it; plain bodies pass unchanged. A body that claims to be encrypted and does not decrypt
-/// is `400 invalid_encrypted_body`.
-pub async fn decrypt_forms(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    use actix_web::FromRequest as _;
-    let key = req.app_data::<web::Data<AppState>>().and_then(|s| s.form_key.clone());
-    let applies = req.method() == actix_web::http::Method::POST && matches!(req.path(), "/api/login" | "/api/register");
-    let Some(key) = key.filter(|_| applies) else {
-        return next.call(req).await.map(|r| r.map_into_boxed_body());
-    };
-    let (http, mut payload) = req.into_parts();
-    let body = match web::Bytes::from_request(&http, &mut payload).await {
-        Ok(body) => body,
-        Err(e) => return Ok(actix_web::dev::ServiceResponse::from_err(e, http)),
-    };
-    let body = match key.open(&body) {
-        Ok(Some(plain)) => web::Bytes::from(plain),
-        Ok(None) => body,
-        Err(why) => {
-            let e = ApiError::bad_request("invalid_encrypted_body", why);
-            return Ok(actix_web::dev::ServiceResponse::from_err(e, http));
-        }
-    };
-    let mut req = actix_web::dev::ServiceRequest::from_parts(http, actix_web::dev::Payload::from(body.clone()));
-    req.headers_mut().insert(
-        actix_web::http::header::CONTENT_LENGTH,
-        actix_web::http::header::HeaderValue::from(body.len()),
-    );
-    next.call(req).await.map(|r| r.map_into_boxed_body())
-}

@@ -6,6 +6,7 @@ pub mod admin_ui;
 pub mod auth;
 pub mod health;
 pub mod metrics;
+pub mod middleware;
 pub mod tokens;
 pub mod wellknown;
 

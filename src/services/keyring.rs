@@ -155,8 +155,8 @@ impl KeyRing {
         }
         if self.settings.persist {
             // Any replica may clean up; deleting twice is harmless.
-            let mut conn = self.db.get()?;
-            key_db::delete_expired(&mut conn, now)?;
+            self.db
+                .write_blocking(move |c| key_db::delete_expired(c, now).map(drop))?;
         }
         keys.sort_by_key(|k| k.step);
         self.replace(self.build_state(keys, now));
@@ -251,10 +251,12 @@ impl KeyRing {
                 expires_at: live.expires_at,
                 created_at: now,
             };
-            let mut conn = self.db.get()?;
-            key_db::insert(&mut conn, &row)?;
-            let detail = format!("{} signs from {}", row.algorithm, row.sign_from);
-            crate::db::audit::record(&mut conn, now, "tessera", "keys.rotated", &row.kid, &detail)?;
+            // The key and its audit line in one transaction, on SQLite through its one writer.
+            self.db.write_blocking(move |c| -> Result<(), DbError> {
+                key_db::insert(c, &row)?;
+                let detail = format!("{} signs from {}", row.algorithm, row.sign_from);
+                crate::db::audit::record(c, now, "tessera", "keys.rotated", &row.kid, &detail)
+            })?;
         }
         Ok(live)
     }
@@ -302,10 +304,10 @@ impl KeyRing {
     /// Replaces a stored key that is not in the current form (in the clear before a KEK existed, v1, or under
     /// an older KEK) with its current form.
     fn rewrite_stored(&self, row: &KeyRow, new: &str) {
+        let (kid, old, new) = (row.kid.clone(), row.private_key.clone(), new.to_string());
         let result = self
             .db
-            .get()
-            .and_then(|mut c| key_db::replace_private_key(&mut c, &row.kid, &row.private_key, new));
+            .write_blocking(move |c| key_db::replace_private_key(c, &kid, &old, &new));
         match result {
             Ok(()) => tracing::info!(kid = %row.kid, "signing key re-written encrypted in the current form"),
             Err(e) => {

@@ -1,5 +1,6 @@
-//! The maintenance sweep: rows that can do nothing any more are deleted, so the database does not grow
-//! forever. Run once a minute by each replica's maintenance task ([`crate::startup`]); any replica may run it,
+//! Every periodic job of a replica, started by [`start`]: the key ring's upkeep, SQLite's WAL checkpoints, the
+//! email outbox worker, and the maintenance sweep, in which rows that can do nothing any more are deleted, so
+//! the database does not grow forever. The sweep runs once a minute on each replica; any replica may run it,
 //! and two at once only find less to delete.
 //!
 //! Deleted, at most [`BATCH`] rows per table per sweep (a backlog drains over the following minutes instead
@@ -18,8 +19,20 @@
 //! key through [`crate::db::Db::write`] (on SQLite, the one writer thread), each re-checking its condition, so a row used
 //! between the read and the write stays.
 
-use crate::db::{self, DbError};
+use std::sync::Arc;
+
+use crate::db::{self, Db, DbError};
 use crate::state::AppState;
+
+/// Starts every periodic job of this replica: the key ring's upkeep with the sweep below, SQLite's WAL
+/// checkpoints, and the email outbox worker when SMTP is configured. Each runs until the process ends.
+pub fn start(state: Arc<AppState>) {
+    tokio::spawn(maintain(state.clone()));
+    tokio::spawn(checkpoints(state.db.clone()));
+    if state.mail.enabled() {
+        tokio::spawn(crate::services::mail::run(state));
+    }
+}
 
 /// The most rows deleted from one table by one sweep.
 pub const BATCH: i64 = 500;
@@ -99,4 +112,53 @@ pub async fn sweep(state: &AppState, now: i64) -> Result<Swept, DbError> {
             })
         })
         .await
+}
+
+/// Checkpoints SQLite's WAL every second, off the request path.
+async fn checkpoints(db: Db) {
+    if db.backend() != crate::config::Backend::Sqlite {
+        return;
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let db = db.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.checkpoint()).await {
+            tracing::debug!(error = %e, "checkpoint skipped");
+        }
+    }
+}
+
+/// Keeps the key ring current (rotation, reloads from other replicas, expiry) and, once a minute, runs the
+/// maintenance sweep ([`sweep`]). Database trouble is logged; the cached ring keeps serving.
+async fn maintain(state: Arc<AppState>) {
+    let interval = state
+        .config
+        .cluster
+        .key_check_interval
+        .as_duration()
+        .max(std::time::Duration::from_millis(100));
+    let mut last_sweep = 0;
+    loop {
+        let now = state.clock.now();
+        let until_event = std::time::Duration::from_secs((state.keys.next_event(now) - now).max(0) as u64);
+        tokio::time::sleep(interval.min(until_event).max(std::time::Duration::from_millis(100))).await;
+        let st = state.clone();
+        match tokio::task::spawn_blocking(move || st.keys.refresh(st.clock.now())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "key ring maintenance failed; serving the cached ring"),
+            Err(e) => tracing::error!(error = %e, "key ring maintenance task failed"),
+        }
+        let now = state.clock.now();
+        if now - last_sweep >= 60 {
+            match sweep(&state, now).await {
+                Ok(swept) => {
+                    last_sweep = now;
+                    if swept.total() > 0 {
+                        tracing::debug!(?swept, "maintenance sweep");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "maintenance sweep failed; retried at the next tick"),
+            }
+        }
+    }
 }
