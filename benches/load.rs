@@ -9,6 +9,8 @@
 //! and that rate is the ceiling the key endpoints are compared with.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// A benchmark measures real time.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;

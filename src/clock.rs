@@ -12,7 +12,14 @@ pub trait Clock: Send + Sync + 'static {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
+/// A point on the monotonic clock, for elapsed times (latency, cache ages, back-off), never for wall time.
+#[allow(clippy::disallowed_methods)] // the one place that reads it
+pub fn monotonic() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the one place that reads it
     fn now(&self) -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -25,7 +25,7 @@ pub fn envelope<S, B>(
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
-    let (start, method) = (Instant::now(), req.method().to_string());
+    let (start, method) = (crate::clock::monotonic(), req.method().to_string());
     let id = request_id(&req);
     let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
     let response = span.in_scope(|| srv.call(req));

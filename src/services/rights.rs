@@ -105,7 +105,7 @@ impl Rights {
         if cache.len() >= CACHE_MAX {
             cache.clear();
         }
-        cache.insert(session, (Instant::now(), held));
+        cache.insert(session, (crate::clock::monotonic(), held));
     }
 
     /// Forgets every cached session, after a change made through this replica.

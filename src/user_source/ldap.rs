@@ -316,7 +316,7 @@ impl LdapProvider {
                     let mut slot = self.service.lock().await;
                     slot.ldap = None;
                     if fresh {
-                        slot.failed_at = Some(Instant::now());
+                        slot.failed_at = Some(crate::clock::monotonic());
                         return Err(Failure::Down(cause));
                     }
                 }
@@ -329,7 +329,7 @@ impl LdapProvider {
     ///
     /// Logins that queued behind a failed attempt fail at once instead of each waiting out its own timeout.
     async fn service_connection(&self) -> Result<(Ldap, bool), Failure> {
-        let asked = Instant::now();
+        let asked = crate::clock::monotonic();
         let mut slot = self.service.lock().await;
         if let Some(ldap) = slot.ldap.as_mut()
             && !ldap.is_closed()
@@ -347,7 +347,7 @@ impl LdapProvider {
                 Ok((ldap, true))
             }
             Err(f) => {
-                slot.failed_at = Some(Instant::now());
+                slot.failed_at = Some(crate::clock::monotonic());
                 Err(f)
             }
         }

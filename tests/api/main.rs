@@ -3,6 +3,8 @@
 //! `TESSERA_TEST_POSTGRES_URL` / `TESSERA_TEST_MYSQL_URL` are set.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Tests time real things (a server's restart, a deadline to poll against); the server's code may not.
+#![allow(clippy::disallowed_methods)]
 
 mod helpers;
 
