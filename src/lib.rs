@@ -12,10 +12,12 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod metrics;
-pub mod openapi;
 pub mod routes;
 pub mod services;
 pub mod startup;
-pub mod state;
+/// The state every handler sees (it lives with the services it wires together; kept here for embedders).
+pub mod state {
+    pub use crate::services::state::AppState;
+}
 pub mod telemetry;
 pub mod user_source;

@@ -4,20 +4,30 @@
 //! is parsed by a test). Loading, environment overrides and unknown-key warnings live in [`load`]; checks that
 //! need more than one key live in [`validate`]. Nothing here touches the network or the database.
 
+mod cidr;
 mod duration;
 mod load;
 mod secret;
 mod security;
+mod template;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 
+pub use cidr::{Cidr, parse_cidr};
 pub use duration::{GoDuration, Millis, parse as parse_duration};
 pub(crate) use load::yaml_files_in;
 pub use load::{ConfigError, LoadedConfig, Problem, load, load_from_str};
 pub use secret::Secret;
+pub use template::{Placeholder, Template};
+
+/// The warning of a shared database without a key-encryption secret (at start and in `validate`).
+pub const NO_SECRET_WARNING: &str = "not set: private signing keys and the encrypted-forms key are stored in \
+    the clear in the database, so anyone with a copy of it (a backup) can forge tokens; set \
+    tokens.key_encryption_secret or tokens.key_encryption_secret_file";
+
 pub use security::{LoginThrottleConfig, PasswordHashConfig, RateLimit, RateLimitsConfig, SecurityConfig};
 
 /// The whole configuration. Sections follow Stoke's file layout; `security`, `email` and `registration` are

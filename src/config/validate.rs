@@ -127,7 +127,7 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
         }
     }
     for proxy in &c.security.trusted_proxies {
-        if crate::services::throttle::parse_cidr(proxy).is_none() {
+        if super::parse_cidr(proxy).is_none() {
             fail(
                 "security.trusted_proxies",
                 format!("{proxy:?} is not an IP address or CIDR range"),
@@ -202,7 +202,7 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
             ("user_filter_template", &p.ldap.user_filter_template),
             ("group_filter_template", &p.ldap.group_filter_template),
         ] {
-            if let Err(e) = crate::user_source::ldap::Template::parse(text) {
+            if let Err(e) = super::Template::parse(text) {
                 fail(&format!("{key}.{field}"), e);
             }
         }
@@ -247,10 +247,7 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
         && c.tokens.key_encryption_secret.is_empty()
         && c.tokens.key_encryption_secret_file.is_empty()
     {
-        warn(
-            "tokens.key_encryption_secret",
-            crate::services::at_rest::NO_SECRET_WARNING.into(),
-        );
+        warn("tokens.key_encryption_secret", super::NO_SECRET_WARNING.into());
     }
     if c.database.resolve().map(|(b, _)| b == Backend::Sqlite).unwrap_or(false)
         && c.database.sqlite.flags.split('&').any(|f| f == "cache=shared")

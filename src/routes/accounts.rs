@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::IntoResponses;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::openapi::Status;
 use crate::routes::auth::{Bearer, bearer_token, rate_limit};
+use crate::routes::openapi::Status;
+use crate::services::AppState;
 use crate::services::accounts::{self, AccountError, Confirmed, Profile, ProfileUpdate, RegisterInput, Registered};
 use crate::services::throttle::Bucket;
-use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/register", web::post().to(register))

@@ -10,10 +10,10 @@ use crate::api_types::{
     LocalUserPassword, Message, PageQuery, Rotated, Session, Totals, User, UserInput,
 };
 use crate::error::ApiError;
-use crate::openapi::AdminErrors;
 use crate::routes::auth::Admin;
+use crate::routes::openapi::AdminErrors;
+use crate::services::AppState;
 use crate::services::admin;
-use crate::state::AppState;
 
 type State = web::Data<AppState>;
 type Reply = Result<HttpResponse, ApiError>;

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use rust_embed::RustEmbed;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::services::AppState;
 
 /// The console's files. `debug-embed`: dev builds and tests embed them too, so they serve release's bytes.
 #[derive(RustEmbed)]

@@ -9,10 +9,10 @@ use serde_json::{Map, Value};
 
 use crate::authz::{Letters, STK};
 use crate::error::ApiError;
+use crate::services::AppState;
 use crate::services::admin::Caller;
 use crate::services::throttle::{Bucket, ClientAddr, ThrottleError};
 use crate::services::tokens;
-use crate::state::AppState;
 
 /// The claims of a verified, unexpired bearer token.
 #[derive(Debug, Clone)]

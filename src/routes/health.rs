@@ -1,11 +1,11 @@
 //! Liveness and readiness probes.
 
-use crate::openapi::{Status, Unready};
+use crate::routes::openapi::{Status, Unready};
 use actix_web::{HttpResponse, web};
 
 use crate::error::ApiError;
+use crate::services::AppState;
 use crate::services::health;
-use crate::state::AppState;
 
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Success", body = Status)))]
 /// The process is up and serving HTTP.

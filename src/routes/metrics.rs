@@ -6,7 +6,7 @@ use crate::authz::Letter;
 use crate::error::ApiError;
 use crate::metrics::Gauges;
 use crate::routes::auth::Admin;
-use crate::state::AppState;
+use crate::services::AppState;
 
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),

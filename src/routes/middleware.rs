@@ -11,7 +11,7 @@ use actix_web::web;
 use tracing::Instrument as _;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::services::AppState;
 
 /// What every request passes through: a request id on every log line it causes (the client's `X-Request-Id`
 /// when short and plain, else a new one), echoed in the response; the `server.timeout` budget (503 `timeout`

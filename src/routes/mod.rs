@@ -7,6 +7,7 @@ pub mod auth;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod tokens;
 pub mod wellknown;
 
@@ -67,7 +68,7 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
 /// it at start-up touched megabytes of code and heap for nothing.
 async fn openapi_json() -> actix_web::HttpResponse {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let body = DOCUMENT.get_or_init(crate::openapi::document);
+    let body = DOCUMENT.get_or_init(crate::routes::openapi::document);
     actix_web::HttpResponse::Ok()
         .content_type("application/json")
         .body(body.as_str())

@@ -1,7 +1,7 @@
 //! Stoke's token endpoints: `/api/login`, `/api/refresh`, `/api/pkeys`, `/api/available_providers`,
 //! `/api/capabilities`.
 
-use crate::openapi::{AdminErrors, Capabilities, Providers, PublicKeys, TokenErrors};
+use crate::routes::openapi::{AdminErrors, Capabilities, Providers, PublicKeys, TokenErrors};
 use crate::services::auth::Pair;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,9 +10,9 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::routes::auth::{Admin, bearer_token, client_addr};
+use crate::services::AppState;
 use crate::services::admin::Area;
 use crate::services::auth::{self, AuthError, LoginInput};
-use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {

@@ -1,11 +1,11 @@
 //! Standard discovery: `/.well-known/jwks.json` and `/.well-known/openid-configuration`.
 
-use crate::openapi::{Discovery, KeySet};
+use crate::routes::openapi::{Discovery, KeySet};
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::services::AppState;
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys", responses((status = 200, description = "Success", body = KeySet)))]
 /// RFC 7517 key set, pre-serialized; cacheable until clients should look for the next key.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::config::{Backend, Config, DatabaseConfig, TokensConfig};
+use crate::config::{Backend, Config, DatabaseConfig, NO_SECRET_WARNING, TokensConfig};
 use crate::crypto::seal::{KeyEncryption, Opened, Row};
 use crate::db::{DbConn, DbError};
 
@@ -160,11 +160,6 @@ pub fn resolve(config: &Config, conn: &mut DbConn) -> Result<Kek, AtRestError> {
     })?;
     Ok(Kek::new(enc, format!("the key-encryption key file {}", path.display())))
 }
-
-/// The warning of a shared database without a key-encryption secret (at start and in `validate`).
-pub const NO_SECRET_WARNING: &str = "not set: private signing keys and the encrypted-forms key are stored in \
-    the clear in the database, so anyone with a copy of it (a backup) can forge tokens; set \
-    tokens.key_encryption_secret or tokens.key_encryption_secret_file";
 
 /// The configured secret, inline or from its file, and the key that names it.
 fn configured_secret(t: &TokensConfig) -> Result<Option<(String, String)>, AtRestError> {

@@ -8,10 +8,10 @@ use crate::crypto::password::Verdict;
 use crate::crypto::seal;
 use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::{DbConn, DbError, audit, users};
+use crate::services::AppState;
 use crate::services::passwords::HashError;
 use crate::services::throttle::{ClientAddr, Limited, Settle, ThrottleError};
 use crate::services::tokens::{self, SignError, TokenSettings};
-use crate::state::AppState;
 use crate::user_source::{DirectoryUser, Outcome, sync};
 
 /// Why a token request failed; every variant but `Unavailable` and `Internal` is a 4xx.

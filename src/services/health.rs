@@ -1,7 +1,7 @@
 //! Readiness: what `/readyz` reports, so a load balancer sends requests only to a replica that can serve them.
 
 use crate::db::DbError;
-use crate::state::AppState;
+use crate::services::AppState;
 
 /// Why a replica cannot serve yet.
 #[derive(Debug, thiserror::Error)]

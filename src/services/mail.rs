@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 use crate::config::EmailConfig;
 use crate::db::{DbConn, DbError, outbox};
-use crate::state::AppState;
+use crate::services::AppState;
 
 /// The templates there are, and their built-in text and HTML forms.
 const BUILT_IN: [(&str, &str, &str); 4] = [

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use crate::db::{self, Db, DbError};
-use crate::state::AppState;
+use crate::services::AppState;
 
 /// Starts every periodic job of this replica: the key ring's upkeep with the sweep below, SQLite's WAL
 /// checkpoints, and the email outbox worker when SMTP is configured. Each runs until the process ends.

@@ -12,5 +12,8 @@ pub mod mail;
 pub mod maintenance;
 pub mod passwords;
 pub mod rights;
+pub mod state;
 pub mod throttle;
 pub mod tokens;
+
+pub use state::AppState;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, ldap_escape};
 
-use crate::config::ProviderConfig;
 use crate::config::Secret;
+use crate::config::{Placeholder, ProviderConfig, Template};
 
 /// Idle bind connections kept per provider.
 const BIND_POOL: usize = 4;
@@ -80,62 +80,12 @@ impl Failure {
     }
 }
 
-/// A filter template with `{{ .Username }}` and `{{ .UserDN }}` placeholders (Go template syntax).
-#[derive(Debug, Clone)]
-pub struct Template(Vec<Piece>);
-
-#[derive(Debug, Clone)]
-enum Piece {
-    Text(String),
-    Username,
-    UserDn,
-}
-
-impl Template {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut pieces = Vec::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                pieces.push(Piece::Text(rest[..start].to_string()));
-            }
-            let after = &rest[start + 2..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| format!("unclosed {{{{ in template {text:?}"))?;
-            pieces.push(match after[..end].trim() {
-                ".Username" => Piece::Username,
-                ".UserDN" => Piece::UserDn,
-                other => {
-                    return Err(format!(
-                        "unknown placeholder {{{{ {other} }}}} (only {{{{ .Username }}}} and {{{{ .UserDN }}}})"
-                    ));
-                }
-            });
-            rest = &after[end + 2..];
-        }
-        if !rest.is_empty() {
-            pieces.push(Piece::Text(rest.to_string()));
-        }
-        Ok(Template(pieces))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The filter, with both values escaped per RFC 4515 so that neither can change its structure.
-    pub fn render(&self, username: &str, user_dn: &str) -> String {
-        let mut out = String::new();
-        for piece in &self.0 {
-            match piece {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Username => out.push_str(&ldap_escape(username)),
-                Piece::UserDn => out.push_str(&ldap_escape(user_dn)),
-            }
-        }
-        out
-    }
+/// The filter of a template, with both values escaped per RFC 4515 so that neither can change its structure.
+fn render(template: &Template, username: &str, user_dn: &str) -> String {
+    template.render(|p| match p {
+        Placeholder::Username => ldap_escape(username).into_owned(),
+        Placeholder::UserDn => ldap_escape(user_dn).into_owned(),
+    })
 }
 
 // No `Debug`: it holds the service password.
@@ -251,7 +201,7 @@ impl LdapProvider {
     }
 
     async fn find_user(&self, username: &str) -> Result<Option<DirectoryUser>, Found> {
-        let filter = self.user_filter.render(username, "");
+        let filter = render(&self.user_filter, username, "");
         let attrs = [
             self.first_name_field.as_str(),
             self.last_name_field.as_str(),
@@ -282,7 +232,7 @@ impl LdapProvider {
         if self.group_filter.is_empty() {
             return Ok(Vec::new());
         }
-        let filter = self.group_filter.render(username, dn);
+        let filter = render(&self.group_filter, username, dn);
         let entries = match self
             .service_search(&self.group_root, &filter, &[self.group_name_field.as_str()])
             .await
@@ -501,18 +451,21 @@ mod tests {
     #[test]
     fn templates_escape_both_values() {
         let t = Template::parse("(&(objectClass=inetOrgPerson)(uid={{ .Username }}))").unwrap();
-        assert_eq!(t.render("fry", ""), "(&(objectClass=inetOrgPerson)(uid=fry))");
+        assert_eq!(render(&t, "fry", ""), "(&(objectClass=inetOrgPerson)(uid=fry))");
         assert_eq!(
-            t.render("*)(uid=*", ""),
+            render(&t, "*)(uid=*", ""),
             "(&(objectClass=inetOrgPerson)(uid=\\2a\\29\\28uid=\\2a))"
         );
         let g =
             Template::parse("(&(objectClass=groupOfNames)(|(member={{.UserDN}})(memberUid={{ .Username }})))").unwrap();
         assert_eq!(
-            g.render("zoidberg", "cn=John Zoidberg (Doctor),ou=people"),
+            render(&g, "zoidberg", "cn=John Zoidberg (Doctor),ou=people"),
             "(&(objectClass=groupOfNames)(|(member=cn=John Zoidberg \\28Doctor\\29,ou=people)(memberUid=zoidberg)))"
         );
-        assert_eq!(t.render("a\\b\0", ""), "(&(objectClass=inetOrgPerson)(uid=a\\5cb\\00))");
+        assert_eq!(
+            render(&t, "a\\b\0", ""),
+            "(&(objectClass=inetOrgPerson)(uid=a\\5cb\\00))"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod dbinit;
 mod health;
 mod interop;
 mod keys;
+mod layout;
 mod ldap;
 mod login;
 mod metrics;

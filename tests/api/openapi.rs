@@ -9,7 +9,7 @@ use crate::helpers::{TestDb, repo_path, spawn_app};
 /// The committed document must equal what the code generates; `TESSERA_UPDATE_OPENAPI=1` rewrites it.
 #[test]
 fn committed_document_is_current() {
-    let generated = tessera::openapi::document();
+    let generated = tessera::routes::openapi::document();
     let path = repo_path("openapi/openapi.json");
     if std::env::var("TESSERA_UPDATE_OPENAPI").is_ok() {
         std::fs::write(&path, format!("{generated}\n")).unwrap();
@@ -26,7 +26,7 @@ fn committed_document_is_current() {
 async fn served_document_and_swagger_ui() {
     let app = spawn_app(TestDb::Sqlite).await.unwrap();
     let served: Value = app.get("/api/openapi.json").await.json().await.unwrap();
-    let generated: Value = serde_json::from_str(&tessera::openapi::document()).unwrap();
+    let generated: Value = serde_json::from_str(&tessera::routes::openapi::document()).unwrap();
     assert_eq!(served, generated);
     let ui = app.get("/docs/").await;
     assert_eq!(ui.status(), 200);
@@ -57,7 +57,7 @@ fn routed() -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_route_is_documented() {
-    let doc: Value = serde_json::from_str(&tessera::openapi::document()).unwrap();
+    let doc: Value = serde_json::from_str(&tessera::routes::openapi::document()).unwrap();
     let mut documented = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {

@@ -18,10 +18,10 @@ pub use register::{Confirmed, RegisterInput, Registered, anonymous, confirm, is_
 use crate::crypto::password::Verdict;
 use crate::db::users::UserRow;
 use crate::db::{DbError, audit};
+use crate::services::AppState;
 use crate::services::passwords::HashError;
 use crate::services::throttle::{Settle, ThrottleError};
 use crate::services::tokens::SignError;
-use crate::state::AppState;
 
 /// Why an account request failed.
 #[derive(Debug, thiserror::Error)]

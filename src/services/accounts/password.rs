@@ -5,9 +5,9 @@ use super::{AccountError, check_current_password, check_email, check_password, h
 use crate::db::accounts::{self as accounts_db, TokenKind};
 use crate::db::refresh as refresh_db;
 use crate::db::users;
+use crate::services::AppState;
 use crate::services::mail;
 use crate::services::tokens;
-use crate::state::AppState;
 
 /// Sends a reset link to `email` if it belongs to a user with a local password; otherwise sends nothing. The
 /// caller answers the same either way, and both paths do one read and one small write transaction (an audit

@@ -7,9 +7,9 @@ use crate::api_types::rfc3339;
 use crate::db::accounts::{self as accounts_db, TokenKind};
 use crate::db::refresh as refresh_db;
 use crate::db::users::{self, UserRow};
+use crate::services::AppState;
 use crate::services::mail;
 use crate::services::tokens;
-use crate::state::AppState;
 
 /// The caller's account.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]

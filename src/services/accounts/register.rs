@@ -7,9 +7,9 @@ use super::{AccountError, check_email, check_password, check_text, human, plausi
 use crate::db::DbConn;
 use crate::db::accounts::{self as accounts_db, AccountTokenRow, TokenKind};
 use crate::db::users::{self, UserRow};
+use crate::services::AppState;
 use crate::services::mail;
 use crate::services::tokens;
-use crate::state::AppState;
 
 /// What `POST /api/register` takes.
 // No `Debug`: it holds a password.

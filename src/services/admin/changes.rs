@@ -3,7 +3,7 @@
 //! around the change itself in `entities` or `users`.
 
 use crate::api_types::{Claim, ClaimGroup, ClaimInput, GroupInput, GroupLink, LinkInput, User, UserInput};
-use crate::state::AppState;
+use crate::services::AppState;
 
 use super::{AdminError, Area, Caller, Change, entities, users, write};
 

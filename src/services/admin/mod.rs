@@ -19,8 +19,8 @@ use crate::config::PolicyConfig;
 use crate::db::audit;
 use crate::db::catalog::{self, Page};
 use crate::db::{DbConn, DbError};
+use crate::services::AppState;
 use crate::services::passwords::HashError;
-use crate::state::AppState;
 
 pub use changes::*;
 pub use entities::{claim_dto, group_dto, link_dto};

@@ -3,7 +3,7 @@
 use crate::api_types::{AuditEntry, KeyInfo, KeyRingInfo, rfc3339};
 use crate::db::audit::{self, AuditRow};
 use crate::db::catalog::Page;
-use crate::state::AppState;
+use crate::services::AppState;
 
 use super::{AdminError, Area, Caller};
 

@@ -4,7 +4,7 @@
 use crate::api_types::{Claim, ClaimGroup, GroupLink, Session, Totals, User};
 use crate::db::catalog::{self, Page};
 use crate::db::{DbConn, DbError, users};
-use crate::state::AppState;
+use crate::services::AppState;
 
 use super::{AdminError, Area, Caller, claim_dto, group_dto, link_dto, read, session_dto, user_dto};
 

@@ -6,7 +6,7 @@ use crate::db::DbConn;
 use crate::db::catalog::{self, Kind};
 use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::users::{self, UserRow};
-use crate::state::AppState;
+use crate::services::AppState;
 
 use super::{AdminError, Area, Caller, Change, Policy, changed, dedup, existing, text, write};
 
