@@ -7,8 +7,18 @@ type Finding = (String, String, bool);
 
 pub(super) fn check(c: &Config) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();
-    let mut fail = |key: &str, msg: String| out.push((key.into(), msg, true));
+    {
+        let mut fail = |key: &str, msg: String| out.push((key.into(), msg, true));
+        for section in [database_and_logs, tokens, security, accounts, providers] {
+            section(c, &mut fail);
+        }
+    }
+    warnings(c, &mut |key: &str, msg: String| out.push((key.into(), msg, false)));
+    out
+}
 
+/// The database and logging sections.
+fn database_and_logs(c: &Config, fail: &mut impl FnMut(&str, String)) {
     if let Err(msg) = c.database.resolve() {
         fail(
             if c.database.url.is_empty() {
@@ -42,6 +52,10 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
             format!("{:?} is not one of trace, debug, info, warn, error", c.logging.level),
         );
     }
+}
+
+/// Token lifetimes, algorithms, keys and their encryption.
+fn tokens(c: &Config, fail: &mut impl FnMut(&str, String)) {
     if let Err(msg) = c.tokens.jws_algorithm() {
         fail(
             if msg.contains("num_bits") {
@@ -98,6 +112,10 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
     if !t.key_encryption_secret.is_empty() && t.key_encryption_secret.expose().len() < 16 {
         fail("tokens.key_encryption_secret", "must be at least 16 characters".into());
     }
+}
+
+/// Hashing, limits, proxies, the rights cache, and what user_info may map to.
+fn security(c: &Config, fail: &mut impl FnMut(&str, String)) {
     let hash = &c.security.password_hash;
     if hash.iterations == 0 {
         fail("security.password_hash.iterations", "must be at least 1".into());
@@ -158,6 +176,10 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
             );
         }
     }
+}
+
+/// Email and registration.
+fn accounts(c: &Config, fail: &mut impl FnMut(&str, String)) {
     if !["closed", "open", "confirm"].contains(&c.registration.mode.as_str()) {
         fail(
             "registration.mode",
@@ -173,6 +195,10 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
     for (key, msg) in accounts_findings(c) {
         fail(key, msg);
     }
+}
+
+/// User providers (LDAP).
+fn providers(c: &Config, fail: &mut impl FnMut(&str, String)) {
     let mut names = std::collections::HashSet::new();
     for (i, p) in c.users.providers.iter().enumerate() {
         let key = format!("users.providers[{i}]");
@@ -211,8 +237,10 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
             fail(&format!("{key}.ldap_ca_cert"), format!("{ca:?} is not a readable file"));
         }
     }
+}
 
-    let mut warn = |key: &str, msg: String| out.push((key.into(), msg, false));
+/// What does not stop a start but is worth a word.
+fn warnings(c: &Config, warn: &mut impl FnMut(&str, String)) {
     for (i, p) in c.users.providers.iter().enumerate() {
         if p.ldap.user_filter_template.trim().is_empty() {
             warn(
@@ -258,7 +286,6 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
             "cache=shared is ignored for a file database (with WAL it only adds lock errors)".into(),
         );
     }
-    out
 }
 
 impl DatabaseConfig {

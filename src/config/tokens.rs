@@ -1,0 +1,88 @@
+//! The `tokens` section: what tokens carry, how long they and their keys live.
+
+use serde::{Deserialize, Serialize};
+
+use super::{GoDuration, Secret};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokensConfig {
+    /// Stoke's families (`ECDSA`, `EdDSA`, `RSA`) or a JWS name (`ES256`, `PS256`, `RS256`, …).
+    pub algorithm: String,
+    /// With a family name: 256/384/512 picks the curve (ECDSA) or the hash (RSA, PSS padding).
+    pub num_bits: u32,
+    /// RSA modulus size: 2048, 3072 or 4096.
+    pub rsa_key_bits: u32,
+    pub persist_keys: bool,
+    /// Encrypts private signing keys in the database (AES-256-GCM); at least 16 characters, better 32 random
+    /// bytes in base64. Or `key_encryption_secret_file`: a file holding it (a container secret).
+    pub key_encryption_secret: Secret,
+    pub key_encryption_secret_file: String,
+    pub key_duration: GoDuration,
+    pub token_duration: GoDuration,
+    pub issuer: String,
+    pub subject: String,
+    pub audience: Vec<String>,
+    pub include_issued_at: bool,
+    pub include_not_before: bool,
+    /// Most refreshes per session (refresh family); 0 means unlimited.
+    pub token_refresh_limit: u32,
+    /// Claim that carries the refresh count; empty means none is added.
+    pub token_refresh_count_key: String,
+    pub user_info: UserInfoConfig,
+    /// A refresh token presented again within this time returns the same successor instead of revoking.
+    pub refresh_reuse_grace: GoDuration,
+    /// A session ends this long after login, however often it is refreshed.
+    pub refresh_max_age: GoDuration,
+    /// A session ends when it has not been refreshed for this long.
+    pub refresh_idle_timeout: GoDuration,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            algorithm: "ECDSA".into(),
+            num_bits: 256,
+            rsa_key_bits: 2048,
+            persist_keys: true,
+            key_encryption_secret: Secret::default(),
+            key_encryption_secret_file: String::new(),
+            key_duration: GoDuration::from_secs(3 * 3600),
+            token_duration: GoDuration::from_secs(30 * 60),
+            issuer: "tessera".into(),
+            subject: String::new(),
+            audience: Vec::new(),
+            include_issued_at: true,
+            include_not_before: false,
+            token_refresh_limit: 0,
+            token_refresh_count_key: String::new(),
+            user_info: UserInfoConfig::default(),
+            refresh_reuse_grace: GoDuration::from_secs(10),
+            refresh_max_age: GoDuration::from_secs(30 * 24 * 3600),
+            refresh_idle_timeout: GoDuration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Which token claim carries each piece of user information; empty leaves it out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserInfoConfig {
+    pub full_name: String,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+impl Default for UserInfoConfig {
+    fn default() -> Self {
+        UserInfoConfig {
+            full_name: "n".into(),
+            username: "u".into(),
+            email: "e".into(),
+            first_name: String::new(),
+            last_name: String::new(),
+        }
+    }
+}
