@@ -12,14 +12,14 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::keys::Alg;
 use crate::crypto::password::Hasher;
-use crate::db::{Db, DbError, dbinit, migrations};
+use crate::db::{Db, DbError, migrations};
 use crate::routes;
 use crate::services::AppState;
 use crate::services::at_rest::{self, Kek};
 use crate::services::keyring::{KeyRing, RingSettings};
 use crate::services::passwords::Passwords;
 use crate::services::tokens::TokenSettings;
-use crate::services::{bootstrap, maintenance};
+use crate::services::{bootstrap, dbinit, maintenance};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

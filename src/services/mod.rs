@@ -6,6 +6,7 @@ pub mod admin;
 pub mod at_rest;
 pub mod auth;
 pub mod bootstrap;
+pub mod dbinit;
 pub mod health;
 pub mod keyring;
 pub mod mail;

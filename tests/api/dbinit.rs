@@ -1,8 +1,8 @@
 //! dbinit files: Stoke's example applies whole, once; a bad file is refused whole.
 
 use diesel::prelude::*;
-use tessera::db::dbinit::{Applied, DbInitError, apply_text};
 use tessera::db::schema::{claim_group_claims, claim_groups, claims, group_links, user_claim_groups, users};
+use tessera::services::dbinit::{Applied, DbInitError, apply_text};
 
 use crate::db_test;
 use crate::helpers::{repo_path, spawn_app, spawn_app_with};
