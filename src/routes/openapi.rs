@@ -26,7 +26,9 @@ pub enum AdminErrors<'a> {
     /// No such entity (`not_found`).
     #[response(status = 404)]
     NotFound(ErrorBody<'a>),
-    /// A unique value is taken (`conflict`) or no superuser would remain (`last_superuser`).
+    /// A unique value is taken (`username_taken`, `email_taken`, `claim_name_taken`, `claim_exists` for a short
+    /// name and value, `group_name_taken`; `conflict` when another write took it in the meantime) or no superuser
+    /// would remain (`last_superuser`).
     #[response(status = 409)]
     Conflict(ErrorBody<'a>),
     /// An `stk` claim value that is not one letter of `SsuUgGcCm` or a comma list of them (`invalid_stk_value`).

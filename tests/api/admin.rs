@@ -250,7 +250,7 @@ db_test!(crud_edges_and_errors, async |db| {
     )
     .await;
     assert_eq!(dup.status(), 409);
-    assert_eq!(dup.json::<Value>().await.unwrap()["error"], "conflict");
+    assert_eq!(dup.json::<Value>().await.unwrap()["error"], "claim_exists");
 
     let none_id = id_of(&app, &s, "users", "username", "user_none").await;
     let group = admin(
@@ -732,4 +732,56 @@ db_test!(audit_trail_and_key_rotation, async |db| {
     let create = trail.iter().find(|e| e["action"] == "claim.create").unwrap();
     assert_eq!(create["actor"], "user_S");
     assert!(create["detail"].as_str().unwrap().contains("\"short_name\":\"aud\""));
+});
+
+db_test!(conflicts_name_the_value_that_is_taken, async |db| {
+    let app = admin_app(db, |_| {}).await.unwrap();
+    let s = token(&app, "user_S").await;
+    let send = async |method: Method, path: &str, body: Value| {
+        let resp = call(&app, Some(&s), method, path, Some(body)).await;
+        (
+            resp.status().as_u16(),
+            resp.json::<Value>().await.unwrap()["error"].clone(),
+        )
+    };
+    let taken = |code: &str| (409u16, Value::from(code));
+    let claim = json!({"name": "Admin c", "short_name": "x", "value": "1"});
+    assert_eq!(
+        send(Method::POST, "/api/admin/claims", claim).await,
+        taken("claim_name_taken")
+    );
+    let claim = json!({"name": "Another", "short_name": "stk", "value": "c"});
+    assert_eq!(
+        send(Method::POST, "/api/admin/claims", claim).await,
+        taken("claim_exists")
+    );
+    let group = json!({"name": "Crew"});
+    assert_eq!(
+        send(Method::POST, "/api/admin/claim-groups", group).await,
+        taken("group_name_taken")
+    );
+    let user =
+        json!({"fname": "", "lname": "", "username": "user_c", "email": "new@example.com", "password": PASSWORD});
+    assert_eq!(
+        send(Method::POST, "/api/admin/localuser", user).await,
+        taken("username_taken")
+    );
+    let user =
+        json!({"fname": "", "lname": "", "username": "new_user", "email": "none@example.com", "password": PASSWORD});
+    assert_eq!(
+        send(Method::POST, "/api/admin/localuser", user).await,
+        taken("email_taken")
+    );
+    let id = id_of(&app, &s, "users", "username", "user_u").await;
+    let path = format!("/api/admin/users/{id}");
+    assert_eq!(
+        send(Method::PATCH, &path, json!({"username": "user_c"})).await,
+        taken("username_taken")
+    );
+    assert_eq!(
+        send(Method::PATCH, &path, json!({"email": "none@example.com"})).await,
+        taken("email_taken")
+    );
+    // Its own values are not "taken" from itself.
+    assert_eq!(send(Method::PATCH, &path, json!({"username": "user_u"})).await.0, 200);
 });

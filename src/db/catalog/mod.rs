@@ -248,6 +248,15 @@ pub fn claim_by_value(c: &mut DbConn, short_name: &str, value: &str) -> Result<O
         .optional()?)
 }
 
+/// The id of the claim of this (unique) name.
+pub fn claim_named(c: &mut DbConn, name: &str) -> Result<Option<i64>, DbError> {
+    Ok(claims::table
+        .filter(claims::name.eq(name))
+        .select(claims::id)
+        .first(c)
+        .optional()?)
+}
+
 /// Whether a claim has this (unique) name.
 pub fn claim_name_taken(c: &mut DbConn, name: &str) -> Result<bool, DbError> {
     let n: i64 = claims::table.filter(claims::name.eq(name)).count().get_result(c)?;

@@ -33,6 +33,41 @@ pub fn link_dto(r: LinkRow) -> GroupLink {
     }
 }
 
+/// 409 naming the value that is taken.
+fn taken(code: &'static str, message: String) -> AdminError {
+    AdminError::Conflict { code, message }
+}
+
+/// Refuses a claim whose name, or whose short name and value, another claim (not `id`) has.
+fn claim_unique(c: &mut DbConn, r: &ClaimRow) -> Result<(), AdminError> {
+    if let Some(other) = catalog::claim_by_value(c, &r.short_name, &r.value)?
+        && other.id != r.id
+    {
+        return Err(taken(
+            "claim_exists",
+            format!("claim {:?} already grants {}={:?}", other.name, r.short_name, r.value),
+        ));
+    }
+    if catalog::claim_named(c, &r.name)?.is_some_and(|other| other != r.id) {
+        return Err(taken(
+            "claim_name_taken",
+            format!("a claim is already named {:?}", r.name),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a group name another group (not `id`) has.
+fn group_unique(c: &mut DbConn, r: &GroupRow) -> Result<(), AdminError> {
+    if catalog::group_by_name(c, &r.name)?.is_some_and(|other| other.id != r.id) {
+        return Err(taken(
+            "group_name_taken",
+            format!("a claim group is already named {:?}", r.name),
+        ));
+    }
+    Ok(())
+}
+
 fn not_found(what: &str, id: i64) -> AdminError {
     AdminError::NotFound(format!("no {what} with id {id}"))
 }
@@ -76,6 +111,7 @@ pub(super) fn create_claim(c: &mut DbConn, policy: &Policy, now: i64, input: Cla
     };
     check_claim(&row)?;
     policy.claim(&row.short_name)?;
+    claim_unique(c, &row)?;
     catalog::insert_claim(c, &row)?;
     if let Some(groups) = input.claim_groups {
         let groups = dedup(&groups);
@@ -104,6 +140,7 @@ pub(super) fn update_claim(c: &mut DbConn, policy: &Policy, id: i64, input: Clai
     }
     check_claim(&row)?;
     policy.claim(&row.short_name)?;
+    claim_unique(c, &row)?;
     catalog::update_claim(c, &row)?;
     if let Some(groups) = input.claim_groups {
         let groups = dedup(&groups);
@@ -165,6 +202,7 @@ pub(super) fn create_group(
     };
     check_group(&row)?;
     policy.group(&row.name)?;
+    group_unique(c, &row)?;
     catalog::insert_group(c, &row)?;
     group_edges(c, policy, row.id, &input)?;
     Ok(group_dto(row))
@@ -186,6 +224,7 @@ pub(super) fn update_group(
     }
     check_group(&row)?;
     policy.group(&row.name)?;
+    group_unique(c, &row)?;
     catalog::update_group(c, &row)?;
     group_edges(c, policy, id, &input)?;
     Ok(group_dto(row))

@@ -103,6 +103,7 @@ impl From<DbError> for AdminError {
     fn from(e: DbError) -> Self {
         if e.is_unique_violation() {
             return AdminError::Conflict {
+                // The writes check each unique value first and name it; this is a race lost to another writer.
                 code: "conflict",
                 message: "a unique value (username, email, name, or claim short_name and value) is already taken"
                     .into(),

@@ -56,6 +56,25 @@ pub fn check_email(email: &str) -> Result<(), AdminError> {
     }
 }
 
+/// Refuses a username or an email address another user (not `u`) has.
+fn user_unique(c: &mut DbConn, u: &UserRow) -> Result<(), AdminError> {
+    if users::find_by_username(c, &u.username)?.is_some_and(|other| other.id != u.id) {
+        return Err(AdminError::Conflict {
+            code: "username_taken",
+            message: format!("a user is already named {:?}", u.username),
+        });
+    }
+    if let Some(email) = u.email.as_deref()
+        && crate::db::accounts::user_by_email(c, email)?.is_some_and(|other| other.id != u.id)
+    {
+        return Err(AdminError::Conflict {
+            code: "email_taken",
+            message: "another user has that email address".into(),
+        });
+    }
+    Ok(())
+}
+
 fn check_user(u: &UserRow) -> Result<(), AdminError> {
     text("username", &u.username, 255, true)?;
     text("fname", &u.fname, 255, false)?;
@@ -97,6 +116,7 @@ pub(super) fn update_user(
     check_user(&row)?;
     // A rename must not land on a protected name either.
     policy.user(&row.username)?;
+    user_unique(c, &row)?;
     users::update_profile(c, &row, now)?;
     if let Some(groups) = input.claim_groups {
         let groups = dedup(&groups);
@@ -152,6 +172,7 @@ pub async fn create_local_user(state: &AppState, caller: &Caller, input: LocalUs
     let change = Change::new("localuser.create", &row.username);
     write(state, caller, Area::Users, change, move |c, policy, _| {
         policy.user(&row.username)?;
+        user_unique(c, &row)?;
         users::insert(c, &row)?;
         Ok(user_dto(row))
     })

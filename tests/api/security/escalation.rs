@@ -95,7 +95,7 @@ db_test!(stk_values_grant_exactly_what_tokens_read, async |db| {
         "letter_required",
     )
     .await;
-    // A C admin may still give C (it holds it): a new group of its own claim is fine.
+    // Giving C is not the problem for a C admin; (stk, C) exists already, and the unique value is named.
     expect_call(
         &app,
         Some(&c),
@@ -103,9 +103,9 @@ db_test!(stk_values_grant_exactly_what_tokens_read, async |db| {
         "/api/admin/claims",
         Some(claim("C", vec![l_c])),
         409,
-        "conflict",
+        "claim_exists",
     )
-    .await; // (stk, C) exists already: the unique constraint, not a denial
+    .await;
 
     assert_eq!(claims_of(&token(&app, "user_C").await)["stk"], "C");
     assert_eq!(claims_of(&token(&app, "user_G").await)["stk"], "G");
