@@ -16,6 +16,7 @@ mod template;
 #[cfg(test)]
 mod tests;
 mod tokens;
+mod tree;
 mod users;
 mod validate;
 
