@@ -198,8 +198,10 @@ pub fn revoke_user_families(conn: &mut DbConn, user_id: i64, reason: &str, now: 
     .execute(conn)?)
 }
 
-/// Ids of up to `limit` families whose grace ended before `before` (found through the partial index
-/// `refresh_families_grace`, which holds only those still to clear).
+/// Ids of up to `limit` families whose grace ended before `before`. On SQLite through the partial index
+/// `refresh_families_grace`, which holds only those still to clear; on PostgreSQL by a scan, since an index on
+/// these columns would keep refreshes from being HOT updates (see its migration); on MySQL by an index on
+/// `rotated_at`.
 pub fn grace_ended(conn: &mut DbConn, before: i64, limit: i64) -> Result<Vec<String>, DbError> {
     Ok(refresh_families::table
         .filter(refresh_families::grace.is_not_null())

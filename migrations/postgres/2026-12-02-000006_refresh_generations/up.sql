@@ -12,5 +12,10 @@ ALTER TABLE refresh_families ADD COLUMN current_digest BYTEA;
 ALTER TABLE refresh_families ADD COLUMN tag_key BYTEA;
 ALTER TABLE refresh_families ADD COLUMN grace BYTEA;
 ALTER TABLE refresh_families ADD COLUMN rotated_at BIGINT;
--- Only the rows whose grace the sweep has still to clear: a small index at the hot end of time.
-CREATE INDEX refresh_families_grace ON refresh_families (rotated_at) WHERE grace IS NOT NULL;
+-- No index on rotated_at or grace here: an UPDATE that changes no indexed column can be a heap-only tuple
+-- (HOT) update, whose old version is pruned within its page without waiting for VACUUM, and a refresh changes
+-- both columns. Half of each page is left free so that the new version fits beside the old one. Without this
+-- every refresh left a dead row version and an index entry per index behind, and the table grew with the
+-- refreshes until autovacuum caught up (7 KB, then 16 KB per session in the bench). The sweep finds ended
+-- graces with a scan instead.
+ALTER TABLE refresh_families SET (fillfactor = 50);
