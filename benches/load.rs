@@ -471,6 +471,15 @@ fn server_env(db_url: &str, port: u16) -> Vec<(String, String)> {
         // All load comes from one address: keep the per-address refresh bucket in the path, but far away.
         ("TESSERA__SECURITY__RATE_LIMITS__REFRESH__BURST", "1000000000".into()),
         ("TESSERA__SECURITY__RATE_LIMITS__REFRESH__PERIOD", "300h".into()),
+        // Likewise the failed-login bucket of the address, which every login reserves from and gives back to: on
+        // PostgreSQL its compare-and-set gives up under dozens of logins at once from one address (a given-back
+        // token is then lost), and the bucket runs dry. The per-name limit stays on: the logins rotate over
+        // 1,000 users.
+        (
+            "TESSERA__SECURITY__RATE_LIMITS__LOGIN_FAILURES__BURST",
+            "1000000000".into(),
+        ),
+        ("TESSERA__SECURITY__RATE_LIMITS__LOGIN_FAILURES__PERIOD", "300h".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
