@@ -17,7 +17,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -129,11 +129,11 @@ async fn run(o: Options) {
         Some(base) => fresh_postgres(base),
         None => format!("sqlite://{}", dir.path().join("bench.db").display()),
     };
-    std::fs::write(
-        dir.path().join("dbinit.yaml"),
-        format!("users:\n  - username: bench\n    password_hash: \"{phc}\"\n"),
-    )
-    .unwrap();
+    // Many users, so that concurrent logins are of different names and the per-name login limit stays on.
+    let dbinit: String = (0..USERS)
+        .map(|i| format!("  - username: bench{i}\n    password_hash: \"{phc}\"\n"))
+        .collect();
+    std::fs::write(dir.path().join("dbinit.yaml"), format!("users:\n{dbinit}")).unwrap();
     let env = server_env(&db_url, port);
     let status = Command::new(&o.server)
         .current_dir(dir.path())
@@ -168,10 +168,10 @@ async fn run(o: Options) {
     // burst of other work on this shared machine then spoils one round, not the comparison.
     let (mut base, mut pkeys, mut jwks) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
-        base.push(fixed(&baseline_addr, Method::GET, "/", None, 64, dur / 2).await.rps());
-        pkeys.push(fixed(&addr, Method::GET, "/api/pkeys", None, 64, dur / 2).await.rps());
+        base.push(fixed(&baseline_addr, Method::GET, "/", vec![], 64, dur / 2).await.rps());
+        pkeys.push(fixed(&addr, Method::GET, "/api/pkeys", vec![], 64, dur / 2).await.rps());
         jwks.push(
-            fixed(&addr, Method::GET, "/.well-known/jwks.json", None, 64, dur / 2)
+            fixed(&addr, Method::GET, "/.well-known/jwks.json", vec![], 64, dur / 2)
                 .await
                 .rps(),
         );
@@ -186,10 +186,12 @@ async fn run(o: Options) {
         Some((ceiling * 0.9, Better::Higher)),
     );
     report.put("jwks_rps", median(jwks), "req/s", Some((ceiling * 0.9, Better::Higher)));
-    let login_body = Bytes::from(json!({"username": "bench", "password": password}).to_string());
+    let logins: Vec<Bytes> = (0..USERS)
+        .map(|i| Bytes::from(json!({"username": format!("bench{i}"), "password": password}).to_string()))
+        .collect();
 
     // Refreshes with chained rotation: every request is the first use of its token.
-    let chains = login_many(&addr, &login_body, 32).await;
+    let chains = login_many(&addr, &logins, 32).await;
     let refresh = refresh_chains(&addr, chains, dur).await;
     report.put("refresh_rps", refresh.rps(), "req/s", Some((8000.0, Better::Higher)));
     report.put(
@@ -201,24 +203,55 @@ async fn run(o: Options) {
     let (refresh_p50, refresh_p99) = (refresh.percentile(50.0), refresh.percentile(99.0));
     report.put("refresh_p50_ms", refresh_p50, "ms", None);
     report.put("refresh_p99_ms", refresh_p99, "ms", None);
-    let pkeys_alone = fixed(&addr, Method::GET, "/api/pkeys", None, 4, dur).await;
+    let pkeys_alone = fixed(&addr, Method::GET, "/api/pkeys", vec![], 4, dur).await;
     report.put("pkeys_p50_ms", pkeys_alone.percentile(50.0), "ms", None);
     report.put("pkeys_p99_ms", pkeys_alone.percentile(99.0), "ms", None);
-    let refresh_alone = refresh_chains_paced(&addr, login_many(&addr, &login_body, 4).await, dur, PACE).await;
+    let refresh_alone = refresh_chains_paced(&addr, login_many(&addr, &logins, 4).await, dur, PACE).await;
     report.put("refresh_p99_alone_ms", refresh_alone.percentile(99.0), "ms", None);
 
+    // One client refreshing one session in a chain, as fast as it can: the tail a growing database would show.
+    let sequential_before = refresh_chains(&addr, login_many(&addr, &logins, 1).await, dur).await;
+    report.put(
+        "refresh_seq_p50_before_ms",
+        sequential_before.percentile(50.0),
+        "ms",
+        None,
+    );
+    report.put(
+        "refresh_seq_p99_before_ms",
+        sequential_before.percentile(99.0),
+        "ms",
+        Some((3.0, Better::Lower)),
+    );
+    if !o.smoke {
+        sessions_phase(&mut report, &addr, &db_url, &logins, ceiling).await;
+        let sequential_after = refresh_chains(&addr, login_many(&addr, &logins, 1).await, dur).await;
+        report.put(
+            "refresh_seq_p50_after_ms",
+            sequential_after.percentile(50.0),
+            "ms",
+            None,
+        );
+        report.put(
+            "refresh_seq_p99_after_ms",
+            sequential_after.percentile(99.0),
+            "ms",
+            Some((3.0, Better::Lower)),
+        );
+    }
+
     // Logins alone: the hashing throughput.
-    let logins = fixed(&addr, Method::POST, "/api/login", Some(login_body.clone()), 16, dur).await;
+    let login_only = fixed(&addr, Method::POST, "/api/login", logins.clone(), 16, dur).await;
     report.put(
         "login_rps",
-        logins.rps(),
+        login_only.rps(),
         "req/s",
         Some((login_ceiling * 0.95, Better::Higher)),
     );
     report.put("login_ceiling_rps", login_ceiling, "req/s", None);
-    report.put("login_errors", logins.errors as f64, "count", None);
-    report.put("login_p50_ms", logins.percentile(50.0), "ms", None);
-    report.put("login_p99_ms", logins.percentile(99.0), "ms", None);
+    report.put("login_errors", login_only.errors as f64, "count", None);
+    report.put("login_p50_ms", login_only.percentile(50.0), "ms", None);
+    report.put("login_p99_ms", login_only.percentile(99.0), "ms", None);
 
     // A login flood saturating hashing, with refresh and pkeys latency measured meanwhile (paced, as real
     // clients would be, so they measure the flood's effect rather than compete with it).
@@ -233,10 +266,10 @@ async fn run(o: Options) {
             }
         })
     };
-    let side_chains = login_many(&addr, &login_body, 4).await;
-    let flood = fixed(&addr, Method::POST, "/api/login", Some(login_body.clone()), 64, dur);
+    let side_chains = login_many(&addr, &logins, 4).await;
+    let flood = fixed(&addr, Method::POST, "/api/login", logins.clone(), 64, dur);
     let side_refresh = refresh_chains_paced(&addr, side_chains, dur, PACE);
-    let side_pkeys = paced(&addr, Method::GET, "/api/pkeys", None, 4, dur, PACE);
+    let side_pkeys = paced(&addr, Method::GET, "/api/pkeys", vec![], 4, dur, PACE);
     let (flood, side_refresh, side_pkeys) = tokio::join!(flood, side_refresh, side_pkeys);
     sampling.store(false, Ordering::Relaxed);
     sampler.join().unwrap();
@@ -280,6 +313,156 @@ async fn run(o: Options) {
     eprintln!("wrote {}", o.out.display());
 }
 
+/// Users the dbinit file seeds (`bench0`..), and sessions of the long phase.
+const USERS: usize = 1_000;
+const SESSIONS: usize = 1_000;
+/// Refreshes per session in the long phase, and after how many the size is measured the first time.
+const ROUNDS: usize = 200;
+const FIRST_ROUNDS: usize = 20;
+
+/// The long phase: `SESSIONS` sessions, each refreshed `ROUNDS` times in a chain; the database's bytes per live
+/// session after `FIRST_ROUNDS` and after `ROUNDS` (constant storage: the same), and the rate.
+async fn sessions_phase(report: &mut Report, addr: &str, db_url: &str, logins: &[Bytes], ceiling: f64) {
+    let t = Instant::now();
+    let sessions = login_many(addr, logins, SESSIONS).await;
+    eprintln!("{SESSIONS} sessions in {:.1} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let (sessions, first) = refresh_rounds(addr, sessions, FIRST_ROUNDS, 32).await;
+    let mut elapsed = t.elapsed();
+    let (live, bytes, families) = database_size(db_url);
+    report.put(
+        &format!("session_bytes_after_{FIRST_ROUNDS}"),
+        bytes as f64 / live as f64,
+        "B",
+        Some((2048.0, Better::Lower)),
+    );
+    let t = Instant::now();
+    let (_, rest) = refresh_rounds(addr, sessions, ROUNDS - FIRST_ROUNDS, 32).await;
+    elapsed += t.elapsed();
+    let (live_after, bytes_after, families_after) = database_size(db_url);
+    report.put(
+        &format!("session_bytes_after_{ROUNDS}"),
+        bytes_after as f64 / live_after as f64,
+        "B",
+        Some((2048.0, Better::Lower)),
+    );
+    report.put(
+        &format!("family_table_bytes_after_{FIRST_ROUNDS}"),
+        families as f64 / live as f64,
+        "B",
+        None,
+    );
+    report.put(
+        &format!("family_table_bytes_after_{ROUNDS}"),
+        families_after as f64 / live_after as f64,
+        "B",
+        None,
+    );
+    report.put("live_sessions", live_after as f64, "count", None);
+    let stats = first.merge(rest);
+    report.put(
+        "long_refresh_rps",
+        stats.latencies_us.len() as f64 / elapsed.as_secs_f64(),
+        "req/s",
+        Some((0.15 * ceiling, Better::Higher)),
+    );
+    report.put("long_refresh_p99_ms", stats.percentile(99.0), "ms", None);
+    report.put(
+        "long_refresh_failures",
+        stats.errors as f64,
+        "count",
+        Some((0.0, Better::Lower)),
+    );
+}
+
+/// Every session refreshed `rounds` times in a chain, by `conns` connections each serving a share of them in
+/// turn. Returns the sessions' newest tokens.
+async fn refresh_rounds(addr: &str, sessions: Vec<String>, rounds: usize, conns: usize) -> (Vec<String>, Stats) {
+    let mut shares: Vec<Vec<String>> = vec![Vec::new(); conns];
+    for (i, s) in sessions.into_iter().enumerate() {
+        shares[i % conns].push(s);
+    }
+    let tasks: Vec<_> = shares
+        .into_iter()
+        .map(|mut share| {
+            let addr = addr.to_string();
+            tokio::spawn(async move {
+                let mut sender = connect(&addr).await;
+                let mut stats = Stats::default();
+                let start = Instant::now();
+                for _ in 0..rounds {
+                    for refresh in share.iter_mut() {
+                        let body = Bytes::from(format!(r#"{{"refresh":"{refresh}"}}"#));
+                        let t = Instant::now();
+                        match send(&mut sender, &Method::POST, "/api/refresh", Some(&body)).await {
+                            Ok((200, bytes)) => {
+                                stats.latencies_us.push(t.elapsed().as_micros() as u32);
+                                let v: Value = serde_json::from_slice(&bytes).unwrap();
+                                *refresh = v["refresh"].as_str().unwrap().to_string();
+                            }
+                            _ => stats.errors += 1,
+                        }
+                    }
+                }
+                stats.elapsed = start.elapsed().as_secs_f64();
+                (share, stats)
+            })
+        })
+        .collect();
+    let (mut sessions, mut total) = (Vec::new(), Stats::default());
+    for t in tasks {
+        let (share, stats) = t.await.unwrap();
+        sessions.extend(share);
+        total = total.merge(stats);
+    }
+    (sessions, total)
+}
+
+/// Live sessions, the database's bytes, and the bytes of the sessions' table with its indexes. SQLite: the file
+/// and its WAL after a truncating checkpoint (the table from `dbstat`). PostgreSQL: the database's size and
+/// `pg_total_relation_size` of the table (dead row versions included: what autovacuum has not reclaimed yet).
+fn database_size(db_url: &str) -> (i64, u64, u64) {
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let one = |c: &mut tessera::db::DbConn, sql: &str| -> Option<i64> {
+        diesel::sql_query(sql).get_result::<N>(c).ok().map(|r| r.n)
+    };
+    let mut config = tessera::config::DatabaseConfig::default();
+    config.url = tessera::config::Secret::new(db_url);
+    let db = tessera::db::Db::connect(&config).unwrap();
+    let mut conn = db.get().unwrap();
+    let live = one(
+        &mut conn,
+        "SELECT COUNT(*) AS n FROM refresh_families WHERE revoked_at IS NULL",
+    )
+    .unwrap_or(1)
+    .max(1);
+    match db_url.strip_prefix("sqlite://") {
+        Some(path) => {
+            use diesel::connection::SimpleConnection;
+            conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+            let families = one(
+                &mut conn,
+                "SELECT SUM(pgsize) AS n FROM dbstat WHERE name IN ('refresh_families', \
+                 'sqlite_autoindex_refresh_families_1', 'refresh_families_user', 'refresh_families_grace')",
+            )
+            .unwrap_or(0);
+            let size = |p: &str| std::fs::metadata(p).map_or(0, |m| m.len());
+            (live, size(path) + size(&format!("{path}-wal")), families as u64)
+        }
+        None => {
+            let total = one(&mut conn, "SELECT pg_database_size(current_database()) AS n").unwrap_or(0);
+            let families = one(&mut conn, "SELECT pg_total_relation_size('refresh_families') AS n").unwrap_or(0);
+            (live, total as u64, families as u64)
+        }
+    }
+}
+
 fn server_env(db_url: &str, port: u16) -> Vec<(String, String)> {
     [
         ("TESSERA__DATABASE__URL", db_url.to_string()),
@@ -290,9 +473,15 @@ fn server_env(db_url: &str, port: u16) -> Vec<(String, String)> {
         // All load comes from one address: keep the per-address refresh bucket in the path, but far away.
         ("TESSERA__SECURITY__RATE_LIMITS__REFRESH__BURST", "1000000000".into()),
         ("TESSERA__SECURITY__RATE_LIMITS__REFRESH__PERIOD", "300h".into()),
-        // Every login is of the one bench user, up to 64 at once: the per-name limit, which lets only a few
-        // checks of one name run at once, would refuse most of them. The per-address bucket stays in the path.
-        ("TESSERA__SECURITY__LOGIN_THROTTLE__ENABLED", "false".into()),
+        // Likewise the failed-login bucket of the address, which every login reserves from and gives back to: on
+        // PostgreSQL its compare-and-set gives up under dozens of logins at once from one address (a given-back
+        // token is then lost), and the bucket runs dry. The per-name limit stays on: the logins rotate over
+        // 1,000 users.
+        (
+            "TESSERA__SECURITY__RATE_LIMITS__LOGIN_FAILURES__BURST",
+            "1000000000".into(),
+        ),
+        ("TESSERA__SECURITY__RATE_LIMITS__LOGIN_FAILURES__PERIOD", "300h".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -411,9 +600,10 @@ impl Stats {
     }
 }
 
-/// `conns` connections sending the same request for `dur`, as fast as they can.
-async fn fixed(addr: &str, method: Method, path: &str, body: Option<Bytes>, conns: usize, dur: Duration) -> Stats {
-    paced(addr, method, path, body, conns, dur, Duration::ZERO).await
+/// `conns` connections sending one request for `dur`, as fast as they can; with `bodies`, each request takes the
+/// next one in turn (logins of different users).
+async fn fixed(addr: &str, method: Method, path: &str, bodies: Vec<Bytes>, conns: usize, dur: Duration) -> Stats {
+    paced(addr, method, path, bodies, conns, dur, Duration::ZERO).await
 }
 
 /// Like [`fixed`], each connection pausing `pace` between requests.
@@ -421,21 +611,27 @@ async fn paced(
     addr: &str,
     method: Method,
     path: &str,
-    body: Option<Bytes>,
+    bodies: Vec<Bytes>,
     conns: usize,
     dur: Duration,
     pace: Duration,
 ) -> Stats {
+    let (bodies, turn) = (Arc::new(bodies), Arc::new(AtomicUsize::new(0)));
     let tasks: Vec<_> = (0..conns)
         .map(|_| {
-            let (addr, method, path, body) = (addr.to_string(), method.clone(), path.to_string(), body.clone());
+            let (addr, method, path) = (addr.to_string(), method.clone(), path.to_string());
+            let (bodies, turn) = (bodies.clone(), turn.clone());
             tokio::spawn(async move {
                 let mut sender = connect(&addr).await;
                 let mut stats = Stats::default();
                 let start = Instant::now();
                 while start.elapsed() < dur {
+                    let body = match bodies.len() {
+                        0 => None,
+                        n => bodies.get(turn.fetch_add(1, Ordering::Relaxed) % n),
+                    };
                     let t = Instant::now();
-                    match send(&mut sender, &method, &path, body.as_ref()).await {
+                    match send(&mut sender, &method, &path, body).await {
                         Ok((200, _)) => stats.latencies_us.push(t.elapsed().as_micros() as u32),
                         Ok(_) => stats.errors += 1,
                         Err(_) => {
@@ -464,17 +660,34 @@ async fn merge_all(tasks: Vec<tokio::task::JoinHandle<Stats>>) -> Stats {
     total
 }
 
-/// `n` sessions of the bench user, each as its refresh token.
-async fn login_many(addr: &str, body: &Bytes, n: usize) -> Vec<String> {
-    let mut sender = connect(addr).await;
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let (status, bytes) = send(&mut sender, &Method::POST, "/api/login", Some(body))
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "bench login failed");
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
-        out.push(v["refresh"].as_str().unwrap().to_string());
+/// `n` sessions, of the bench users in turn, each as its refresh token; a few logins at once.
+async fn login_many(addr: &str, bodies: &[Bytes], n: usize) -> Vec<String> {
+    let conns = n.min(8);
+    let tasks: Vec<_> = (0..conns)
+        .map(|c| {
+            let addr = addr.to_string();
+            let mine: Vec<Bytes> = (c..n)
+                .step_by(conns)
+                .map(|i| bodies[i % bodies.len()].clone())
+                .collect();
+            tokio::spawn(async move {
+                let mut sender = connect(&addr).await;
+                let mut out = Vec::new();
+                for body in mine {
+                    let (status, bytes) = send(&mut sender, &Method::POST, "/api/login", Some(&body))
+                        .await
+                        .unwrap();
+                    assert_eq!(status, 200, "bench login failed: {}", String::from_utf8_lossy(&bytes));
+                    let v: Value = serde_json::from_slice(&bytes).unwrap();
+                    out.push(v["refresh"].as_str().unwrap().to_string());
+                }
+                out
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.extend(t.await.unwrap());
     }
     out
 }

@@ -53,6 +53,129 @@ pub fn open(token: &str, sealed: &str) -> Option<Vec<u8>> {
     open_with(&derive(SUCCESSOR, token.as_bytes())?, &[], sealed)
 }
 
+/// The key [`seal`] derives from a refresh token.
+fn successor_key(token: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(SUCCESSOR);
+    h.update(token.as_bytes());
+    h.finalize().into()
+}
+
+fn aes_key(bytes: &[u8; 32]) -> Option<LessSafeKey> {
+    UnboundKey::new(&AES_256_GCM, bytes).ok().map(LessSafeKey::new)
+}
+
+/// nonce ‖ ciphertext ‖ tag.
+fn seal_raw(key: &LessSafeKey, plain: &[u8]) -> Option<Vec<u8>> {
+    let nonce_bytes: [u8; NONCE_LEN] = rand::random();
+    let mut buf = plain.to_vec();
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::empty(), &mut buf)
+        .ok()?;
+    let mut out = nonce_bytes.to_vec();
+    out.extend_from_slice(&buf);
+    Some(out)
+}
+
+fn open_raw(key: &LessSafeKey, data: &[u8]) -> Option<Vec<u8>> {
+    if data.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, body) = data.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut buf = body.to_vec();
+    let plain = key.open_in_place(nonce, Aad::empty(), &mut buf).ok()?;
+    Some(plain.to_vec())
+}
+
+/// The reuse grace of a refresh family, as one binary column: its current pair, sealed under a key derived from
+/// the current refresh token, and for each of the last few tokens used within the grace a wrap of the next
+/// token's key under its own. A client presenting any of those tokens (two tabs racing, a replica behind) walks
+/// the wraps to the current key and gets the current pair back, as it would have by replaying each successor in
+/// turn; the database alone opens nothing, since every key comes from a token it never stores.
+///
+/// Layout: version (1), count, then per wrap the time its token was used (i64 big-endian) and the wrap (nonce ‖
+/// 32-byte key ‖ tag), oldest first, the newest wrap being the one of the token just before the current one;
+/// then the sealed pair.
+pub mod grace {
+    use super::{NONCE_LEN, aes_key, open_raw, seal_raw, successor_key};
+
+    const VERSION: u8 = 1;
+    const WRAP_LEN: usize = NONCE_LEN + 32 + 16;
+    const ENTRY_LEN: usize = 8 + WRAP_LEN;
+
+    /// A wrap: when its token was used, and the next token's key sealed under that token's.
+    type Wrap<'a> = (i64, &'a [u8]);
+
+    /// The wraps of `blob`, oldest first, and the sealed pair.
+    fn parse(blob: &[u8]) -> Option<(Vec<Wrap<'_>>, &[u8])> {
+        let (&version, rest) = blob.split_first()?;
+        let (&count, mut rest) = rest.split_first()?;
+        if version != VERSION {
+            return None;
+        }
+        let mut wraps = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            if rest.len() < ENTRY_LEN {
+                return None;
+            }
+            let (entry, tail) = rest.split_at(ENTRY_LEN);
+            let (at, wrap) = entry.split_at(8);
+            wraps.push((i64::from_be_bytes(at.try_into().ok()?), wrap));
+            rest = tail;
+        }
+        Some((wraps, rest))
+    }
+
+    /// The grace after `presented` was used at `now` and replaced by `next`, whose pair is `plain`: the wraps of
+    /// `previous` used at or after `since` (at most `max - 1` of them, the newest), then the wrap of
+    /// `presented`.
+    pub fn rotate(
+        previous: Option<&[u8]>,
+        presented: &str,
+        next: &str,
+        plain: &[u8],
+        (now, since, max): (i64, i64, usize),
+    ) -> Option<Vec<u8>> {
+        let kept: Vec<Wrap<'_>> = match previous.and_then(parse) {
+            Some((wraps, _)) => {
+                let recent: Vec<_> = wraps.into_iter().filter(|(at, _)| *at >= since).collect();
+                let skip = recent.len().saturating_sub(max.saturating_sub(1));
+                recent.into_iter().skip(skip).collect()
+            }
+            None => Vec::new(),
+        };
+        let next_key = successor_key(next);
+        let wrap = seal_raw(&aes_key(&successor_key(presented))?, &next_key)?;
+        let sealed = seal_raw(&aes_key(&next_key)?, plain)?;
+        let count = u8::try_from(kept.len() + 1).ok()?;
+        let mut out = Vec::with_capacity(2 + usize::from(count) * ENTRY_LEN + sealed.len());
+        out.extend_from_slice(&[VERSION, count]);
+        for (at, w) in &kept {
+            out.extend_from_slice(&at.to_be_bytes());
+            out.extend_from_slice(w);
+        }
+        out.extend_from_slice(&now.to_be_bytes());
+        out.extend_from_slice(&wrap);
+        out.extend_from_slice(&sealed);
+        Some(out)
+    }
+
+    /// The current pair, for `presented`, the token `back` generations before the current one (1: the one just
+    /// before), if it was used at or after `since` and its wrap is still kept.
+    pub fn open(blob: &[u8], presented: &str, back: usize, since: i64) -> Option<Vec<u8>> {
+        let (wraps, sealed) = parse(blob)?;
+        let first = wraps.len().checked_sub(back)?;
+        if wraps.get(first)?.0 < since {
+            return None;
+        }
+        let mut key = successor_key(presented);
+        for (_, wrap) in &wraps[first..] {
+            key = open_raw(&aes_key(&key)?, wrap)?.try_into().ok()?;
+        }
+        open_raw(&aes_key(&key)?, sealed)
+    }
+}
+
 /// The first form of an encrypted private key: `enc:v1:` then [`seal_with`]'s output, under one SHA-256 of
 /// the secret ([`derive`]), with the kid as associated data. Still opened; re-wrapped to v2 at the next start.
 const WRAPPED_V1: &str = "enc:v1:";
@@ -269,5 +392,56 @@ mod tests {
         let rewrapped = new.wrap(KID, b"der").unwrap_or_default();
         assert_eq!(old.open(KID, &rewrapped), Opened::Sealed);
         assert_eq!(new.open(KID, &rewrapped), Opened::Current(b"der".to_vec()));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod grace_tests {
+    use super::grace;
+
+    /// Tokens t0..t5 used one after another: each recent one reaches the current pair, none other does.
+    #[test]
+    fn recent_tokens_walk_to_the_current_pair() {
+        let tokens: Vec<String> = (0..6).map(|i| format!("token-{i}")).collect();
+        let mut blob: Option<Vec<u8>> = None;
+        for i in 0..5 {
+            let plain = format!("pair-{}", i + 1);
+            let at = 100 + i as i64;
+            blob = grace::rotate(
+                blob.as_deref(),
+                &tokens[i],
+                &tokens[i + 1],
+                plain.as_bytes(),
+                (at, at - 10, 4),
+            );
+        }
+        let blob = blob.unwrap();
+        // The current token is t5; t4 is 1 back, t1 is 4 back (the oldest of four kept wraps), t0 is dropped.
+        for back in 1..=4 {
+            let opened = grace::open(&blob, &tokens[5 - back], back, 0).unwrap();
+            assert_eq!(opened, b"pair-5", "{back} back");
+        }
+        assert_eq!(grace::open(&blob, &tokens[0], 5, 0), None, "beyond the kept wraps");
+        assert_eq!(grace::open(&blob, &tokens[3], 1, 0), None, "a token at the wrong place");
+        assert_eq!(grace::open(&blob, "forged", 1, 0), None);
+        // t2 was used at 102: outside a grace that starts at 103.
+        assert_eq!(grace::open(&blob, &tokens[2], 3, 103), None);
+        assert!(grace::open(&blob, &tokens[3], 2, 103).is_some());
+        assert_eq!(
+            grace::open(&blob[..blob.len() - 1], &tokens[4], 1, 0),
+            None,
+            "truncated"
+        );
+    }
+
+    /// Wraps used before the grace began are dropped at the next rotation.
+    #[test]
+    fn old_wraps_are_dropped() {
+        let a = grace::rotate(None, "t0", "t1", b"p1", (100, 90, 4)).unwrap();
+        let b = grace::rotate(Some(&a), "t1", "t2", b"p2", (200, 190, 4)).unwrap();
+        assert_eq!(grace::open(&b, "t0", 2, 0), None);
+        assert_eq!(grace::open(&b, "t1", 1, 0).unwrap(), b"p2");
+        assert!(b.len() < a.len() + 2, "one wrap, not two");
     }
 }

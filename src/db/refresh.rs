@@ -1,4 +1,8 @@
-//! Queries on refresh families (sessions) and their tokens. Tokens are stored only as SHA-256 hex.
+//! Queries on refresh families (sessions). A family row holds its whole refresh state: the SHA-256 of its
+//! current token, and for the reuse grace the current pair sealed for the tokens used within it; a refresh
+//! rewrites that row in place ([`advance`]), so a session costs constant storage however often it refreshes.
+//! `refresh_tokens` holds only tokens issued before generations (SHA-256 hex); each refreshes once into the
+//! family row ([`adopt`]) and the table empties as their sessions end.
 
 use diesel::prelude::*;
 
@@ -32,6 +36,19 @@ pub struct TokenRow {
     pub successor_sealed: Option<String>,
 }
 
+/// A family's refresh state: what a rotation reads and writes besides [`FamilyRow`].
+// No `Debug`: the tag key is a secret.
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = refresh_families)]
+pub struct Generations {
+    /// SHA-256 of the current token; `None` while it is still a `refresh_tokens` row.
+    pub current_digest: Option<Vec<u8>>,
+    pub tag_key: Option<Vec<u8>>,
+    /// The current pair, sealed for the tokens used within the grace; cleared after it.
+    pub grace: Option<Vec<u8>>,
+    pub rotated_at: Option<i64>,
+}
+
 /// The user of a session that is not revoked, if it exists.
 pub fn live_session_user(conn: &mut DbConn, family_id: &str) -> Result<Option<i64>, DbError> {
     Ok(refresh_families::table
@@ -42,25 +59,88 @@ pub fn live_session_user(conn: &mut DbConn, family_id: &str) -> Result<Option<i6
         .optional()?)
 }
 
-/// Starts a session with its first refresh token.
-pub fn create_family(conn: &mut DbConn, family: &FamilyRow, token_hash: &str) -> Result<(), DbError> {
+/// Starts a session: its row, holding the digest of its first refresh token and the key of its tokens' tags.
+pub fn create_family(conn: &mut DbConn, family: &FamilyRow, digest: &[u8], tag_key: &[u8]) -> Result<(), DbError> {
     diesel::insert_into(refresh_families::table)
-        .values(family)
+        .values((
+            family,
+            refresh_families::current_digest.eq(Some(digest)),
+            refresh_families::tag_key.eq(Some(tag_key)),
+        ))
         .execute(conn)?;
-    insert_token(conn, token_hash, &family.id, family.created_at)
-}
-
-pub fn insert_token(conn: &mut DbConn, token_hash: &str, family_id: &str, now: i64) -> Result<(), DbError> {
-    Cached(diesel::insert_into(refresh_tokens::table).values((
-        refresh_tokens::token_hash.eq(token_hash),
-        refresh_tokens::family_id.eq(family_id),
-        refresh_tokens::created_at.eq(now),
-    )))
-    .execute(conn)?;
     Ok(())
 }
 
-/// The token with this hash and its family.
+/// A family and its refresh state, by id.
+pub fn family_with_generations(conn: &mut DbConn, id: &str) -> Result<Option<(FamilyRow, Generations)>, DbError> {
+    Ok(refresh_families::table
+        .find(id)
+        .select((FamilyRow::as_select(), Generations::as_select()))
+        .get_result(conn)
+        .optional()?)
+}
+
+/// The one write of a refresh: moves a live family from `generation` to the next, only if `digest` is still
+/// its current token's, installing the new token's digest (`next`) and the new grace. `true`: this caller won
+/// the rotation (concurrent uses of one token compete for this compare-and-set).
+pub fn advance(
+    conn: &mut DbConn,
+    family_id: &str,
+    (generation, digest): (i64, &[u8]),
+    (next, grace): (&[u8], &[u8]),
+    now: i64,
+) -> Result<bool, DbError> {
+    // Every value is bound, none read from another column, so the result does not depend on the order in which
+    // a backend assigns (MySQL assigns left to right, using values already changed).
+    let n = Cached(
+        diesel::update(
+            refresh_families::table
+                .find(family_id)
+                .filter(refresh_families::refresh_count.eq(generation))
+                .filter(refresh_families::current_digest.eq(digest))
+                .filter(refresh_families::revoked_at.is_null()),
+        )
+        .set((
+            refresh_families::refresh_count.eq(generation + 1),
+            refresh_families::current_digest.eq(next),
+            refresh_families::grace.eq(grace),
+            refresh_families::rotated_at.eq(now),
+            refresh_families::last_used_at.eq(now),
+        )),
+    )
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Moves a live family whose current token is a `refresh_tokens` row (from before generations) to the family
+/// row, at `generation + 1`: called after [`claim_rotation`] won that row, whose sealed successor serves the
+/// grace of the token it replaces. `false` when the family was revoked or moved on meanwhile.
+pub fn adopt(
+    conn: &mut DbConn,
+    family_id: &str,
+    generation: i64,
+    digest: &[u8],
+    tag_key: &[u8],
+    now: i64,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        refresh_families::table
+            .find(family_id)
+            .filter(refresh_families::refresh_count.eq(generation))
+            .filter(refresh_families::current_digest.is_null())
+            .filter(refresh_families::revoked_at.is_null()),
+    )
+    .set((
+        refresh_families::refresh_count.eq(generation + 1),
+        refresh_families::current_digest.eq(digest),
+        refresh_families::tag_key.eq(tag_key),
+        refresh_families::last_used_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// A token from before generations with this hash, and its family.
 pub fn token_with_family(conn: &mut DbConn, token_hash: &str) -> Result<Option<(TokenRow, FamilyRow)>, DbError> {
     Ok(refresh_tokens::table
         .inner_join(refresh_families::table)
@@ -70,7 +150,8 @@ pub fn token_with_family(conn: &mut DbConn, token_hash: &str) -> Result<Option<(
         .optional()?)
 }
 
-/// Marks `old` used with its successor, only if nobody did first. `true`: this caller won the rotation.
+/// Marks a token from before generations used with its successor (`successor`: the new token's SHA-256 hex),
+/// only if nobody did first. `true`: this caller won the rotation.
 pub fn claim_rotation(conn: &mut DbConn, old: &str, successor: &str, sealed: &str, now: i64) -> Result<bool, DbError> {
     let n = Cached(
         diesel::update(
@@ -85,23 +166,6 @@ pub fn claim_rotation(conn: &mut DbConn, old: &str, successor: &str, sealed: &st
         )),
     )
     .execute(conn)?;
-    Ok(n == 1)
-}
-
-/// Counts a refresh on a live family; `false` when it is revoked or at `limit` (0: no limit).
-pub fn touch_family(conn: &mut DbConn, family_id: &str, now: i64, limit: i64) -> Result<bool, DbError> {
-    let live = refresh_families::table
-        .find(family_id)
-        .filter(refresh_families::revoked_at.is_null());
-    let set = (
-        refresh_families::refresh_count.eq(refresh_families::refresh_count + 1),
-        refresh_families::last_used_at.eq(now),
-    );
-    let n = if limit > 0 {
-        Cached(diesel::update(live.filter(refresh_families::refresh_count.lt(limit))).set(set)).execute(conn)?
-    } else {
-        Cached(diesel::update(live).set(set)).execute(conn)?
-    };
     Ok(n == 1)
 }
 
@@ -134,7 +198,35 @@ pub fn revoke_user_families(conn: &mut DbConn, user_id: i64, reason: &str, now: 
     .execute(conn)?)
 }
 
-/// Forgets sealed successors whose grace ended before `before`.
+/// Ids of up to `limit` families whose grace ended before `before`. On SQLite through the partial index
+/// `refresh_families_grace`, which holds only those still to clear; on PostgreSQL by a scan, since an index on
+/// these columns would keep refreshes from being HOT updates (see its migration); on MySQL by an index on
+/// `rotated_at`.
+pub fn grace_ended(conn: &mut DbConn, before: i64, limit: i64) -> Result<Vec<String>, DbError> {
+    Ok(refresh_families::table
+        .filter(refresh_families::grace.is_not_null())
+        .filter(refresh_families::rotated_at.lt(before))
+        .select(refresh_families::id)
+        .limit(limit)
+        .load(conn)?)
+}
+
+/// Of `ids`, forgets the grace where it ended before `before` (a family refreshed again since keeps its new one).
+pub fn clear_grace(conn: &mut DbConn, ids: &[String], before: i64) -> Result<usize, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::update(
+        refresh_families::table
+            .filter(refresh_families::id.eq_any(ids))
+            .filter(refresh_families::grace.is_not_null())
+            .filter(refresh_families::rotated_at.lt(before)),
+    )
+    .set(refresh_families::grace.eq(None::<Vec<u8>>))
+    .execute(conn)?)
+}
+
+/// Forgets sealed successors of tokens from before generations whose grace ended before `before`.
 pub fn clear_sealed(conn: &mut DbConn, before: i64) -> Result<usize, DbError> {
     Ok(diesel::update(
         refresh_tokens::table
@@ -159,8 +251,9 @@ pub fn expired_families(conn: &mut DbConn, at: i64, idle: i64, limit: i64) -> Re
         .load(conn)?)
 }
 
-/// Of `ids`, deletes the families still expired at `at` (see [`expired_families`]) with their tokens: at most
-/// `limit` tokens, then the families left with none (a family with more tokens goes at a later call).
+/// Of `ids`, deletes the families still expired at `at` (see [`expired_families`]) with their tokens from before
+/// generations: at most `limit` tokens, then the families left with none (a family with more tokens goes at a
+/// later call).
 /// Returns (tokens, families) deleted.
 pub fn delete_expired_families(
     conn: &mut DbConn,

@@ -85,10 +85,21 @@ diesel::table! {
         filter_claims -> Nullable<Text>,
         revoked_at -> Nullable<BigInt>,
         revoked_reason -> Nullable<Text>,
+        /// SHA-256 of the family's current refresh token (NULL: a session from before generations, whose
+        /// current token is still a `refresh_tokens` row).
+        current_digest -> Nullable<Binary>,
+        /// The key of the tag every refresh token of the family carries.
+        tag_key -> Nullable<Binary>,
+        /// The current pair sealed for the tokens used within the reuse grace (`crypto::seal::grace`).
+        grace -> Nullable<Binary>,
+        /// When the last rotation was.
+        rotated_at -> Nullable<BigInt>,
     }
 }
 
 diesel::table! {
+    /// Refresh tokens issued before generations (SHA-256 hex): each still refreshes once into the new form, and
+    /// the table empties as their sessions end.
     refresh_tokens (token_hash) {
         token_hash -> Text,
         family_id -> Text,

@@ -1,8 +1,9 @@
 //! Limits shared by every replica: token buckets (GCRA, one integer per bucket) and failed-login counters.
 //!
-//! Every change is a compare-and-set on single rows in autocommit mode, retried a few times, so it is exact on
-//! all three backends without row locks or transactions (a `REPEATABLE READ` snapshot would hide the row a
-//! concurrent replica just changed).
+//! Every change is a conditional update of a single row in autocommit mode, so it is exact on all three
+//! backends without row locks or transactions (a `REPEATABLE READ` snapshot would hide the row a concurrent
+//! replica just changed): the buckets' by arithmetic in the statement itself (no lost race under a burst), the
+//! failure records' by compare-and-set, retried.
 
 use diesel::prelude::*;
 
@@ -22,62 +23,70 @@ pub struct Gcra {
 
 /// Takes one token from the bucket. `Ok(Err(wait_ms))`: the bucket is empty for that long.
 pub fn take(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<Result<(), i64>, DbError> {
+    // Single conditional statements rather than read-then-compare-and-set: under many concurrent takes of one
+    // bucket (a burst of logins from one address) a compare-and-set loop runs out of attempts and refuses
+    // requests the bucket had room for. Each statement decides atomically; the loop only covers a bucket
+    // changing between the cases in between two statements.
+    let bucket = || throttle_buckets::table.filter(throttle_buckets::name.eq(name));
     for _ in 0..ATTEMPTS {
-        let old: Option<i64> = throttle_buckets::table
-            .find(name)
-            .select(throttle_buckets::tat)
-            .get_result(conn)
-            .optional()?;
-        let Some(old) = old else {
-            let inserted = diesel::insert_into(throttle_buckets::table)
-                .values((
-                    throttle_buckets::name.eq(name),
-                    throttle_buckets::tat.eq(now_ms + gcra.interval_ms),
-                ))
-                .execute(conn);
-            match inserted.map_err(DbError::from) {
-                Ok(_) => return Ok(Ok(())),
-                Err(e) if e.is_unique_violation() => continue,
-                Err(e) => return Err(e),
-            }
-        };
-        let wait = old - gcra.tolerance_ms - now_ms;
-        if wait > 0 {
-            return Ok(Err(wait));
-        }
-        let changed = diesel::update(
-            throttle_buckets::table.filter(throttle_buckets::name.eq(name).and(throttle_buckets::tat.eq(old))),
+        // Running ahead of now, within the tolerance: one interval further.
+        let ahead = diesel::update(
+            bucket().filter(
+                throttle_buckets::tat
+                    .ge(now_ms)
+                    .and(throttle_buckets::tat.le(now_ms + gcra.tolerance_ms)),
+            ),
         )
-        .set(throttle_buckets::tat.eq(old.max(now_ms) + gcra.interval_ms))
+        .set(throttle_buckets::tat.eq(throttle_buckets::tat + gcra.interval_ms))
         .execute(conn)?;
-        if changed == 1 {
+        if ahead == 1 {
             return Ok(Ok(()));
         }
+        // Behind now (a full bucket): one interval from now.
+        let behind = diesel::update(bucket().filter(throttle_buckets::tat.lt(now_ms)))
+            .set(throttle_buckets::tat.eq(now_ms + gcra.interval_ms))
+            .execute(conn)?;
+        if behind == 1 {
+            return Ok(Ok(()));
+        }
+        let tat: Option<i64> = bucket().select(throttle_buckets::tat).get_result(conn).optional()?;
+        match tat {
+            Some(tat) if tat > now_ms + gcra.tolerance_ms => return Ok(Err(tat - gcra.tolerance_ms - now_ms)),
+            // It moved between the statements: try again.
+            Some(_) => continue,
+            None => {
+                let inserted = diesel::insert_into(throttle_buckets::table)
+                    .values((
+                        throttle_buckets::name.eq(name),
+                        throttle_buckets::tat.eq(now_ms + gcra.interval_ms),
+                    ))
+                    .execute(conn);
+                match inserted.map_err(DbError::from) {
+                    Ok(_) => return Ok(Ok(())),
+                    Err(e) if e.is_unique_violation() => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
     }
-    // Constant contention on one bucket: treat it as empty rather than let the race decide.
+    // Constant churn on one bucket: treat it as empty rather than let the race decide.
     Ok(Err(gcra.interval_ms))
 }
 
 /// Gives back a token taken by [`take`] (the attempt it paid for did not count): the bucket's arrival time
 /// moves back one interval, never before now.
 pub fn give_back(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<(), DbError> {
-    for _ in 0..ATTEMPTS {
-        let Some(old) = throttle_buckets::table
-            .find(name)
-            .select(throttle_buckets::tat)
-            .get_result::<i64>(conn)
-            .optional()?
-        else {
-            return Ok(());
-        };
-        let changed = diesel::update(
-            throttle_buckets::table.filter(throttle_buckets::name.eq(name).and(throttle_buckets::tat.eq(old))),
-        )
-        .set(throttle_buckets::tat.eq((old - gcra.interval_ms).max(now_ms)))
+    // Two single statements instead of a compare-and-set loop: under many concurrent refunds on one bucket
+    // (logins from one address) a loop can run out of attempts and leak the token, refusing later logins.
+    let bucket = throttle_buckets::table.filter(throttle_buckets::name.eq(name));
+    let moved = diesel::update(bucket.filter(throttle_buckets::tat.ge(now_ms + gcra.interval_ms)))
+        .set(throttle_buckets::tat.eq(throttle_buckets::tat - gcra.interval_ms))
         .execute(conn)?;
-        if changed == 1 {
-            return Ok(());
-        }
+    if moved == 0 {
+        // Less than one interval ahead of now: giving one back leaves the bucket full.
+        diesel::update(bucket.filter(throttle_buckets::tat.gt(now_ms)))
+            .set(throttle_buckets::tat.eq(now_ms))
+            .execute(conn)?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use crate::db::{DbConn, DbError, audit, users};
 use crate::services::AppState;
 use crate::services::passwords::HashError;
 use crate::services::throttle::{ClientAddr, Limited, Settle, ThrottleError};
-use crate::services::tokens::{self, SignError, TokenSettings};
+use crate::services::tokens::{self, RefreshToken, SignError, TokenSettings};
 use crate::user_source::{DirectoryUser, Outcome, sync};
 
 /// Why a token request failed; every variant but `Unavailable` and `Internal` is a 4xx.
@@ -254,7 +254,9 @@ async fn issue(state: &AppState, user: users::UserRow, input: LoginInput) -> Res
     let now = state.clock.now();
     let settings = state.tokens.clone();
     let ring = state.keys.current();
-    let (refresh, refresh_hash) = tokens::new_refresh_token();
+    let session = tokens::new_family_id();
+    let tag_key = tokens::new_tag_key();
+    let (refresh, digest) = tokens::new_session_token(&session, 0, &tag_key);
     let username = user.username.clone();
     let pair = state
         .db
@@ -263,7 +265,6 @@ async fn issue(state: &AppState, user: users::UserRow, input: LoginInput) -> Res
             if !tokens::satisfies(&groups, &input.required_claims) {
                 return Err(AuthError::Unauthorized);
             }
-            let session = format!("{:032x}", rand::random::<u128>());
             let filter = input.filter_claims.as_deref();
             let claims = tokens::build_claims(&settings, &user, groups, (filter, &session), 0, now);
             let token = tokens::sign(&ring, &claims, now)?;
@@ -278,7 +279,7 @@ async fn issue(state: &AppState, user: users::UserRow, input: LoginInput) -> Res
                 revoked_at: None,
                 revoked_reason: None,
             };
-            refresh_db::create_family(c, &family, &refresh_hash)?;
+            refresh_db::create_family(c, &family, &digest, &tag_key)?;
             audit::record(c, now, &user.username, "login.succeeded", &family.id, "")?;
             Ok(Pair { token, refresh })
         })
@@ -321,7 +322,7 @@ async fn upgrade_hash(state: &AppState, user: &users::UserRow, password: String)
 /// How a refresh ended.
 enum Step {
     Issued(Pair),
-    /// A replay within the grace: the successor already issued.
+    /// A replay within the grace: the pair already issued.
     Replayed(Pair),
     /// Unknown, revoked, expired or over the limit.
     Rejected(&'static str),
@@ -329,24 +330,69 @@ enum Step {
     Reused,
 }
 
+/// The most tokens used within the grace that can still get the current pair back (see
+/// [`crate::crypto::seal::grace`]): racing tabs and replicas are a generation or two behind, and a token further
+/// behind is a reuse, so a session refreshed in a tight loop keeps a bounded grace.
+const GRACE_WRAPS: usize = 4;
+
+/// The presented refresh token, parsed, with what it is stored under.
+#[derive(Clone)]
+enum Presented {
+    Generation {
+        token: tokens::GenerationToken,
+        digest: Vec<u8>,
+    },
+    /// A token from before generations, by its SHA-256 hex in `refresh_tokens`.
+    Legacy { hash: String },
+}
+
+impl Presented {
+    fn parse(raw: &str) -> Option<Presented> {
+        Some(match tokens::parse_refresh_token(raw)? {
+            RefreshToken::Generation(token) => Presented::Generation {
+                token,
+                digest: tokens::refresh_digest(raw),
+            },
+            RefreshToken::Legacy => Presented::Legacy {
+                hash: tokens::refresh_hash(raw),
+            },
+        })
+    }
+}
+
 /// What the read phase prepared for the write phase.
 enum Prepared {
     Done(Step),
-    /// A successor, signed and sealed, to install if the presented token is still unused.
-    Rotate {
-        family: String,
-        new_hash: String,
-        sealed: String,
-        pair: Pair,
-    },
+    /// A successor, signed and sealed, to install if the presented token is still current.
+    Rotate(Rotation),
     /// The token was used already: decide between the grace and reuse under the write lock.
     Used,
 }
 
+/// The new pair, sealed for the grace of the presented token.
+enum Sealed {
+    /// The family's new `grace` (current form).
+    Grace(Vec<u8>),
+    /// Under the presented token, for its `refresh_tokens` row (a token from before generations).
+    Legacy(String),
+}
+
+struct Rotation {
+    family: String,
+    /// The presented token's generation (the family's refresh count).
+    generation: i64,
+    /// SHA-256 of the new token.
+    digest: Vec<u8>,
+    sealed: Sealed,
+    /// For a token from before generations: the key of the tags of the family's tokens from now on.
+    tag_key: Option<Vec<u8>>,
+    pair: Pair,
+}
+
 /// Rotates a refresh token. The session is read first, and its successor signed and sealed here, outside the
-/// database (on SQLite, off its one writer thread); the write then only installs the successor if the
-/// presented token is still unused, so concurrent uses of one token get exactly one winner, and the write is
-/// three short statements.
+/// database (on SQLite, off its one writer thread); the write is then one compare-and-set `UPDATE` of the
+/// family row, which installs the successor only if the presented token is still current, so concurrent uses
+/// of one token get exactly one winner.
 pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>) -> Result<Pair, AuthError> {
     let now = state.clock.now();
     let ring = state.keys.current();
@@ -354,21 +400,20 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
         // Stoke clients send the old access token; expired is fine, forged is not.
         tokens::verify(&ring, &state.tokens, &old, now, false).map_err(|_| AuthError::Unauthorized)?;
     }
-    if !tokens::plausible_refresh_token(&presented) {
+    let Some(parsed) = Presented::parse(&presented) else {
         return Err(AuthError::Unauthorized);
-    }
-    let settings = state.tokens.clone();
-    let hash = tokens::refresh_hash(&presented);
-    let loaded = {
-        let hash = hash.clone();
-        state.db.on_writer(move |c| load_rotation(c, &hash)).await?
     };
-    let step = match prepare_rotation(&settings, &ring, &presented, loaded, now)? {
+    let settings = state.tokens.clone();
+    let loaded = {
+        let parsed = parsed.clone();
+        state.db.on_writer(move |c| load_rotation(c, &parsed)).await?
+    };
+    let step = match prepare_rotation(&settings, &ring, &presented, &parsed, loaded, now)? {
         Prepared::Done(step) => step,
         other => {
             state
                 .db
-                .write(move |c| finish_rotation(c, &settings, other, &presented, &hash, now))
+                .write(move |c| finish_rotation(c, &settings, other, &presented, &parsed, now))
                 .await?
         }
     };
@@ -391,29 +436,48 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
     }
 }
 
-/// What the read phase found: the presented token, its session, and (for an unused token) the user and claims.
+/// What the read phase found: the session, whether the presented token is its current one, and (if so) the
+/// user and claims.
 struct Loaded {
-    token: refresh_db::TokenRow,
     family: FamilyRow,
+    generations: Option<refresh_db::Generations>,
+    current: bool,
     user: Option<(users::UserRow, Vec<(String, String)>)>,
 }
 
 /// Reads what a rotation needs; no decision is taken here.
-fn load_rotation(c: &mut DbConn, hash: &str) -> Result<Option<Loaded>, AuthError> {
-    let Some((token, family)) = refresh_db::token_with_family(c, hash)? else {
-        return Ok(None);
+fn load_rotation(c: &mut DbConn, presented: &Presented) -> Result<Option<Loaded>, AuthError> {
+    let (family, generations, current) = match presented {
+        Presented::Generation { token, digest } => {
+            let Some((family, g)) = refresh_db::family_with_generations(c, &token.family)? else {
+                return Ok(None);
+            };
+            let current = family.refresh_count == token.generation && g.current_digest.as_ref() == Some(digest);
+            (family, Some(g), current)
+        }
+        Presented::Legacy { hash } => {
+            let Some((token, family)) = refresh_db::token_with_family(c, hash)? else {
+                return Ok(None);
+            };
+            (family, None, token.used_at.is_none())
+        }
     };
-    let user = match token.used_at {
-        Some(_) => None,
-        None => match users::find(c, family.user_id)? {
+    let user = match current {
+        true => match users::find(c, family.user_id)? {
             Some(user) => {
                 let claims = users::claims_of(c, user.id)?;
                 Some((user, claims))
             }
             None => None,
         },
+        false => None,
     };
-    Ok(Some(Loaded { token, family, user }))
+    Ok(Some(Loaded {
+        family,
+        generations,
+        current,
+        user,
+    }))
 }
 
 /// Checks the session and builds its successor, touching no database.
@@ -421,16 +485,32 @@ fn prepare_rotation(
     s: &TokenSettings,
     ring: &crate::services::keyring::RingState,
     presented: &str,
+    parsed: &Presented,
     loaded: Option<Loaded>,
     now: i64,
 ) -> Result<Prepared, AuthError> {
-    let Some(Loaded { token, family, user }) = loaded else {
+    let Some(Loaded {
+        family,
+        generations,
+        current,
+        user,
+    }) = loaded
+    else {
         return Ok(Prepared::Done(Step::Rejected("unknown")));
     };
+    let tag_key = generations.as_ref().and_then(|g| g.tag_key.clone());
+    if let Presented::Generation { token, .. } = parsed {
+        // Only a token the family issued counts, even as a replay: its id and generation alone are no proof.
+        let genuine = tag_key.as_deref().is_some_and(|key| token.genuine(key));
+        if !genuine || token.generation > family.refresh_count || (token.generation == family.refresh_count && !current)
+        {
+            return Ok(Prepared::Done(Step::Rejected("unknown")));
+        }
+    }
     if let Some(why) = family_rejection(s, &family, now) {
         return Ok(Prepared::Done(Step::Rejected(why)));
     }
-    if token.used_at.is_some() {
+    if !current {
         return Ok(Prepared::Used);
     }
     let Some((user, claims)) = user else {
@@ -441,25 +521,36 @@ fn prepare_rotation(
         .filter_claims
         .as_deref()
         .and_then(|f| serde_json::from_str(f).ok());
-    let claims = tokens::build_claims(
-        s,
-        &user,
-        groups,
-        (filter.as_deref(), &family.id),
-        family.refresh_count + 1,
-        now,
-    );
+    let next = family.refresh_count + 1;
+    let claims = tokens::build_claims(s, &user, groups, (filter.as_deref(), &family.id), next, now);
     let access = tokens::sign(ring, &claims, now)?;
-    let (refresh, new_hash) = tokens::new_refresh_token();
+    let (key, adopting) = match tag_key {
+        Some(key) => (key, false),
+        None => (tokens::new_tag_key(), true),
+    };
+    let (refresh, digest) = tokens::new_session_token(&family.id, next, &key);
     let pair = Pair { token: access, refresh };
     let plain = serde_json::to_vec(&pair).map_err(|e| AuthError::Internal(e.to_string()))?;
-    let sealed = seal::seal(presented, &plain).ok_or_else(|| AuthError::Internal("sealing failed".into()))?;
-    Ok(Prepared::Rotate {
+    let sealing = || AuthError::Internal("sealing failed".into());
+    let sealed = match parsed {
+        Presented::Generation { .. } => {
+            let previous = generations.as_ref().and_then(|g| g.grace.as_deref());
+            let since = now - s.reuse_grace;
+            Sealed::Grace(
+                seal::grace::rotate(previous, presented, &pair.refresh, &plain, (now, since, GRACE_WRAPS))
+                    .ok_or_else(sealing)?,
+            )
+        }
+        Presented::Legacy { .. } => Sealed::Legacy(seal::seal(presented, &plain).ok_or_else(sealing)?),
+    };
+    Ok(Prepared::Rotate(Rotation {
         family: family.id,
-        new_hash,
+        generation: family.refresh_count,
+        digest,
         sealed,
+        tag_key: adopting.then_some(key),
         pair,
-    })
+    }))
 }
 
 /// Why a session can no longer refresh, if it cannot.
@@ -475,43 +566,79 @@ fn family_rejection(s: &TokenSettings, family: &FamilyRow, now: i64) -> Option<&
     }
 }
 
-/// The write phase, in one transaction.
+/// The write phase, in one transaction. The limit and lifetimes were checked on the row the compare-and-set
+/// requires (same generation, same digest), so only a revocation can have happened since.
 fn finish_rotation(
     c: &mut DbConn,
     s: &TokenSettings,
     prepared: Prepared,
     presented: &str,
-    hash: &str,
+    parsed: &Presented,
     now: i64,
 ) -> Result<Step, AuthError> {
-    if let Prepared::Rotate {
-        family,
-        new_hash,
-        sealed,
-        pair,
-    } = prepared
-        && refresh_db::claim_rotation(c, hash, &new_hash, &sealed, now)?
-    {
-        // The family may have been revoked (or refreshed to its limit) since the read: then roll back.
-        if !refresh_db::touch_family(c, &family, now, s.refresh_limit)? {
-            return Err(AuthError::Unauthorized);
+    if let Prepared::Rotate(r) = prepared {
+        let won = match (parsed, &r.sealed) {
+            (Presented::Generation { digest, .. }, Sealed::Grace(grace)) => {
+                refresh_db::advance(c, &r.family, (r.generation, digest), (&r.digest, grace), now)?
+            }
+            (Presented::Legacy { hash }, Sealed::Legacy(sealed)) => {
+                let successor = tokens::refresh_hash(&r.pair.refresh);
+                if refresh_db::claim_rotation(c, hash, &successor, sealed, now)? {
+                    let key = r.tag_key.as_deref().unwrap_or_default();
+                    // The family may have been revoked since the read: then roll back.
+                    if !refresh_db::adopt(c, &r.family, r.generation, &r.digest, key, now)? {
+                        return Err(AuthError::Unauthorized);
+                    }
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => return Err(AuthError::Internal("a rotation sealed for the other token form".into())),
+        };
+        if won {
+            return Ok(Step::Issued(r.pair));
         }
-        refresh_db::insert_token(c, &new_hash, &family, now)?;
-        return Ok(Step::Issued(pair));
     }
-    // Someone used the token between our read and our write: treat this as a replay.
-    let Some((token, family)) = refresh_db::token_with_family(c, hash)? else {
-        return Ok(Step::Rejected("unknown"));
+    // Someone used the token between our read and our write, or it was used already: a replay.
+    let (family, pair) = match parsed {
+        Presented::Generation { token, .. } => {
+            let Some((family, g)) = refresh_db::family_with_generations(c, &token.family)? else {
+                return Ok(Step::Rejected("unknown"));
+            };
+            if family.revoked_at.is_some() {
+                return Ok(Step::Rejected("revoked"));
+            }
+            let Some(back) = usize::try_from(family.refresh_count - token.generation)
+                .ok()
+                .filter(|b| *b > 0)
+            else {
+                // Still the current token: nothing but a revocation fails the compare-and-set, and that was seen.
+                return Ok(Step::Rejected("unknown"));
+            };
+            let opened = g
+                .grace
+                .as_deref()
+                .and_then(|grace| seal::grace::open(grace, presented, back, now - s.reuse_grace));
+            (family, opened)
+        }
+        Presented::Legacy { hash } => {
+            let Some((token, family)) = refresh_db::token_with_family(c, hash)? else {
+                return Ok(Step::Rejected("unknown"));
+            };
+            if family.revoked_at.is_some() {
+                return Ok(Step::Rejected("revoked"));
+            }
+            let used_at = token.used_at.unwrap_or(now);
+            let opened = token
+                .successor_sealed
+                .as_deref()
+                .filter(|_| now - used_at <= s.reuse_grace)
+                .and_then(|sealed| seal::open(presented, sealed));
+            (family, opened)
+        }
     };
-    if family.revoked_at.is_some() {
-        return Ok(Step::Rejected("revoked"));
-    }
-    let used_at = token.used_at.unwrap_or(now);
-    let sealed = token
-        .successor_sealed
-        .as_deref()
-        .filter(|_| now - used_at <= s.reuse_grace);
-    if let Some(pair) = sealed.and_then(|sealed| seal::open(presented, sealed))
+    if let Some(pair) = pair
         && let Ok(pair) = serde_json::from_slice::<Pair>(&pair)
     {
         return Ok(Step::Replayed(pair));
@@ -520,4 +647,20 @@ fn finish_rotation(
     let actor = family.user_id.to_string();
     audit::record(c, now, &actor, "refresh.reuse_detected", &family.id, "session revoked")?;
     Ok(Step::Reused)
+}
+
+/// The session a refresh token of either form belongs to (used or not), for logout. A token of the current
+/// form counts only with the family's tag, so naming a session is not enough to end it.
+pub fn family_of_token(c: &mut DbConn, token: &str) -> Result<Option<FamilyRow>, DbError> {
+    Ok(match tokens::parse_refresh_token(token) {
+        Some(RefreshToken::Generation(t)) => refresh_db::family_with_generations(c, &t.family)?
+            .filter(|(family, g)| {
+                t.generation <= family.refresh_count && g.tag_key.as_deref().is_some_and(|key| t.genuine(key))
+            })
+            .map(|(family, _)| family),
+        Some(RefreshToken::Legacy) => {
+            refresh_db::token_with_family(c, &tokens::refresh_hash(token))?.map(|(_, family)| family)
+        }
+        None => None,
+    })
 }

@@ -13,7 +13,10 @@
 //! - link tokens (confirmation, reset, email change) once used or expired;
 //! - throttle rows that no longer limit anything;
 //! - audit rows older than `security.audit_retention` (0 keeps them);
-//! - and, as before, sealed refresh successors whose reuse grace has passed (an update, not a delete).
+//! - and sealed refresh successors whose reuse grace has passed (an update, not a delete): a family's `grace`
+//!   in rounds of [`GRACE_BATCH`] until none is left or [`GRACE_ROUNDS`] rounds ran, each its own write (a
+//!   minute of refreshes can leave tens of thousands, and one long write would hold up the refreshes behind it),
+//!   and the tokens from before generations.
 //!
 //! Candidates are found with reads on pooled connections, so a scan never holds up writers; the deletes go by
 //! key through [`crate::db::Db::write`] (on SQLite, the one writer thread), each re-checking its condition, so a row used
@@ -36,6 +39,14 @@ pub fn start(state: Arc<AppState>) {
 
 /// The most rows deleted from one table by one sweep.
 pub const BATCH: i64 = 500;
+
+/// The most families whose grace one write clears.
+pub const GRACE_BATCH: i64 = 1000;
+
+/// The most such writes per sweep: with one sweep a minute, graces of up to about a thousand refreshes a second
+/// are cleared as fast as they end; beyond that they stay sealed a little longer, under tokens the database
+/// never stores.
+pub const GRACE_ROUNDS: usize = 64;
 
 /// How long after its deadline a refresh family is deleted, so a refresh in flight at the deadline never
 /// races the sweep (it is refused as expired, not as unknown, either way).
@@ -94,7 +105,7 @@ pub async fn sweep(state: &AppState, now: i64) -> Result<Swept, DbError> {
             })
         })
         .await?;
-    state
+    let swept = state
         .db
         .write(move |c| -> Result<Swept, DbError> {
             let (refresh_tokens, refresh_families) =
@@ -111,7 +122,26 @@ pub async fn sweep(state: &AppState, now: i64) -> Result<Swept, DbError> {
                 sealed_successors: db::refresh::clear_sealed(c, grace_ended)?,
             })
         })
-        .await
+        .await?;
+    let mut swept = swept;
+    for _ in 0..GRACE_ROUNDS {
+        let ids = state
+            .db
+            .run(move |c| db::refresh::grace_ended(c, grace_ended, GRACE_BATCH))
+            .await?;
+        let found = ids.len();
+        if found == 0 {
+            break;
+        }
+        swept.sealed_successors += state
+            .db
+            .write(move |c| db::refresh::clear_grace(c, &ids, grace_ended))
+            .await?;
+        if found < GRACE_BATCH as usize {
+            break;
+        }
+    }
+    Ok(swept)
 }
 
 /// Checkpoints SQLite's WAL every second, off the request path.

@@ -193,26 +193,158 @@ pub fn verify(
     jwt::verify(token, |kid| ring.find(kid), &s.rules(now, check_exp))
 }
 
-/// A new opaque refresh token (256 random bits) and the SHA-256 hex under which it is stored.
+/// Bytes of a refresh token's random part: 256 bits.
+const SECRET_LEN: usize = 32;
+/// Bytes of its tag (HMAC-SHA256 truncated to 128 bits).
+const TAG_LEN: usize = 16;
+/// Characters of a family id: 128 random bits in lowercase hex.
+const FAMILY_LEN: usize = 32;
+/// Characters of a refresh token from before generations (base64url of 32 random bytes).
+const LEGACY_LEN: usize = 43;
+
+/// A refresh token as presented, parsed without touching the database.
+///
+/// The current form is `<family>.<generation>.<base64url(secret ‖ tag)>`: the family id (the session, `sid`),
+/// the generation the token was issued at (the family's refresh count then), 256 random bits, and a tag
+/// (HMAC-SHA256 under the family's `tag_key`, truncated to 128 bits) over the rest. Only the token's SHA-256 is
+/// stored, as the family's current digest, so a refresh finds its row by id and rewrites it in place. The tag
+/// lets a token of an older generation be recognised as the family's own (a replay, which revokes the family)
+/// while a string that merely names a family and a generation, as anyone who has seen an access token could
+/// write, is only an unknown token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshToken {
+    /// The current form.
+    Generation(GenerationToken),
+    /// 43 base64url characters, issued before generations: found by its SHA-256 hex in `refresh_tokens`, and
+    /// refreshed once into the current form.
+    Legacy,
+}
+
+/// The parts of a refresh token of the current form.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GenerationToken {
+    pub family: String,
+    pub generation: i64,
+    secret: [u8; SECRET_LEN],
+    tag: [u8; TAG_LEN],
+}
+
+impl std::fmt::Debug for GenerationToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenerationToken")
+            .field("family", &self.family)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GenerationToken {
+    /// Whether the tag is the one `tag_key` gives: the token was issued for this family and generation.
+    pub fn genuine(&self, tag_key: &[u8]) -> bool {
+        let expected = tag(tag_key, &self.family, self.generation, &self.secret);
+        crate::crypto::constant_time_eq(&expected, &self.tag)
+    }
+}
+
+fn tag(tag_key: &[u8], family: &str, generation: i64, secret: &[u8]) -> [u8; TAG_LEN] {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, tag_key);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(family.as_bytes());
+    ctx.update(b".");
+    ctx.update(generation.to_string().as_bytes());
+    ctx.update(b".");
+    ctx.update(secret);
+    let full = ctx.sign();
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(&full.as_ref()[..TAG_LEN]);
+    out
+}
+
+/// A new family id (the session id, `sid`).
+pub fn new_family_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// A new key for the tags of one family's tokens.
+pub fn new_tag_key() -> Vec<u8> {
+    rand::random::<[u8; 32]>().to_vec()
+}
+
+/// A new opaque token (256 random bits) and the SHA-256 hex under which it is stored: link tokens (and, before
+/// generations, refresh tokens).
 pub fn new_refresh_token() -> (String, String) {
     let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let hash = refresh_hash(&token);
     (token, hash)
 }
 
+/// A new refresh token of `family` at `generation` (see [`RefreshToken`]) and the SHA-256 under which it is
+/// stored.
+pub fn new_session_token(family: &str, generation: i64, tag_key: &[u8]) -> (String, Vec<u8>) {
+    let secret: [u8; SECRET_LEN] = rand::random();
+    let mut body = secret.to_vec();
+    body.extend_from_slice(&tag(tag_key, family, generation, &secret));
+    let token = format!("{family}.{generation}.{}", URL_SAFE_NO_PAD.encode(body));
+    let digest = refresh_digest(&token);
+    (token, digest)
+}
+
+/// The SHA-256 of a refresh token of the current form, as the family row keeps it.
+pub fn refresh_digest(token: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// SHA-256 hex: how link tokens are stored, and how a refresh token from before generations is found in
+/// `refresh_tokens`.
 pub fn refresh_hash(token: &str) -> String {
     crate::crypto::sha256_hex(token.as_bytes())
 }
 
-/// Whether `token` has the shape of one of ours (43 base64url characters), before any database work.
+/// Parses a refresh token of either form; `None` when it cannot be one of ours.
+pub fn parse_refresh_token(token: &str) -> Option<RefreshToken> {
+    if token.len() == LEGACY_LEN && token.bytes().all(is_base64url) {
+        return Some(RefreshToken::Legacy);
+    }
+    let mut parts = token.splitn(3, '.');
+    let (family, generation, body) = (parts.next()?, parts.next()?, parts.next()?);
+    let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if family.len() != FAMILY_LEN || !family.bytes().all(hex) {
+        return None;
+    }
+    // Canonical decimal only, so one token has one spelling.
+    if generation.is_empty() || generation.len() > 18 || (generation.len() > 1 && generation.starts_with('0')) {
+        return None;
+    }
+    if !generation.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let generation: i64 = generation.parse().ok()?;
+    let body = URL_SAFE_NO_PAD.decode(body).ok()?;
+    if body.len() != SECRET_LEN + TAG_LEN {
+        return None;
+    }
+    let (secret, tag) = body.split_at(SECRET_LEN);
+    Some(RefreshToken::Generation(GenerationToken {
+        family: family.to_string(),
+        generation,
+        secret: secret.try_into().ok()?,
+        tag: tag.try_into().ok()?,
+    }))
+}
+
+fn is_base64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Whether `token` has the shape of one of our refresh tokens (either form), before any database work.
 pub fn plausible_refresh_token(token: &str) -> bool {
-    token.len() == 43
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    parse_refresh_token(token).is_some()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -241,5 +373,44 @@ mod tests {
         assert!(!satisfies(&c, &req(&[&[("stk", "g"), ("inv", "")]])));
         assert!(satisfies(&c, &req(&[&[("inv", "")], &[("stk", "U"), ("ship", "acc")]])));
         assert!(!satisfies(&c, &req(&[&[("stk", "S")]])));
+    }
+
+    #[test]
+    fn refresh_tokens_name_family_and_generation_and_carry_a_tag() {
+        let (family, key) = (new_family_id(), new_tag_key());
+        let (token, digest) = new_session_token(&family, 7, &key);
+        assert_eq!(digest, refresh_digest(&token));
+        assert_eq!(digest.len(), 32);
+        let Some(RefreshToken::Generation(parsed)) = parse_refresh_token(&token) else {
+            panic!("{token} does not parse");
+        };
+        assert_eq!((parsed.family.as_str(), parsed.generation), (family.as_str(), 7));
+        assert!(parsed.genuine(&key));
+        assert!(!parsed.genuine(&new_tag_key()), "another family's key");
+        // The same secret and tag under another generation or family is not genuine.
+        let body = token.rsplit('.').next().unwrap();
+        for forged in [format!("{family}.6.{body}"), format!("{}.7.{body}", new_family_id())] {
+            let Some(RefreshToken::Generation(f)) = parse_refresh_token(&forged) else {
+                panic!("{forged} does not parse");
+            };
+            assert!(!f.genuine(&key), "{forged}");
+        }
+        assert!(plausible_refresh_token(&token));
+        // Old tokens still parse, as the legacy form.
+        assert_eq!(
+            parse_refresh_token(&URL_SAFE_NO_PAD.encode([7u8; 32])),
+            Some(RefreshToken::Legacy)
+        );
+        for bad in [
+            String::new(),
+            format!("{family}.07.{body}"),
+            format!("{family}.-1.{body}"),
+            format!("{family}.7.{body}A"),
+            format!("{}.7.{body}", family.to_uppercase()),
+            format!("{family}.7"),
+            token.replace('.', "!"),
+        ] {
+            assert!(!plausible_refresh_token(&bad), "{bad}");
+        }
     }
 }

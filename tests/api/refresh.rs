@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use diesel::prelude::*;
 use serde_json::{Value, json};
-use tessera::clock::ManualClock;
+use tessera::clock::{Clock, ManualClock};
 use tessera::db::schema::{refresh_families, refresh_tokens, user_claim_groups, users};
 
 use crate::db_test;
@@ -139,11 +139,14 @@ db_test!(concurrent_refreshes_have_one_winner, async |db| {
         successors.insert(r);
     }
     assert_eq!(successors.len(), 1, "every racer gets the same successor");
-    let tokens: i64 = refresh_tokens::table
-        .count()
-        .get_result(&mut *app.state.db.get().unwrap())
+    let mut conn = app.state.db.get().unwrap();
+    let generations: Vec<i64> = refresh_families::table
+        .select(refresh_families::refresh_count)
+        .load(&mut *conn)
         .unwrap();
-    assert_eq!(tokens, 2, "one original, one successor");
+    assert_eq!(generations, vec![1], "one rotation, in the family's one row");
+    let tokens: i64 = refresh_tokens::table.count().get_result(&mut *conn).unwrap();
+    assert_eq!(tokens, 0, "no row per token");
 });
 
 #[tokio::test]
@@ -169,7 +172,13 @@ async fn bearer_and_garbage_tokens() {
     // An expired but genuine bearer is fine.
     clock.advance(3600);
     let (_, r1) = pair(refresh_with(t0, r0).await).await;
-    for garbage in ["", "short", "x".repeat(43).as_str(), &r1[..42], &format!("{r1}=")] {
+    for garbage in [
+        "",
+        "short",
+        "x".repeat(43).as_str(),
+        &r1[..r1.len() - 1],
+        &format!("{r1}="),
+    ] {
         let resp = app.refresh(garbage).await;
         assert_eq!(resp.status(), 401, "{garbage:?}");
         assert_eq!(resp.text().await.unwrap(), "{}");
@@ -179,3 +188,120 @@ async fn bearer_and_garbage_tokens() {
     let resp = app.post_json("/api/refresh", &json!({})).await;
     assert_eq!(resp.status(), 400);
 }
+
+/// The family id of a refresh token of the current form.
+fn family_id(refresh: &str) -> String {
+    refresh.split('.').next().unwrap().to_string()
+}
+
+db_test!(tokens_within_the_grace_reach_the_current_pair, async |db| {
+    let (app, clock) = with_clock(db, |_| {}).await;
+    let (_, r0) = app.login_ok("tester", "tester").await;
+    let mut chain = vec![r0];
+    let mut current = (String::new(), String::new());
+    for _ in 0..4 {
+        current = pair(app.refresh(chain.last().unwrap()).await).await;
+        chain.push(current.1.clone());
+        clock.advance(1);
+    }
+    // Every token used within the grace, up to four generations back, gets the current pair: a tab that was
+    // behind catches up, as it would have by replaying each successor in turn.
+    for (back, old) in chain[..4].iter().rev().enumerate() {
+        assert_eq!(pair(app.refresh(old).await).await, current, "{} back", back + 1);
+    }
+    assert_eq!(family_revoked(&app), vec![None]);
+    // One more generation: r0 is now five back, beyond the kept grace: a reuse.
+    let (_, r5) = pair(app.refresh(&current.1).await).await;
+    assert_eq!(app.refresh(&chain[0]).await.status(), 401);
+    assert_eq!(family_revoked(&app), vec![Some("reuse".to_string())]);
+    assert_eq!(app.refresh(&r5).await.status(), 401);
+});
+
+db_test!(a_token_that_only_names_a_session_revokes_nothing, async |db| {
+    let (app, clock) = with_clock(db, |_| {}).await;
+    let (t0, r0) = app.login_ok("tester", "tester").await;
+    let family = family_id(&r0);
+    // The access token names the session (sid); anyone who saw it can write a token of an older generation.
+    assert_eq!(claims_of(&t0)["sid"], family.as_str());
+    let (_, r1) = pair(app.refresh(&r0).await).await;
+    let (_, r2) = pair(app.refresh(&r1).await).await;
+    clock.advance(60);
+    let body = r0.rsplit('.').next().unwrap();
+    let mut flipped = body.to_string();
+    flipped.replace_range(..1, if body.starts_with('A') { "B" } else { "A" });
+    for forged in [
+        format!("{family}.0.{flipped}"),
+        format!("{family}.1.{body}"),
+        format!("{family}.5.{body}"),
+    ] {
+        assert_eq!(app.refresh(&forged).await.status(), 401, "{forged}");
+        let resp = app.post_json("/api/logout", &json!({ "refresh": forged })).await;
+        assert_eq!(resp.status(), 204);
+    }
+    assert_eq!(
+        family_revoked(&app),
+        vec![None],
+        "neither a refresh nor a logout ended the session"
+    );
+    let (_, r3) = pair(app.refresh(&r2).await).await;
+    // A genuine old token does end it.
+    let resp = app.post_json("/api/logout", &json!({ "refresh": r0 })).await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(family_revoked(&app), vec![Some("logout".to_string())]);
+    assert_eq!(app.refresh(&r3).await.status(), 401);
+});
+
+db_test!(
+    tokens_from_before_generations_refresh_once_into_the_new_form,
+    async |db| {
+        let (app, clock) = with_clock(db, |_| {}).await;
+        // A session as the old layout stored it: a family row without digest, its token a `refresh_tokens` row.
+        let (_, fresh) = app.login_ok("tester", "tester").await;
+        let mut conn = app.state.db.get().unwrap();
+        let user: i64 = refresh_families::table
+            .select(refresh_families::user_id)
+            .get_result(&mut *conn)
+            .unwrap();
+        diesel::delete(refresh_families::table).execute(&mut *conn).unwrap();
+        assert_eq!(app.refresh(&fresh).await.status(), 401);
+        let now = clock.now();
+        let family = tessera::db::refresh::FamilyRow {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            user_id: user,
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + 3600,
+            refresh_count: 3,
+            filter_claims: None,
+            revoked_at: None,
+            revoked_reason: None,
+        };
+        diesel::insert_into(refresh_families::table)
+            .values(&family)
+            .execute(&mut *conn)
+            .unwrap();
+        let legacy = "L".repeat(43);
+        diesel::insert_into(refresh_tokens::table)
+            .values((
+                refresh_tokens::token_hash.eq(tessera::services::tokens::refresh_hash(&legacy)),
+                refresh_tokens::family_id.eq(&family.id),
+                refresh_tokens::created_at.eq(now),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+        drop(conn);
+
+        let (t1, r1) = pair(app.refresh(&legacy).await).await;
+        assert!(r1.starts_with(&format!("{}.4.", family.id)), "{r1}");
+        assert_eq!(claims_of(&t1)["sid"], family.id.as_str());
+        // Within the grace the old token gets the same pair; the new one refreshes on.
+        clock.advance(5);
+        assert_eq!(pair(app.refresh(&legacy).await).await, (t1, r1.clone()));
+        let (_, r2) = pair(app.refresh(&r1).await).await;
+        assert!(r2.starts_with(&format!("{}.5.", family.id)), "{r2}");
+        // After the grace, the old token is a reuse, as before.
+        clock.advance(10);
+        assert_eq!(app.refresh(&legacy).await.status(), 401);
+        assert_eq!(family_revoked(&app), vec![Some("reuse".to_string())]);
+    }
+);

@@ -186,12 +186,11 @@ pub async fn logout(state: &AppState, refresh: String, all: bool) -> Result<(), 
     if !tokens::plausible_refresh_token(&refresh) {
         return Ok(());
     }
-    let hash = tokens::refresh_hash(&refresh);
     let now = state.clock.now();
     state
         .db
         .write(move |c| -> Result<(), AccountError> {
-            let Some((_, family)) = refresh_db::token_with_family(c, &hash)? else {
+            let Some(family) = crate::services::auth::family_of_token(c, &refresh)? else {
                 return Ok(());
             };
             let revoked = if all {

@@ -170,3 +170,34 @@ async fn discovery_believes_forwarded_headers_only_from_trusted_proxies() {
         "https://id.example.com/.well-known/jwks.json"
     );
 }
+
+db_test!(
+    parallel_right_logins_from_one_address_give_every_token_back,
+    async |db| {
+        let app = admin_app(db, |c| c.security.rate_limits.login_failures = RateLimit::new(40, 900))
+            .await
+            .unwrap();
+        let users = [
+            "user_c",
+            "user_C",
+            "user_u",
+            "user_U",
+            "user_g",
+            "user_G",
+            "user_s",
+            "user_m",
+            "user_none",
+            "user_sU",
+        ];
+        let bodies = || {
+            (0..40)
+                .map(|i| json!({"username": users[i % users.len()], "password": crate::admin::PASSWORD}))
+                .collect::<Vec<_>>()
+        };
+        // Twice the bucket's size in all, 40 at a time: a token not given back would refuse the second burst.
+        for round in 0..2 {
+            let statuses = burst(&app, bodies()).await;
+            assert!(statuses.iter().all(|s| *s == 200), "round {round}: {statuses:?}");
+        }
+    }
+);

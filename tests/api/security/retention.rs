@@ -43,21 +43,24 @@ macro_rules! count {
     };
 }
 
+/// The session a refresh token names, if its row exists.
 fn family_of(app: &TestApp, refresh: &str) -> Option<String> {
-    let hash = tessera::services::tokens::refresh_hash(refresh);
-    refresh_tokens::table
-        .find(hash)
-        .select(refresh_tokens::family_id)
+    let id = refresh.split('.').next()?;
+    refresh_families::table
+        .find(id)
+        .select(refresh_families::id)
         .get_result(&mut *app.state.db.get().unwrap())
         .optional()
         .unwrap()
 }
 
-fn tokens_of(app: &TestApp, family: &str) -> Vec<Option<i64>> {
-    refresh_tokens::table
-        .filter(refresh_tokens::family_id.eq(family))
-        .select(refresh_tokens::used_at)
-        .load(&mut *app.state.db.get().unwrap())
+/// A session's generation, and whether it still keeps a grace (the pair sealed for tokens just used).
+fn generation_of(app: &TestApp, family: &str) -> Option<(i64, bool)> {
+    refresh_families::table
+        .find(family)
+        .select((refresh_families::refresh_count, refresh_families::grace.is_not_null()))
+        .get_result(&mut *app.state.db.get().unwrap())
+        .optional()
         .unwrap()
 }
 
@@ -132,8 +135,14 @@ db_test!(
 
         clock.advance(50 * MIN);
         live = refreshed(&app, &live).await;
+        assert_eq!(generation_of(&app, &live_family), Some((1, true)));
         let swept = sweep(&app, &clock).await;
         assert_eq!((swept.refresh_families, swept.refresh_tokens), (0, 0), "{swept:?}");
+        assert_eq!(
+            generation_of(&app, &live_family),
+            Some((1, true)),
+            "the grace (10 s) has not passed: kept"
+        );
         assert_eq!(
             links(&app),
             vec!["live".to_string()],
@@ -150,14 +159,14 @@ db_test!(
         clock.advance(17 * MIN);
         let swept = sweep(&app, &clock).await;
         assert!(!has_family(&app, &idle_family), "{swept:?}");
-        assert!(tokens_of(&app, &idle_family).is_empty());
-        assert_eq!((swept.refresh_families, swept.refresh_tokens), (1, 1), "{swept:?}");
+        // A session is one row, whatever its refreshes: no token rows to delete with it.
+        assert_eq!((swept.refresh_families, swept.refresh_tokens), (1, 0), "{swept:?}");
         assert_eq!(app.refresh(&idle).await.status(), 401);
-        // The live session stays, with its used token (it is how a replay is recognised).
+        // The live session stays, at its generation (which is how a replayed token is recognised); its grace
+        // ended long ago, and with it the sealed pair.
         assert!(has_family(&app, &live_family));
-        let live_tokens = tokens_of(&app, &live_family);
-        assert_eq!(live_tokens.len(), 2);
-        assert_eq!(live_tokens.iter().filter(|u| u.is_some()).count(), 1);
+        assert_eq!(generation_of(&app, &live_family), Some((1, false)), "{swept:?}");
+        assert!(swept.sealed_successors >= 1, "{swept:?}");
         // Audit rows are younger than the 2 h retention: all kept.
         assert_eq!(count!(app, audit_log::table.filter(audit_log::at.le(t0))), old_audit);
         assert_eq!(links(&app), vec!["live".to_string()]);
@@ -192,7 +201,6 @@ db_test!(
         assert!(has_family(&app, &live_family), "refused, not yet swept");
         let swept = sweep(&app, &clock).await;
         assert!(!has_family(&app, &live_family), "{swept:?}");
-        assert!(tokens_of(&app, &live_family).is_empty());
         assert!(!has_family(&app, &recent_family), "idle for more than an hour");
         assert_eq!(count!(app, refresh_families::table), 0);
         assert_eq!(count!(app, refresh_tokens::table), 0);

@@ -1,0 +1,17 @@
+-- A session's refresh state lives in its family row: a refresh token names its family and generation
+-- (`<family>.<generation>.<secret and tag>`), and a refresh rewrites this one row instead of adding a token row,
+-- so a session costs the same storage after 20 refreshes as after 200,000. The generation is `refresh_count`.
+-- current_digest: SHA-256 (bytes) of the current token. tag_key: the key of the tag every token of the family
+-- carries, so a token of an older generation is recognised as the family's own (a replay) and a string that only
+-- names the family is not. grace: the current pair sealed under the current token, with the wraps that let the
+-- tokens used within the reuse grace reach it (src/crypto/seal.rs); cleared by the sweep once the grace of the
+-- last rotation (rotated_at) has passed.
+-- refresh_tokens keeps only tokens issued before this migration: each still refreshes once, into the new form,
+-- and the table empties as their sessions end.
+ALTER TABLE refresh_families
+    ADD COLUMN current_digest VARBINARY(32),
+    ADD COLUMN tag_key VARBINARY(32),
+    ADD COLUMN grace BLOB,
+    ADD COLUMN rotated_at BIGINT;
+-- MySQL has no partial indexes: the sweep finds the rows to clear by rotated_at.
+CREATE INDEX refresh_families_grace ON refresh_families (rotated_at);
