@@ -1,0 +1,323 @@
+//! Login and refresh: the token flows of `/api/login` and `/api/refresh` (the refresh in [`refresh`]).
+
+use std::collections::HashMap;
+
+mod refresh;
+
+pub use refresh::{family_of_token, refresh};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::password::Verdict;
+use crate::db::refresh::{self as refresh_db, FamilyRow};
+use crate::db::{DbConn, DbError, audit, users};
+use crate::services::AppState;
+use crate::services::passwords::HashError;
+use crate::services::throttle::{ClientAddr, Limited, Settle, ThrottleError};
+use crate::services::tokens::{self, SignError};
+use crate::user_source::{DirectoryUser, Outcome, sync};
+
+/// Why a token request failed; every variant but `Unavailable` and `Internal` is a 4xx.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Wrong username or password, unknown user, unmet `required_claims`: 401 `{}`.
+    #[error("not authorized")]
+    Unauthorized,
+    /// The password is longer than `security.max_password_bytes`.
+    #[error("password too long")]
+    PasswordTooLong,
+    #[error("unknown provider {0:?}")]
+    UnknownProvider(String),
+    #[error("database unavailable")]
+    Unavailable,
+    /// Too many password checks are queued.
+    #[error("busy")]
+    Busy,
+    /// A brute-force limit: this name or address must wait.
+    #[error("too many attempts")]
+    Limited(Limited),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<DbError> for AuthError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                AuthError::Unavailable
+            }
+            other => AuthError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<HashError> for AuthError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => AuthError::Busy,
+            other => AuthError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ThrottleError> for AuthError {
+    fn from(e: ThrottleError) -> Self {
+        match e {
+            ThrottleError::Limited(l) => AuthError::Limited(l),
+            ThrottleError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<SignError> for AuthError {
+    fn from(e: SignError) -> Self {
+        AuthError::Internal(e.to_string())
+    }
+}
+
+// No `Debug`: it holds a password, and nothing may print it.
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
+pub struct LoginInput {
+    pub username: String,
+    pub password: String,
+    /// A provider of `/api/available_providers`, or `local` for local users only. Absent: the only configured
+    /// provider, or local users when there are none or several.
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub required_claims: Vec<HashMap<String, String>>,
+    #[serde(default)]
+    pub filter_claims: Option<Vec<String>>,
+}
+
+/// An access token and its refresh token.
+// No `Debug`: both are credentials.
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Pair {
+    pub token: String,
+    pub refresh: String,
+}
+
+/// Checks credentials and starts a session, within the brute-force limits of the name and the address.
+pub async fn login(state: &AppState, input: LoginInput, addr: Option<ClientAddr>) -> Result<(Pair, String), AuthError> {
+    let result = limited_login(state, input, addr).await;
+    state.metrics.logins.add(match &result {
+        Ok(_) => "success",
+        Err(AuthError::Unauthorized) => "failure",
+        Err(AuthError::Busy) => "busy",
+        Err(AuthError::Limited(_)) => "throttled",
+        Err(AuthError::PasswordTooLong | AuthError::UnknownProvider(_)) => "bad_request",
+        Err(AuthError::Unavailable | AuthError::Internal(_)) => "error",
+    });
+    match &result {
+        Err(AuthError::Busy) => state.metrics.throttled.add("hash_queue"),
+        Err(AuthError::Limited(_)) => state.metrics.throttled.add("login"),
+        _ => {}
+    }
+    result
+}
+
+async fn limited_login(
+    state: &AppState,
+    input: LoginInput,
+    addr: Option<ClientAddr>,
+) -> Result<(Pair, String), AuthError> {
+    // Refused input costs nothing and counts nothing.
+    if state.passwords.too_long(&input.password) {
+        return Err(AuthError::PasswordTooLong);
+    }
+    let provider = match input.provider.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) if p.eq_ignore_ascii_case("local") => None,
+        Some(p) => Some(
+            state
+                .providers
+                .get(p)
+                .ok_or_else(|| AuthError::UnknownProvider(p.to_string()))?,
+        ),
+        None => state.providers.only(),
+    };
+    let throttle = &state.throttle;
+    let attempt = throttle
+        .reserve_login(&state.db, &input.username, addr, state.clock.now())
+        .await?;
+    let result = login_inner(state, provider, input).await;
+    let outcome = match &result {
+        Ok(_) => Settle::Succeeded,
+        Err(AuthError::Unauthorized) => Settle::Failed,
+        Err(_) => Settle::Void,
+    };
+    if let Err(e) = throttle.settle(&state.db, attempt, outcome, state.clock.now()).await {
+        // The login's own outcome stands; a refund lost only tightens the limit once.
+        tracing::warn!(error = %e, "login attempt not settled");
+    }
+    result
+}
+
+async fn login_inner(
+    state: &AppState,
+    provider: Option<std::sync::Arc<crate::user_source::LdapProvider>>,
+    input: LoginInput,
+) -> Result<(Pair, String), AuthError> {
+    let user = match provider {
+        // The directory decides when it knows the user; local users answer when it does not or cannot.
+        Some(p) => match p.authenticate(&input.username, &input.password).await {
+            Outcome::Authenticated(entry) => directory_user(state, p.name(), &input.username, entry).await?,
+            Outcome::Rejected => {
+                // A decoy hash, so a wrong directory password takes as long as a name nobody has (which costs a
+                // local check): the time of a 401 must not tell which names the directory knows.
+                state.passwords.verify(input.password.clone(), None).await?;
+                audit_failed_login(state, Some(input.username.clone())).await;
+                return Err(AuthError::Unauthorized);
+            }
+            // A directory user's kept local password counts only while its directory cannot be asked.
+            Outcome::Unreachable => local_user(state, &input, true).await?,
+            Outcome::NotFound => local_user(state, &input, false).await?,
+        },
+        None => local_user(state, &input, false).await?,
+    };
+    issue(state, user, input).await
+}
+
+/// Stores what the directory said about the user (profile, `source: LDAP`, linked groups) and returns the row.
+/// A local account of the same name is never taken over: the login is refused and audited.
+async fn directory_user(
+    state: &AppState,
+    provider: &str,
+    username: &str,
+    entry: DirectoryUser,
+) -> Result<users::UserRow, AuthError> {
+    let now = state.clock.now();
+    let (provider, username) = (provider.to_string(), username.to_string());
+    let store = {
+        let (provider, username, entry) = (provider.clone(), username.clone(), entry.clone());
+        move |c: &mut DbConn| sync::store(c, &provider, &username, &entry, now)
+    };
+    let stored = match state.db.write::<_, DbError, _>(store).await {
+        // Two first logins of one user at once: the other one inserted the row; ours now updates it.
+        Err(e) if e.is_unique_violation() => {
+            let retry = {
+                let username = username.clone();
+                move |c: &mut DbConn| sync::store(c, &provider, &username, &entry, now)
+            };
+            state.db.write(retry).await?
+        }
+        other => other?,
+    };
+    match stored {
+        sync::Stored::User(user) => Ok(user),
+        sync::Stored::Conflict => {
+            tracing::warn!(
+                "a directory user has the name of a local account; the login is refused and the account left alone"
+            );
+            let result = state
+                .db
+                .write(move |c| audit::record(c, now, &username, "login.directory_conflict", "", ""))
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "directory conflict not audited");
+            }
+            Err(AuthError::Unauthorized)
+        }
+    }
+}
+
+/// A local user whose password matches, or 401. A directory user's row (`source: LDAP`) may have kept a local
+/// password from before it was a directory user's; that password counts only when `directory_down`.
+async fn local_user(state: &AppState, input: &LoginInput, directory_down: bool) -> Result<users::UserRow, AuthError> {
+    let login = input.username.clone();
+    let user = if login.is_empty() || login.len() > 255 {
+        None
+    } else {
+        state.db.run(move |c| users::find_for_login(c, &login)).await?
+    };
+    let stored = user
+        .as_ref()
+        .map(|u| (u.password_hash.clone(), u.password_salt.clone()));
+    let verdict = state.passwords.verify(input.password.clone(), stored).await?;
+    let user = match (verdict, user) {
+        (Verdict::Wrong, user) | (_, user @ None) => {
+            audit_failed_login(state, user.map(|u| u.username)).await;
+            return Err(AuthError::Unauthorized);
+        }
+        (_, Some(user)) if user.source == sync::SOURCE && !directory_down => {
+            audit_failed_login(state, Some(user.username)).await;
+            return Err(AuthError::Unauthorized);
+        }
+        (_, Some(user)) => user,
+    };
+    if verdict == Verdict::RightNeedsRehash {
+        upgrade_hash(state, &user, input.password.clone()).await;
+    }
+    Ok(user)
+}
+
+/// Signs the token pair of an authenticated user and records the session.
+async fn issue(state: &AppState, user: users::UserRow, input: LoginInput) -> Result<(Pair, String), AuthError> {
+    let now = state.clock.now();
+    let settings = state.tokens.clone();
+    let ring = state.keys.current();
+    let session = tokens::new_family_id();
+    let tag_key = tokens::new_tag_key();
+    let (refresh, digest) = tokens::new_session_token(&session, 0, &tag_key);
+    let username = user.username.clone();
+    let pair = state
+        .db
+        .write(move |c| -> Result<Pair, AuthError> {
+            let groups = tokens::group_claims(&users::claims_of(c, user.id)?);
+            if !tokens::satisfies(&groups, &input.required_claims) {
+                return Err(AuthError::Unauthorized);
+            }
+            let filter = input.filter_claims.as_deref();
+            let claims = tokens::build_claims(&settings, &user, groups, (filter, &session), 0, now);
+            let token = tokens::sign(&ring, &claims, now)?;
+            let family = FamilyRow {
+                id: session,
+                user_id: user.id,
+                created_at: now,
+                last_used_at: now,
+                expires_at: now + settings.max_age,
+                refresh_count: 0,
+                filter_claims: input.filter_claims.as_ref().and_then(|f| serde_json::to_string(f).ok()),
+                revoked_at: None,
+                revoked_reason: None,
+            };
+            refresh_db::create_family(c, &family, &digest, &tag_key)?;
+            audit::record(c, now, &user.username, "login.succeeded", &family.id, "")?;
+            Ok(Pair { token, refresh })
+        })
+        .await?;
+    Ok((pair, username))
+}
+
+/// Audits a failed login. The attempted name is kept only when it names a user: a password typed into the
+/// username field must not land in the audit trail.
+async fn audit_failed_login(state: &AppState, username: Option<String>) {
+    let now = state.clock.now();
+    let actor = username.unwrap_or_else(|| "(unknown user)".into());
+    let result = state
+        .db
+        .write(move |c| audit::record(c, now, &actor, "login.failed", "", ""))
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "failed login not audited");
+    }
+}
+
+/// Replaces a Stoke-format (or outdated) hash after a successful login. Failure only costs a later retry.
+async fn upgrade_hash(state: &AppState, user: &users::UserRow, password: String) {
+    let Some(old) = user.password_hash.clone() else { return };
+    match state.passwords.hash(password).await {
+        Ok(phc) => {
+            let (id, now) = (user.id, state.clock.now());
+            let result = state
+                .db
+                .write(move |c| users::upgrade_password_hash(c, id, &old, &phc, now))
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(user_id = id, error = %e, "password rehash not stored");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "password rehash failed"),
+    }
+}
