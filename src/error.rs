@@ -6,6 +6,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::db::DbError;
+use crate::services::ServiceError;
+use crate::services::error::{Cause, chain};
 
 /// How long a client should wait before retrying when the database is unavailable.
 pub const RETRY_AFTER_SECS: u32 = 2;
@@ -15,6 +17,9 @@ pub enum ApiError {
     /// 400: the request is malformed (bad JSON, a missing or invalid field).
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// 401 `{}` (Stoke's clients read an empty object): bad credentials or an invalid refresh token.
+    #[error("not authorized")]
+    BadCredentials,
     /// 401: no valid bearer token.
     #[error("a valid bearer token is required")]
     Unauthenticated,
@@ -53,7 +58,7 @@ pub enum ApiError {
     Unavailable,
     /// 500: a bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 /// The body of every error of Tessera's own endpoints.
@@ -76,6 +81,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest { code, .. } => code,
+            ApiError::BadCredentials => "unauthorized",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Forbidden => "forbidden",
             ApiError::Refused { code, .. } | ApiError::Conflict { code, .. } | ApiError::Unprocessable { code, .. } => {
@@ -97,7 +103,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::BadCredentials | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::Refused { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -114,7 +120,12 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut builder = HttpResponse::build(self.status_code());
         if let ApiError::Internal(cause) = self {
-            tracing::error!(cause = %cause, "request failed");
+            tracing::error!(cause = %chain(cause.as_ref()), "request failed");
+        }
+        if let ApiError::BadCredentials = self {
+            return builder
+                .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+                .json(serde_json::json!({}));
         }
         match self {
             ApiError::Unavailable | ApiError::Busy | ApiError::Timeout => {
@@ -139,24 +150,30 @@ impl From<DbError> for ApiError {
                 tracing::warn!(cause = %cause, "database unavailable");
                 ApiError::Unavailable
             }
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::Internal(other.into()),
         }
     }
 }
 
-impl From<crate::services::admin::AdminError> for ApiError {
-    fn from(e: crate::services::admin::AdminError) -> Self {
-        use crate::services::admin::AdminError as A;
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use ServiceError as S;
         match e {
-            A::Forbidden { code: "forbidden", .. } => ApiError::Forbidden,
-            A::Forbidden { code, message } => ApiError::Refused { code, message },
-            A::NotFound(m) => ApiError::NotFound(m),
-            A::Conflict { code, message } => ApiError::Conflict { code, message },
-            A::Invalid { code, message } => ApiError::BadRequest { code, message },
-            A::Unprocessable { code, message } => ApiError::Unprocessable { code, message },
-            A::Unavailable => ApiError::Unavailable,
-            A::Busy => ApiError::Busy,
-            A::Internal(cause) => ApiError::Internal(cause),
+            S::Invalid { code, message } => ApiError::BadRequest { code, message },
+            S::BadCredentials => ApiError::BadCredentials,
+            S::Unauthenticated => ApiError::Unauthenticated,
+            S::Forbidden { code: "forbidden", .. } => ApiError::Forbidden,
+            S::Forbidden { code, message } => ApiError::Refused { code, message },
+            S::NotFound(m) => ApiError::NotFound(m),
+            S::Conflict { code, message } => ApiError::Conflict { code, message },
+            S::Unprocessable { code, message } => ApiError::Unprocessable { code, message },
+            S::Limited(l) => ApiError::TooManyRequests {
+                code: "too_many_attempts",
+                retry_after: l.retry_after,
+            },
+            S::Busy => ApiError::Busy,
+            S::Unavailable => ApiError::Unavailable,
+            S::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }

@@ -86,3 +86,48 @@ impl Default for UserInfoConfig {
         }
     }
 }
+
+impl TokensConfig {
+    /// The JWS algorithm name the `algorithm`/`num_bits` pair selects.
+    pub fn jws_algorithm(&self) -> Result<&'static str, String> {
+        let alg = self.algorithm.as_str();
+        let by_bits = |names: [&'static str; 3]| match self.num_bits {
+            256 => Ok(names[0]),
+            384 => Ok(names[1]),
+            512 | 521 => Ok(names[2]),
+            n => Err(format!("tokens.num_bits {n} is not one of 256, 384, 512 for {alg}")),
+        };
+        match alg.to_ascii_uppercase().as_str() {
+            "ECDSA" | "EC" => by_bits(["ES256", "ES384", "ES512"]),
+            "RSA" | "PSS" => by_bits(["PS256", "PS384", "PS512"]),
+            "EDDSA" | "ED25519" => Ok("EdDSA"),
+            "ES256" => Ok("ES256"),
+            "ES384" => Ok("ES384"),
+            "ES512" => Ok("ES512"),
+            "PS256" => Ok("PS256"),
+            "PS384" => Ok("PS384"),
+            "PS512" => Ok("PS512"),
+            "RS256" => Ok("RS256"),
+            _ => Err(format!(
+                "{alg:?} is not supported: use ECDSA, EdDSA or RSA (Stoke's names) or ES256, ES384, ES512, EdDSA, PS256, PS384, PS512, RS256"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithms_map_to_jws_names() {
+        let mut t = TokensConfig::default();
+        assert_eq!(t.jws_algorithm(), Ok("ES256"));
+        t.num_bits = 512;
+        assert_eq!(t.jws_algorithm(), Ok("ES512"));
+        t.algorithm = "RSA".into();
+        assert_eq!(t.jws_algorithm(), Ok("PS512"));
+        t.algorithm = "HS256".into();
+        assert!(t.jws_algorithm().is_err());
+    }
+}

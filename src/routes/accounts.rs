@@ -11,7 +11,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::routes::auth::{Bearer, bearer_token, rate_limit};
 use crate::routes::openapi::Status;
 use crate::services::AppState;
-use crate::services::accounts::{self, AccountError, Confirmed, Profile, ProfileUpdate, RegisterInput, Registered};
+use crate::services::accounts::{self, Confirmed, Profile, ProfileUpdate, RegisterInput, Registered};
 use crate::services::throttle::Bucket;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -26,24 +26,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/logout", web::post().to(logout))
         .route("/api/anonymous", web::post().to(anonymous))
         .route("/api/public_key", web::get().to(public_key));
-}
-
-impl From<AccountError> for ApiError {
-    fn from(e: AccountError) -> Self {
-        match e {
-            AccountError::Invalid { code, message } => ApiError::BadRequest { code, message },
-            AccountError::Unauthenticated => ApiError::Unauthenticated,
-            AccountError::Refused { code, message } => ApiError::Refused { code, message },
-            AccountError::Conflict { code, message } => ApiError::Conflict { code, message },
-            AccountError::Unavailable => ApiError::Unavailable,
-            AccountError::Busy => ApiError::Busy,
-            AccountError::Limited(l) => ApiError::TooManyRequests {
-                code: "too_many_attempts",
-                retry_after: l.retry_after,
-            },
-            AccountError::Internal(cause) => ApiError::Internal(cause),
-        }
-    }
 }
 
 /// The error responses of the account endpoints.

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::routes::auth::{Admin, bearer_token, client_addr};
 use crate::services::AppState;
 use crate::services::admin::Area;
-use crate::services::auth::{self, AuthError, LoginInput};
+use crate::services::auth::{self, LoginInput};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
@@ -26,31 +26,6 @@ pub struct RefreshRequest {
     refresh: String,
 }
 
-/// Stoke's clients read an empty object on 401.
-fn unauthorized() -> HttpResponse {
-    HttpResponse::Unauthorized()
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .json(json!({}))
-}
-
-fn auth_error(e: AuthError) -> Result<HttpResponse, ApiError> {
-    match e {
-        AuthError::Unauthorized => Ok(unauthorized()),
-        AuthError::PasswordTooLong => Err(ApiError::bad_request("password_too_long", "the password is too long")),
-        AuthError::UnknownProvider(p) => Err(ApiError::bad_request(
-            "unknown_provider",
-            format!("no provider named {p:?}"),
-        )),
-        AuthError::Unavailable => Err(ApiError::Unavailable),
-        AuthError::Busy => Err(ApiError::Busy),
-        AuthError::Limited(l) => Err(ApiError::TooManyRequests {
-            code: "too_many_attempts",
-            retry_after: l.retry_after,
-        }),
-        AuthError::Internal(cause) => Err(ApiError::Internal(cause)),
-    }
-}
-
 #[utoipa::path(post, path = "/api/login", tag = "tokens", request_body = LoginInput, responses((status = 200, description = "Success", body = LoginResponse), TokenErrors))]
 pub async fn login(
     state: web::Data<AppState>,
@@ -58,16 +33,14 @@ pub async fn login(
     body: web::Json<LoginInput>,
 ) -> Result<HttpResponse, ApiError> {
     let addr = client_addr(&req, &state);
-    match auth::login(&state, body.into_inner(), addr).await {
-        Ok((pair, username)) => Ok(HttpResponse::Ok()
-            .insert_header((CACHE_CONTROL, "no-store"))
-            .json(LoginResponse {
-                token: pair.token,
-                refresh: pair.refresh,
-                username,
-            })),
-        Err(e) => auth_error(e),
-    }
+    let (pair, username) = auth::login(&state, body.into_inner(), addr).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(LoginResponse {
+            token: pair.token,
+            refresh: pair.refresh,
+            username,
+        }))
 }
 
 #[utoipa::path(post, path = "/api/refresh", tag = "tokens", request_body = RefreshRequest, responses((status = 200, description = "Success", body = Pair), TokenErrors))]
@@ -85,10 +58,8 @@ pub async fn refresh(
         });
     }
     let bearer = bearer_token(&req).map(str::to_string);
-    match auth::refresh(&state, body.into_inner().refresh, bearer).await {
-        Ok(pair) => Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).json(pair)),
-        Err(e) => auth_error(e),
-    }
+    let pair = auth::refresh(&state, body.into_inner().refresh, bearer).await?;
+    Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).json(pair))
 }
 
 #[utoipa::path(get, path = "/api/pkeys", tag = "keys", responses((status = 200, description = "Success", body = PublicKeys)))]

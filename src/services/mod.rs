@@ -7,6 +7,7 @@ pub mod at_rest;
 pub mod auth;
 pub mod bootstrap;
 pub mod dbinit;
+pub mod error;
 pub mod health;
 pub mod keyring;
 pub mod mail;
@@ -17,4 +18,5 @@ pub mod state;
 pub mod throttle;
 pub mod tokens;
 
+pub use error::ServiceError;
 pub use state::AppState;

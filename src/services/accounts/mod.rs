@@ -3,7 +3,7 @@
 //!
 //! Link tokens are 256 random bits, stored only as SHA-256, used once (the use and its effect share one
 //! transaction) and expire. Every message is queued in the outbox in the transaction of its change; links come
-//! from `email.public_url` only. HTTP-agnostic: routes identify the caller and map [`AccountError`].
+//! from `email.public_url` only. HTTP-agnostic: routes identify the caller and map [`ServiceError`].
 
 pub mod forms;
 mod password;
@@ -19,90 +19,8 @@ use crate::crypto::password::Verdict;
 use crate::db::users::UserRow;
 use crate::db::{DbError, audit};
 use crate::services::AppState;
-use crate::services::passwords::HashError;
+pub use crate::services::ServiceError;
 use crate::services::throttle::{Settle, ThrottleError};
-use crate::services::tokens::SignError;
-
-/// Why an account request failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AccountError {
-    /// 400: bad input (`invalid_email`, `invalid_field`, `weak_password`, `invalid_token`, `wrong_password`, …).
-    #[error("{message}")]
-    Invalid { code: &'static str, message: String },
-    /// 401: no valid bearer token, or its user is gone.
-    #[error("not authenticated")]
-    Unauthenticated,
-    /// 403: refused by configuration or by the account's kind (`registration_closed`, `email_disabled`, …).
-    #[error("{message}")]
-    Refused { code: &'static str, message: String },
-    /// 409: a unique value is taken (`username_taken`, `email_taken`, `anonymous_token_used`).
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    #[error("database unavailable")]
-    Unavailable,
-    /// Too many password checks are waiting.
-    #[error("busy")]
-    Busy,
-    /// 429: the current password was wrong too often; the name's login limit applies (`too_many_attempts`).
-    #[error("too many attempts")]
-    Limited(crate::services::throttle::Limited),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl AccountError {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        AccountError::Invalid {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
-        AccountError::Refused {
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        AccountError::Conflict {
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn invalid_token() -> Self {
-        AccountError::invalid("invalid_token", "the link is invalid, used or expired")
-    }
-}
-
-impl From<DbError> for AccountError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::Unavailable(cause) => {
-                tracing::warn!(%cause, "database unavailable");
-                AccountError::Unavailable
-            }
-            other => AccountError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<HashError> for AccountError {
-    fn from(e: HashError) -> Self {
-        match e {
-            HashError::Busy => AccountError::Busy,
-            other => AccountError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<SignError> for AccountError {
-    fn from(e: SignError) -> Self {
-        AccountError::Internal(e.to_string())
-    }
-}
 
 /// The user a verified token stands for: its `sub` (the user id), or with a fixed `tokens.subject` the user
 /// named by its `tokens.user_info.username` claim; `None` when there is none.
@@ -133,7 +51,7 @@ async fn check_current_password(
     user: &UserRow,
     password: String,
     wrong: &'static str,
-) -> Result<(), AccountError> {
+) -> Result<(), ServiceError> {
     let throttle = &state.throttle;
     let attempt = match throttle
         .reserve_login(&state.db, &user.username, None, state.clock.now())
@@ -142,7 +60,7 @@ async fn check_current_password(
         Ok(attempt) => attempt,
         Err(ThrottleError::Limited(l)) => {
             state.metrics.throttled.add("login");
-            return Err(AccountError::Limited(l));
+            return Err(ServiceError::Limited(l));
         }
         Err(ThrottleError::Db(e)) => return Err(e.into()),
     };
@@ -162,7 +80,7 @@ async fn check_current_password(
     }
     let verdict = verdict?;
     match verdict {
-        Verdict::Wrong => Err(AccountError::invalid("wrong_password", wrong)),
+        Verdict::Wrong => Err(ServiceError::invalid("wrong_password", wrong)),
         _ => Ok(()),
     }
 }
@@ -170,9 +88,9 @@ async fn check_current_password(
 /// An email address Tessera will write into a message header: one `@` with something on each side, a dot in
 /// the domain, at most 255 characters, and no whitespace, control characters (CR/LF would inject headers) or
 /// address syntax (`<>()[],;:"\`).
-pub fn check_email(email: &str) -> Result<(), AccountError> {
+pub fn check_email(email: &str) -> Result<(), ServiceError> {
     let bad = |why: &str| {
-        Err(AccountError::invalid(
+        Err(ServiceError::invalid(
             "invalid_email",
             format!("the email address {why}"),
         ))
@@ -205,21 +123,21 @@ pub fn check_email(email: &str) -> Result<(), AccountError> {
 }
 
 /// A name-like field: at most 255 characters, no control characters; `required` also refuses blank.
-pub fn check_text(field: &str, value: &str, required: bool) -> Result<(), AccountError> {
+pub fn check_text(field: &str, value: &str, required: bool) -> Result<(), ServiceError> {
     if required && value.trim().is_empty() {
-        return Err(AccountError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_field",
             format!("{field} must not be empty"),
         ));
     }
     if value.chars().count() > 255 {
-        return Err(AccountError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_field",
             format!("{field} is longer than 255 characters"),
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(AccountError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_field",
             format!("{field} must not contain control characters"),
         ));
@@ -229,13 +147,13 @@ pub fn check_text(field: &str, value: &str, required: bool) -> Result<(), Accoun
 
 /// The password policy of `security`: not longer than `max_password_bytes`, at least `min_password_length`
 /// characters.
-pub fn check_password(state: &AppState, password: &str) -> Result<(), AccountError> {
+pub fn check_password(state: &AppState, password: &str) -> Result<(), ServiceError> {
     if state.passwords.too_long(password) {
-        return Err(AccountError::invalid("password_too_long", "the password is too long"));
+        return Err(ServiceError::invalid("password_too_long", "the password is too long"));
     }
     let min = state.config.security.min_password_length;
     if password.chars().count() < min {
-        return Err(AccountError::invalid(
+        return Err(ServiceError::invalid(
             "weak_password",
             format!("the password needs at least {min} characters"),
         ));
@@ -270,6 +188,11 @@ fn record(
     audit::record(c, now, actor, action, target, detail)
 }
 
+/// A link token that is unknown, used or expired: one answer for all three.
+fn invalid_token() -> ServiceError {
+    ServiceError::invalid("invalid_token", "the link is invalid, used or expired")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,7 +216,7 @@ mod tests {
             "a@b.",
         ] {
             let code = match check_email(bad) {
-                Err(AccountError::Invalid { code, .. }) => code,
+                Err(ServiceError::Invalid { code, .. }) => code,
                 _ => "",
             };
             assert_eq!(code, "invalid_email", "{bad:?}");

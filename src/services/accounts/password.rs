@@ -1,7 +1,10 @@
 //! Forgotten passwords (a reset link by email), resets, and changes by a logged-in user. A reset or a change
 //! revokes every session (refresh family) of the user and every reset link still unused.
 
-use super::{AccountError, check_current_password, check_email, check_password, human, plausible_link_token, record};
+use super::{
+    ServiceError, check_current_password, check_email, check_password, human, invalid_token, plausible_link_token,
+    record,
+};
 use crate::db::accounts::{self as accounts_db, TokenKind};
 use crate::db::refresh as refresh_db;
 use crate::db::users;
@@ -12,10 +15,10 @@ use crate::services::tokens;
 /// Sends a reset link to `email` if it belongs to a user with a local password; otherwise sends nothing. The
 /// caller answers the same either way, and both paths do one read and one small write transaction (an audit
 /// row), so neither the answer nor its timing tells whether the address has an account.
-pub async fn forgot_password(state: &AppState, email: String) -> Result<(), AccountError> {
+pub async fn forgot_password(state: &AppState, email: String) -> Result<(), ServiceError> {
     check_email(&email)?;
     if !state.mail.enabled() {
-        return Err(AccountError::refused("email_disabled", "email is not configured"));
+        return Err(ServiceError::forbidden("email_disabled", "email is not configured"));
     }
     let lookup = email.clone();
     let user = state
@@ -40,7 +43,7 @@ pub async fn forgot_password(state: &AppState, email: String) -> Result<(), Acco
     let queued = user.is_some();
     state
         .db
-        .write(move |c| -> Result<(), AccountError> {
+        .write(move |c| -> Result<(), ServiceError> {
             let Some(user) = user else {
                 // The same statements as below where they cost alike (none of them matches a row).
                 accounts_db::supersede(c, 0, TokenKind::Reset, now)?;
@@ -78,9 +81,9 @@ pub async fn forgot_password(state: &AppState, email: String) -> Result<(), Acco
 
 /// Sets a new password with a reset link: the link is used up, every other reset link of the user too, and
 /// every session of the user is revoked.
-pub async fn reset_password(state: &AppState, token: String, password: String) -> Result<(), AccountError> {
+pub async fn reset_password(state: &AppState, token: String, password: String) -> Result<(), ServiceError> {
     if !plausible_link_token(&token) {
-        return Err(AccountError::invalid_token());
+        return Err(invalid_token());
     }
     check_password(state, &password)?;
     let hash = tokens::refresh_hash(&token);
@@ -90,16 +93,15 @@ pub async fn reset_password(state: &AppState, token: String, password: String) -
         .db
         .run(move |c| accounts_db::live_token(c, &lookup, &[TokenKind::Reset], now))
         .await?
-        .ok_or_else(AccountError::invalid_token)?;
+        .ok_or_else(invalid_token)?;
     let phc = state.passwords.hash(password).await?;
     let now = state.clock.now();
     let names = state
         .db
-        .write(move |c| -> Result<Vec<String>, AccountError> {
-            let row =
-                accounts_db::take_token(c, &hash, &[TokenKind::Reset], now)?.ok_or_else(AccountError::invalid_token)?;
-            let user_id = row.user_id.ok_or_else(AccountError::invalid_token)?;
-            let user = users::find(c, user_id)?.ok_or_else(AccountError::invalid_token)?;
+        .write(move |c| -> Result<Vec<String>, ServiceError> {
+            let row = accounts_db::take_token(c, &hash, &[TokenKind::Reset], now)?.ok_or_else(invalid_token)?;
+            let user_id = row.user_id.ok_or_else(invalid_token)?;
+            let user = users::find(c, user_id)?.ok_or_else(invalid_token)?;
             replace_password(c, user.id, &user.username, &phc, "password_reset", now)?;
             Ok(user.email.into_iter().chain([user.username]).collect::<Vec<_>>())
         })
@@ -118,15 +120,15 @@ pub async fn change_password(
     user_id: i64,
     old_password: String,
     new_password: String,
-) -> Result<(), AccountError> {
+) -> Result<(), ServiceError> {
     check_password(state, &new_password)?;
     let user = state
         .db
         .run(move |c| users::find(c, user_id))
         .await?
-        .ok_or(AccountError::Unauthenticated)?;
+        .ok_or(ServiceError::Unauthenticated)?;
     if user.password_hash.is_none() {
-        return Err(AccountError::refused(
+        return Err(ServiceError::forbidden(
             "not_local",
             "this account's password is kept by its directory",
         ));
@@ -149,7 +151,7 @@ fn replace_password(
     phc: &str,
     why: &str,
     now: i64,
-) -> Result<(), AccountError> {
+) -> Result<(), ServiceError> {
     users::set_password(c, user_id, phc, now)?;
     accounts_db::supersede(c, user_id, TokenKind::Reset, now)?;
     let revoked = refresh_db::revoke_user_families(c, user_id, why, now)?;

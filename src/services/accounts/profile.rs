@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AccountError, check_current_password, check_email, check_text, human, record};
+use super::{ServiceError, check_current_password, check_email, check_text, human, record};
 use crate::api_types::rfc3339;
 use crate::db::accounts::{self as accounts_db, TokenKind};
 use crate::db::refresh as refresh_db;
@@ -52,12 +52,12 @@ fn profile_of(u: UserRow, pending_email: Option<String>, anonymous_id: Option<St
     }
 }
 
-pub async fn profile(state: &AppState, user_id: i64) -> Result<Profile, AccountError> {
+pub async fn profile(state: &AppState, user_id: i64) -> Result<Profile, ServiceError> {
     let now = state.clock.now();
     state
         .db
-        .run(move |c| -> Result<Profile, AccountError> {
-            let user = users::find(c, user_id)?.ok_or(AccountError::Unauthenticated)?;
+        .run(move |c| -> Result<Profile, ServiceError> {
+            let user = users::find(c, user_id)?.ok_or(ServiceError::Unauthenticated)?;
             let pending = accounts_db::pending_email(c, user_id, now)?;
             let anonymous = accounts_db::anonymous_of(c, user_id)?;
             Ok(profile_of(user, pending, anonymous))
@@ -65,7 +65,7 @@ pub async fn profile(state: &AppState, user_id: i64) -> Result<Profile, AccountE
         .await
 }
 
-pub async fn update_profile(state: &AppState, user_id: i64, input: ProfileUpdate) -> Result<Profile, AccountError> {
+pub async fn update_profile(state: &AppState, user_id: i64, input: ProfileUpdate) -> Result<Profile, ServiceError> {
     if let Some(v) = &input.fname {
         check_text("fname", v, false)?;
     }
@@ -75,8 +75,8 @@ pub async fn update_profile(state: &AppState, user_id: i64, input: ProfileUpdate
     let now = state.clock.now();
     state
         .db
-        .write(move |c| -> Result<Profile, AccountError> {
-            let mut user = users::find(c, user_id)?.ok_or(AccountError::Unauthenticated)?;
+        .write(move |c| -> Result<Profile, ServiceError> {
+            let mut user = users::find(c, user_id)?.ok_or(ServiceError::Unauthenticated)?;
             if let Some(v) = input.fname {
                 user.fname = v;
             }
@@ -102,24 +102,24 @@ pub async fn update_profile(state: &AppState, user_id: i64, input: ProfileUpdate
 /// Asks to move the caller's account to `email`, after checking the password: a confirmation link goes to
 /// the new address, and the account keeps its old address until the link is used. An address that has an
 /// account already gets a notice instead, and the caller the same answer (it reveals nothing).
-pub async fn change_email(state: &AppState, user_id: i64, email: String, password: String) -> Result<(), AccountError> {
+pub async fn change_email(state: &AppState, user_id: i64, email: String, password: String) -> Result<(), ServiceError> {
     check_email(&email)?;
     if !state.mail.enabled() {
-        return Err(AccountError::refused("email_disabled", "email is not configured"));
+        return Err(ServiceError::forbidden("email_disabled", "email is not configured"));
     }
     let user = state
         .db
         .run(move |c| users::find(c, user_id))
         .await?
-        .ok_or(AccountError::Unauthenticated)?;
+        .ok_or(ServiceError::Unauthenticated)?;
     if user.password_hash.is_none() {
-        return Err(AccountError::refused(
+        return Err(ServiceError::forbidden(
             "not_local",
             "this account's address is kept by its directory",
         ));
     }
     if user.email.as_deref() == Some(email.as_str()) {
-        return Err(AccountError::invalid(
+        return Err(ServiceError::invalid(
             "same_email",
             "that is the account's address already",
         ));
@@ -140,7 +140,7 @@ pub async fn change_email(state: &AppState, user_id: i64, email: String, passwor
     let notice = state.mail.render("already_registered", &[("username", "")]);
     state
         .db
-        .write(move |c| -> Result<(), AccountError> {
+        .write(move |c| -> Result<(), ServiceError> {
             if accounts_db::user_by_email(c, &email)?.is_some() {
                 mail::queue(c, &email, &notice, now)?;
                 record(
@@ -182,14 +182,14 @@ pub async fn change_email(state: &AppState, user_id: i64, email: String, passwor
 
 /// Ends the session (refresh family) of `refresh`, or with `all` every session of its user. An unknown or
 /// already revoked token is not an error: logging out is idempotent and tells nothing.
-pub async fn logout(state: &AppState, refresh: String, all: bool) -> Result<(), AccountError> {
+pub async fn logout(state: &AppState, refresh: String, all: bool) -> Result<(), ServiceError> {
     if !tokens::plausible_refresh_token(&refresh) {
         return Ok(());
     }
     let now = state.clock.now();
     state
         .db
-        .write(move |c| -> Result<(), AccountError> {
+        .write(move |c| -> Result<(), ServiceError> {
             let Some(family) = crate::services::auth::family_of_token(c, &refresh)? else {
                 return Ok(());
             };

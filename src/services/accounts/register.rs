@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{AccountError, check_email, check_password, check_text, human, plausible_link_token, record};
+use super::{
+    ServiceError, check_email, check_password, check_text, human, invalid_token, plausible_link_token, record,
+};
 use crate::db::DbConn;
 use crate::db::accounts::{self as accounts_db, AccountTokenRow, TokenKind};
 use crate::db::users::{self, UserRow};
@@ -60,12 +62,12 @@ pub async fn register(
     state: &AppState,
     input: RegisterInput,
     bearer: Option<String>,
-) -> Result<Registered, AccountError> {
+) -> Result<Registered, ServiceError> {
     let reg = &state.config.registration;
     let confirm = match reg.mode.as_str() {
         "open" => false,
         "confirm" => true,
-        _ => return Err(AccountError::refused("registration_closed", "registration is closed")),
+        _ => return Err(ServiceError::forbidden("registration_closed", "registration is closed")),
     };
     // The bearer counts only where anonymous tokens exist, so a client that sends a user's token along with
     // a registration is not refused for it.
@@ -73,7 +75,7 @@ pub async fn register(
     let anonymous_id = match input.anonymous_token.clone().or(bearer) {
         Some(token) => Some(anonymous_subject(state, &token)?),
         None if reg.require_anonymous_token => {
-            return Err(AccountError::refused(
+            return Err(ServiceError::forbidden(
                 "anonymous_token_required",
                 "registration needs a token from /api/anonymous",
             ));
@@ -86,7 +88,7 @@ pub async fn register(
     check_text("lname", &input.lname, false)?;
     check_password(state, &input.password)?;
     if confirm && !state.mail.enabled() {
-        return Err(AccountError::refused("email_disabled", "email is not configured"));
+        return Err(ServiceError::forbidden("email_disabled", "email is not configured"));
     }
     let (username, anon) = (input.username.clone(), anonymous_id.clone());
     state.db.run(move |c| precheck(c, &username, anon.as_deref())).await?;
@@ -120,14 +122,14 @@ pub async fn register(
         .render("already_registered", &[("username", &pending.username)]);
     state
         .db
-        .write(move |c| -> Result<(), AccountError> {
+        .write(move |c| -> Result<(), ServiceError> {
             if accounts_db::user_by_email(c, &pending.email)?.is_some() {
                 // The same answer as for a new address; the owner learns of the attempt, nobody else does.
                 mail::queue(c, &pending.email, &notice, now)?;
                 record(c, now, &pending.username, "account.register_existing_email", "", "")?;
                 return Ok(());
             }
-            let payload = serde_json::to_string(&pending).map_err(|e| AccountError::Internal(e.to_string()))?;
+            let payload = serde_json::to_string(&pending)?;
             accounts_db::insert_token(c, hash, TokenKind::Register, None, payload, now, duration as i64)?;
             mail::queue(c, &pending.email, &message, now)?;
             record(
@@ -152,14 +154,14 @@ pub const MAX_USERNAME: usize = 64;
 /// starting with a letter or a digit. Self-chosen names go into emails and admin screens, so nothing that
 /// could pass for markup, a header, another person's address or another script's look-alike letter is
 /// allowed. Admin-created and directory users are not held to this.
-pub fn check_username(name: &str) -> Result<(), AccountError> {
+pub fn check_username(name: &str) -> Result<(), ServiceError> {
     let ok = (1..=MAX_USERNAME).contains(&name.len())
         && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b));
     if ok {
         return Ok(());
     }
-    Err(AccountError::invalid(
+    Err(ServiceError::invalid(
         "invalid_username",
         format!(
             "username must be 1 to {MAX_USERNAME} characters of ASCII letters, digits, '.', '_' and '-', \
@@ -169,14 +171,14 @@ pub fn check_username(name: &str) -> Result<(), AccountError> {
 }
 
 /// Refuses a taken username or a used anonymous token before any hashing.
-fn precheck(c: &mut DbConn, username: &str, anonymous_id: Option<&str>) -> Result<(), AccountError> {
+fn precheck(c: &mut DbConn, username: &str, anonymous_id: Option<&str>) -> Result<(), ServiceError> {
     if users::find_by_username(c, username)?.is_some() {
-        return Err(AccountError::conflict("username_taken", "that username is taken"));
+        return Err(ServiceError::conflict("username_taken", "that username is taken"));
     }
     if let Some(id) = anonymous_id
         && accounts_db::anonymous_linked(c, id)?
     {
-        return Err(AccountError::conflict(
+        return Err(ServiceError::conflict(
             "anonymous_token_used",
             "that anonymous token has registered an account already",
         ));
@@ -185,10 +187,10 @@ fn precheck(c: &mut DbConn, username: &str, anonymous_id: Option<&str>) -> Resul
 }
 
 /// Inserts the user of a registration (and its anonymous link), in the caller's transaction.
-fn create_user(c: &mut DbConn, p: &Pending, now: i64) -> Result<UserRow, AccountError> {
+fn create_user(c: &mut DbConn, p: &Pending, now: i64) -> Result<UserRow, ServiceError> {
     precheck(c, &p.username, p.anonymous_id.as_deref())?;
     if accounts_db::user_by_email(c, &p.email)?.is_some() {
-        return Err(AccountError::conflict(
+        return Err(ServiceError::conflict(
             "email_taken",
             "that email address has an account",
         ));
@@ -202,7 +204,7 @@ fn create_user(c: &mut DbConn, p: &Pending, now: i64) -> Result<UserRow, Account
     );
     match users::insert(c, &user) {
         Err(e) if e.is_unique_violation() => {
-            return Err(AccountError::conflict("conflict", "that username or email is taken"));
+            return Err(ServiceError::conflict("conflict", "that username or email is taken"));
         }
         other => other?,
     }
@@ -233,9 +235,9 @@ pub enum Confirmed {
 }
 
 /// Uses a confirmation link (registration or new address). Invalid, used or expired: 400 `invalid_token`.
-pub async fn confirm(state: &AppState, token: String) -> Result<Confirmed, AccountError> {
+pub async fn confirm(state: &AppState, token: String) -> Result<Confirmed, ServiceError> {
     if !plausible_link_token(&token) {
-        return Err(AccountError::invalid_token());
+        return Err(invalid_token());
     }
     let hash = tokens::refresh_hash(&token);
     let now = state.clock.now();
@@ -243,11 +245,10 @@ pub async fn confirm(state: &AppState, token: String) -> Result<Confirmed, Accou
         .db
         .write(move |c| {
             let kinds = [TokenKind::Register, TokenKind::EmailChange];
-            let row = accounts_db::take_token(c, &hash, &kinds, now)?.ok_or_else(AccountError::invalid_token)?;
+            let row = accounts_db::take_token(c, &hash, &kinds, now)?.ok_or_else(invalid_token)?;
             match TokenKind::parse(&row.kind) {
                 Some(TokenKind::Register) => {
-                    let pending: Pending =
-                        serde_json::from_str(&row.payload).map_err(|e| AccountError::Internal(e.to_string()))?;
+                    let pending: Pending = serde_json::from_str(&row.payload)?;
                     create_user(c, &pending, now).map(Confirmed::Registered)
                 }
                 _ => apply_email_change(c, &row, now).map(Confirmed::EmailChanged),
@@ -256,12 +257,12 @@ pub async fn confirm(state: &AppState, token: String) -> Result<Confirmed, Accou
         .await
 }
 
-fn apply_email_change(c: &mut DbConn, row: &AccountTokenRow, now: i64) -> Result<UserRow, AccountError> {
-    let user_id = row.user_id.ok_or_else(AccountError::invalid_token)?;
-    let mut user = users::find(c, user_id)?.ok_or_else(AccountError::invalid_token)?;
+fn apply_email_change(c: &mut DbConn, row: &AccountTokenRow, now: i64) -> Result<UserRow, ServiceError> {
+    let user_id = row.user_id.ok_or_else(invalid_token)?;
+    let mut user = users::find(c, user_id)?.ok_or_else(invalid_token)?;
     let email = row.payload.clone();
     if accounts_db::user_by_email(c, &email)?.is_some_and(|other| other.id != user.id) {
-        return Err(AccountError::conflict(
+        return Err(ServiceError::conflict(
             "email_taken",
             "that email address has an account",
         ));
@@ -269,7 +270,7 @@ fn apply_email_change(c: &mut DbConn, row: &AccountTokenRow, now: i64) -> Result
     let old = user.email.replace(email.clone()).unwrap_or_default();
     match users::update_profile(c, &user, now) {
         Err(e) if e.is_unique_violation() => {
-            return Err(AccountError::conflict(
+            return Err(ServiceError::conflict(
                 "email_taken",
                 "that email address has an account",
             ));
@@ -290,10 +291,10 @@ fn apply_email_change(c: &mut DbConn, row: &AccountTokenRow, now: i64) -> Result
 
 /// An anonymous token: short-lived, `sub` = `anon:<random>`, claim `anon: "true"`, plus
 /// `registration.anonymous_claims`. Returns the token and its lifetime in seconds.
-pub fn anonymous(state: &AppState) -> Result<(String, i64), AccountError> {
+pub fn anonymous(state: &AppState) -> Result<(String, i64), ServiceError> {
     let reg = &state.config.registration;
     if !reg.anonymous_tokens {
-        return Err(AccountError::refused(
+        return Err(ServiceError::forbidden(
             "anonymous_disabled",
             "anonymous tokens are not enabled",
         ));
@@ -330,8 +331,8 @@ pub fn anonymous(state: &AppState) -> Result<(String, i64), AccountError> {
 }
 
 /// The `sub` of a valid, unexpired anonymous token of ours.
-fn anonymous_subject(state: &AppState, token: &str) -> Result<String, AccountError> {
-    let invalid = || AccountError::refused("invalid_anonymous_token", "the anonymous token is invalid or expired");
+fn anonymous_subject(state: &AppState, token: &str) -> Result<String, ServiceError> {
+    let invalid = || ServiceError::forbidden("invalid_anonymous_token", "the anonymous token is invalid or expired");
     let now = state.clock.now();
     let claims = tokens::verify(&state.keys.current(), &state.tokens, token, now, true).map_err(|_| invalid())?;
     claims

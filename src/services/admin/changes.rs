@@ -5,9 +5,9 @@
 use crate::api_types::{Claim, ClaimGroup, ClaimInput, GroupInput, GroupLink, LinkInput, User, UserInput};
 use crate::services::AppState;
 
-use super::{AdminError, Area, Caller, Change, entities, users, write};
+use super::{Area, Caller, Change, ServiceError, entities, users, write};
 
-pub async fn create_claim(state: &AppState, caller: &Caller, input: ClaimInput) -> Result<Claim, AdminError> {
+pub async fn create_claim(state: &AppState, caller: &Caller, input: ClaimInput) -> Result<Claim, ServiceError> {
     let change = Change::new("claim.create", "new");
     write(state, caller, Area::Claims, change, move |c, p, now| {
         entities::create_claim(c, p, now, input)
@@ -15,7 +15,12 @@ pub async fn create_claim(state: &AppState, caller: &Caller, input: ClaimInput) 
     .await
 }
 
-pub async fn update_claim(state: &AppState, caller: &Caller, id: i64, input: ClaimInput) -> Result<Claim, AdminError> {
+pub async fn update_claim(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    input: ClaimInput,
+) -> Result<Claim, ServiceError> {
     let change = Change::new("claim.update", id);
     write(state, caller, Area::Claims, change, move |c, p, _| {
         entities::update_claim(c, p, id, input)
@@ -23,7 +28,7 @@ pub async fn update_claim(state: &AppState, caller: &Caller, id: i64, input: Cla
     .await
 }
 
-pub async fn delete_claim(state: &AppState, caller: &Caller, id: i64) -> Result<(), AdminError> {
+pub async fn delete_claim(state: &AppState, caller: &Caller, id: i64) -> Result<(), ServiceError> {
     let change = Change::new("claim.delete", id);
     write(state, caller, Area::Claims, change, move |c, p, _| {
         entities::delete_claim(c, p, id)
@@ -31,7 +36,7 @@ pub async fn delete_claim(state: &AppState, caller: &Caller, id: i64) -> Result<
     .await
 }
 
-pub async fn create_group(state: &AppState, caller: &Caller, input: GroupInput) -> Result<ClaimGroup, AdminError> {
+pub async fn create_group(state: &AppState, caller: &Caller, input: GroupInput) -> Result<ClaimGroup, ServiceError> {
     let change = Change::new("claim_group.create", "new");
     write(state, caller, Area::Groups, change, move |c, p, now| {
         entities::create_group(c, p, now, input)
@@ -44,7 +49,7 @@ pub async fn update_group(
     caller: &Caller,
     id: i64,
     input: GroupInput,
-) -> Result<ClaimGroup, AdminError> {
+) -> Result<ClaimGroup, ServiceError> {
     let change = Change::new("claim_group.update", id);
     write(state, caller, Area::Groups, change, move |c, p, _| {
         entities::update_group(c, p, id, input)
@@ -52,7 +57,7 @@ pub async fn update_group(
     .await
 }
 
-pub async fn delete_group(state: &AppState, caller: &Caller, id: i64) -> Result<(), AdminError> {
+pub async fn delete_group(state: &AppState, caller: &Caller, id: i64) -> Result<(), ServiceError> {
     let change = Change::new("claim_group.delete", id);
     write(state, caller, Area::Groups, change, move |c, p, _| {
         entities::delete_group(c, p, id)
@@ -60,7 +65,7 @@ pub async fn delete_group(state: &AppState, caller: &Caller, id: i64) -> Result<
     .await
 }
 
-pub async fn create_link(state: &AppState, caller: &Caller, input: LinkInput) -> Result<GroupLink, AdminError> {
+pub async fn create_link(state: &AppState, caller: &Caller, input: LinkInput) -> Result<GroupLink, ServiceError> {
     let change = Change::new("group_link.create", "new");
     write(state, caller, Area::Groups, change, move |c, p, now| {
         entities::create_link(c, p, now, input)
@@ -73,7 +78,7 @@ pub async fn update_link(
     caller: &Caller,
     id: i64,
     input: LinkInput,
-) -> Result<GroupLink, AdminError> {
+) -> Result<GroupLink, ServiceError> {
     let change = Change::new("group_link.update", id);
     write(state, caller, Area::Groups, change, move |c, p, _| {
         entities::update_link(c, p, id, input)
@@ -81,7 +86,7 @@ pub async fn update_link(
     .await
 }
 
-pub async fn delete_link(state: &AppState, caller: &Caller, id: i64) -> Result<(), AdminError> {
+pub async fn delete_link(state: &AppState, caller: &Caller, id: i64) -> Result<(), ServiceError> {
     let change = Change::new("group_link.delete", id);
     write(state, caller, Area::Groups, change, move |c, p, _| {
         entities::delete_link(c, p, id)
@@ -89,7 +94,7 @@ pub async fn delete_link(state: &AppState, caller: &Caller, id: i64) -> Result<(
     .await
 }
 
-pub async fn update_user(state: &AppState, caller: &Caller, id: i64, input: UserInput) -> Result<User, AdminError> {
+pub async fn update_user(state: &AppState, caller: &Caller, id: i64, input: UserInput) -> Result<User, ServiceError> {
     let change = Change::new("user.update", id);
     write(state, caller, Area::Users, change, move |c, p, now| {
         users::update_user(c, p, now, id, input)
@@ -97,7 +102,7 @@ pub async fn update_user(state: &AppState, caller: &Caller, id: i64, input: User
     .await
 }
 
-pub async fn delete_user(state: &AppState, caller: &Caller, id: i64) -> Result<(), AdminError> {
+pub async fn delete_user(state: &AppState, caller: &Caller, id: i64) -> Result<(), ServiceError> {
     let change = Change::new("user.delete", id);
     write(state, caller, Area::Users, change, move |c, p, _| {
         users::delete_user(c, p, id)

@@ -5,7 +5,7 @@ use crate::authz::{self, STK};
 use crate::db::catalog::{self, ClaimRow, GroupRow, Kind, LinkRow};
 use crate::db::{DbConn, new_id};
 
-use super::{AdminError, Policy, changed, dedup, existing, text};
+use super::{Policy, ServiceError, changed, dedup, existing, text};
 
 pub fn claim_dto(r: ClaimRow) -> Claim {
     Claim {
@@ -34,12 +34,12 @@ pub fn link_dto(r: LinkRow) -> GroupLink {
 }
 
 /// 409 naming the value that is taken.
-fn taken(code: &'static str, message: String) -> AdminError {
-    AdminError::Conflict { code, message }
+fn taken(code: &'static str, message: String) -> ServiceError {
+    ServiceError::Conflict { code, message }
 }
 
 /// Refuses a claim whose name, or whose short name and value, another claim (not `id`) has.
-fn claim_unique(c: &mut DbConn, r: &ClaimRow) -> Result<(), AdminError> {
+fn claim_unique(c: &mut DbConn, r: &ClaimRow) -> Result<(), ServiceError> {
     if let Some(other) = catalog::claim_by_value(c, &r.short_name, &r.value)?
         && other.id != r.id
     {
@@ -58,7 +58,7 @@ fn claim_unique(c: &mut DbConn, r: &ClaimRow) -> Result<(), AdminError> {
 }
 
 /// Refuses a group name another group (not `id`) has.
-fn group_unique(c: &mut DbConn, r: &GroupRow) -> Result<(), AdminError> {
+fn group_unique(c: &mut DbConn, r: &GroupRow) -> Result<(), ServiceError> {
     if catalog::group_by_name(c, &r.name)?.is_some_and(|other| other.id != r.id) {
         return Err(taken(
             "group_name_taken",
@@ -68,12 +68,12 @@ fn group_unique(c: &mut DbConn, r: &GroupRow) -> Result<(), AdminError> {
     Ok(())
 }
 
-fn not_found(what: &str, id: i64) -> AdminError {
-    AdminError::NotFound(format!("no {what} with id {id}"))
+fn not_found(what: &str, id: i64) -> ServiceError {
+    ServiceError::NotFound(format!("no {what} with id {id}"))
 }
 
 /// Each touched entity must be free of protection.
-fn guard(c: &mut DbConn, policy: &Policy, kind: Kind, ids: &[i64]) -> Result<(), AdminError> {
+fn guard(c: &mut DbConn, policy: &Policy, kind: Kind, ids: &[i64]) -> Result<(), ServiceError> {
     for name in catalog::policy_names(c, kind, ids)? {
         match kind {
             Kind::User => policy.user(&name)?,
@@ -85,13 +85,13 @@ fn guard(c: &mut DbConn, policy: &Policy, kind: Kind, ids: &[i64]) -> Result<(),
     Ok(())
 }
 
-fn check_claim(r: &ClaimRow) -> Result<(), AdminError> {
+fn check_claim(r: &ClaimRow) -> Result<(), ServiceError> {
     text("name", &r.name, 255, true)?;
     text("short_name", &r.short_name, 255, true)?;
     text("value", &r.value, 255, false)?;
     text("description", &r.description, 4096, false)?;
     if r.short_name == STK {
-        authz::check_stk_value(&r.value).map_err(|message| AdminError::Unprocessable {
+        authz::check_stk_value(&r.value).map_err(|message| ServiceError::Unprocessable {
             code: authz::INVALID_STK_VALUE,
             message,
         })?;
@@ -100,7 +100,12 @@ fn check_claim(r: &ClaimRow) -> Result<(), AdminError> {
 }
 
 /// Creates a claim (and its group edges when given).
-pub(super) fn create_claim(c: &mut DbConn, policy: &Policy, now: i64, input: ClaimInput) -> Result<Claim, AdminError> {
+pub(super) fn create_claim(
+    c: &mut DbConn,
+    policy: &Policy,
+    now: i64,
+    input: ClaimInput,
+) -> Result<Claim, ServiceError> {
     let row = ClaimRow {
         id: new_id(),
         name: input.name.unwrap_or_default(),
@@ -123,7 +128,7 @@ pub(super) fn create_claim(c: &mut DbConn, policy: &Policy, now: i64, input: Cla
 }
 
 /// Sets the given fields; a given `claim_groups` replaces the claim's groups.
-pub(super) fn update_claim(c: &mut DbConn, policy: &Policy, id: i64, input: ClaimInput) -> Result<Claim, AdminError> {
+pub(super) fn update_claim(c: &mut DbConn, policy: &Policy, id: i64, input: ClaimInput) -> Result<Claim, ServiceError> {
     let mut row = catalog::claim(c, id)?.ok_or_else(|| not_found("claim", id))?;
     policy.claim(&row.short_name)?;
     if let Some(v) = input.name {
@@ -152,20 +157,20 @@ pub(super) fn update_claim(c: &mut DbConn, policy: &Policy, id: i64, input: Clai
     Ok(claim_dto(row))
 }
 
-pub(super) fn delete_claim(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+pub(super) fn delete_claim(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), ServiceError> {
     let row = catalog::claim(c, id)?.ok_or_else(|| not_found("claim", id))?;
     policy.claim(&row.short_name)?;
     catalog::delete_claim(c, id)?;
     Ok(())
 }
 
-fn check_group(r: &GroupRow) -> Result<(), AdminError> {
+fn check_group(r: &GroupRow) -> Result<(), ServiceError> {
     text("name", &r.name, 255, true)?;
     text("description", &r.description, 4096, false)
 }
 
 /// Replaces the edges given in `input` (users, claims, links), checking references and protections.
-fn group_edges(c: &mut DbConn, policy: &Policy, id: i64, input: &GroupInput) -> Result<(), AdminError> {
+fn group_edges(c: &mut DbConn, policy: &Policy, id: i64, input: &GroupInput) -> Result<(), ServiceError> {
     if let Some(users) = &input.users {
         let users = dedup(users);
         existing(c, Kind::User, "users", &users)?;
@@ -193,7 +198,7 @@ pub(super) fn create_group(
     policy: &Policy,
     now: i64,
     input: GroupInput,
-) -> Result<ClaimGroup, AdminError> {
+) -> Result<ClaimGroup, ServiceError> {
     let row = GroupRow {
         id: new_id(),
         name: input.name.clone().unwrap_or_default(),
@@ -213,7 +218,7 @@ pub(super) fn update_group(
     policy: &Policy,
     id: i64,
     input: GroupInput,
-) -> Result<ClaimGroup, AdminError> {
+) -> Result<ClaimGroup, ServiceError> {
     let mut row = catalog::group(c, id)?.ok_or_else(|| not_found("claim group", id))?;
     policy.group(&row.name)?;
     if let Some(v) = &input.name {
@@ -230,14 +235,14 @@ pub(super) fn update_group(
     Ok(group_dto(row))
 }
 
-pub(super) fn delete_group(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+pub(super) fn delete_group(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), ServiceError> {
     let row = catalog::group(c, id)?.ok_or_else(|| not_found("claim group", id))?;
     policy.group(&row.name)?;
     catalog::delete_group(c, id)?;
     Ok(())
 }
 
-fn check_link(r: &LinkRow) -> Result<(), AdminError> {
+fn check_link(r: &LinkRow) -> Result<(), ServiceError> {
     text("type", &r.link_type, 255, true)?;
     text("resource_spec", &r.resource_spec, 512, true)
 }
@@ -247,7 +252,7 @@ pub(super) fn create_link(
     policy: &Policy,
     now: i64,
     input: LinkInput,
-) -> Result<GroupLink, AdminError> {
+) -> Result<GroupLink, ServiceError> {
     let row = LinkRow {
         id: new_id(),
         link_type: input.link_type.unwrap_or_default(),
@@ -264,7 +269,12 @@ pub(super) fn create_link(
     Ok(link_dto(row))
 }
 
-pub(super) fn update_link(c: &mut DbConn, policy: &Policy, id: i64, input: LinkInput) -> Result<GroupLink, AdminError> {
+pub(super) fn update_link(
+    c: &mut DbConn,
+    policy: &Policy,
+    id: i64,
+    input: LinkInput,
+) -> Result<GroupLink, ServiceError> {
     let mut row = catalog::link(c, id)?.ok_or_else(|| not_found("group link", id))?;
     let old_group = row.claim_group_id;
     if let Some(v) = input.link_type {
@@ -284,7 +294,7 @@ pub(super) fn update_link(c: &mut DbConn, policy: &Policy, id: i64, input: LinkI
     Ok(link_dto(row))
 }
 
-pub(super) fn delete_link(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+pub(super) fn delete_link(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), ServiceError> {
     let row = catalog::link(c, id)?.ok_or_else(|| not_found("group link", id))?;
     guard(
         c,

@@ -14,13 +14,13 @@ mod reads;
 mod users;
 
 use crate::api_types::PageQuery;
-use crate::authz::{self, Holdings, Letter, Letters, Refusal, Transition};
+use crate::authz::{self, Holdings, Letter, Letters, Transition};
 use crate::config::PolicyConfig;
+use crate::db::DbConn;
 use crate::db::audit;
 use crate::db::catalog::{self, Page};
-use crate::db::{DbConn, DbError};
 use crate::services::AppState;
-use crate::services::passwords::HashError;
+pub use crate::services::ServiceError;
 
 pub use changes::*;
 pub use entities::{claim_dto, group_dto, link_dto};
@@ -37,98 +37,6 @@ pub enum Area {
     Totals,
     /// Signing keys and the audit trail: superusers and read-all.
     Operations,
-}
-
-/// Why an admin request failed; each maps to one status.
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    /// 403: the token lacks the letter, or a policy forbids the change. `code` says which.
-    #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
-    /// 404: no such entity.
-    #[error("{0}")]
-    NotFound(String),
-    /// 409: a unique value is taken, or the change would leave no superuser.
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    /// 400: bad input.
-    #[error("{message}")]
-    Invalid { code: &'static str, message: String },
-    /// 422: well-formed input with a value this field cannot hold (an `stk` value that is no letter list).
-    #[error("{message}")]
-    Unprocessable { code: &'static str, message: String },
-    #[error("database unavailable")]
-    Unavailable,
-    #[error("busy")]
-    Busy,
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl AdminError {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        AdminError::Invalid {
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        AdminError::Forbidden {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<authz::Denied> for AdminError {
-    fn from(d: authz::Denied) -> Self {
-        AdminError::forbidden(d.code(), d.message())
-    }
-}
-
-impl From<Refusal> for AdminError {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::Denied(d) => d.into(),
-            Refusal::LastSuperuser => AdminError::Conflict {
-                code: "last_superuser",
-                message: "this change would leave no user holding stk=S".into(),
-            },
-        }
-    }
-}
-
-impl From<DbError> for AdminError {
-    fn from(e: DbError) -> Self {
-        if e.is_unique_violation() {
-            return AdminError::Conflict {
-                // The writes check each unique value first and name it; this is a race lost to another writer.
-                code: "conflict",
-                message: "a unique value (username, email, name, or claim short_name and value) is already taken"
-                    .into(),
-            };
-        }
-        match e {
-            DbError::Unavailable(_) => AdminError::Unavailable,
-            other => AdminError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<diesel::result::Error> for AdminError {
-    fn from(e: diesel::result::Error) -> Self {
-        AdminError::from(DbError::Query(e))
-    }
-}
-
-impl From<HashError> for AdminError {
-    fn from(e: HashError) -> Self {
-        match e {
-            HashError::Busy => AdminError::Busy,
-            other => AdminError::Internal(other.to_string()),
-        }
-    }
 }
 
 /// The caller of an admin request: the `stk` letters it holds now, and who it is for the audit trail.
@@ -177,11 +85,11 @@ impl Caller {
         }
     }
 
-    pub fn require(&self, area: Area, write: bool) -> Result<(), AdminError> {
+    pub fn require(&self, area: Area, write: bool) -> Result<(), ServiceError> {
         if self.may(area, write) {
             Ok(())
         } else {
-            Err(AdminError::forbidden(
+            Err(ServiceError::forbidden(
                 "forbidden",
                 "the token's stk claim does not allow this",
             ))
@@ -208,14 +116,14 @@ impl Policy {
 
     /// Refuses a change to an account (profile, credentials, sessions, deletion) that holds letters the caller
     /// does not: `superuser_required` for an account holding `S`.
-    pub fn account(&self, c: &mut DbConn, user: i64) -> Result<(), AdminError> {
+    pub fn account(&self, c: &mut DbConn, user: i64) -> Result<(), ServiceError> {
         let target = catalog::letters_of_user(c, user)?;
         Ok(authz::may_manage(self.letters, target)?)
     }
 
-    fn check(&self, list: &[String], name: &str, what: &str) -> Result<(), AdminError> {
+    fn check(&self, list: &[String], name: &str, what: &str) -> Result<(), ServiceError> {
         if !self.overrides && list.iter().any(|p| p == name) {
-            return Err(AdminError::forbidden(
+            return Err(ServiceError::forbidden(
                 "protected",
                 format!("{what} {name:?} is protected by policy"),
             ));
@@ -223,28 +131,28 @@ impl Policy {
         Ok(())
     }
 
-    pub fn user(&self, username: &str) -> Result<(), AdminError> {
+    pub fn user(&self, username: &str) -> Result<(), ServiceError> {
         self.check(&self.config.protected_users, username, "user")
     }
 
-    pub fn group(&self, name: &str) -> Result<(), AdminError> {
+    pub fn group(&self, name: &str) -> Result<(), ServiceError> {
         self.check(&self.config.protected_groups, name, "claim group")
     }
 
-    pub fn claim(&self, short_name: &str) -> Result<(), AdminError> {
+    pub fn claim(&self, short_name: &str) -> Result<(), ServiceError> {
         self.check(&self.config.protected_claims, short_name, "claim")
     }
 }
 
 /// Validates `?page&itemsPerPage` (page ≥ 1, 1–255 items, default 30).
-pub fn page(q: &PageQuery) -> Result<Page, AdminError> {
+pub fn page(q: &PageQuery) -> Result<Page, ServiceError> {
     let page = q.page.unwrap_or(1);
     let items = q.items_per_page.unwrap_or(30);
     if page < 1 {
-        return Err(AdminError::invalid("invalid_query", "page must be at least 1"));
+        return Err(ServiceError::invalid("invalid_query", "page must be at least 1"));
     }
     if !(1..=255).contains(&items) {
-        return Err(AdminError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_query",
             "itemsPerPage must be between 1 and 255",
         ));
@@ -256,9 +164,9 @@ pub fn page(q: &PageQuery) -> Result<Page, AdminError> {
 }
 
 /// Reads on the blocking pool, after the permission check.
-async fn read<T, F>(state: &AppState, caller: &Caller, area: Area, f: F) -> Result<T, AdminError>
+async fn read<T, F>(state: &AppState, caller: &Caller, area: Area, f: F) -> Result<T, ServiceError>
 where
-    F: FnOnce(&mut DbConn) -> Result<T, AdminError> + Send + 'static,
+    F: FnOnce(&mut DbConn) -> Result<T, ServiceError> + Send + 'static,
     T: Send + 'static,
 {
     caller.require(area, false)?;
@@ -283,9 +191,9 @@ impl Change {
 
 /// Runs one admin write: permission, read-only mode, then `f` in a write transaction, refused unless
 /// [`Transition::check`] allows what it changed of who holds which letter; audited before it commits.
-async fn write<T, F>(state: &AppState, caller: &Caller, area: Area, change: Change, f: F) -> Result<T, AdminError>
+async fn write<T, F>(state: &AppState, caller: &Caller, area: Area, change: Change, f: F) -> Result<T, ServiceError>
 where
-    F: FnOnce(&mut DbConn, &Policy, i64) -> Result<T, AdminError> + Send + 'static,
+    F: FnOnce(&mut DbConn, &Policy, i64) -> Result<T, ServiceError> + Send + 'static,
     T: serde::Serialize + Send + 'static,
 {
     caller.require(area, true)?;
@@ -317,29 +225,29 @@ where
 }
 
 /// Refuses writes in `read_only_mode`.
-pub fn writable(state: &AppState) -> Result<(), AdminError> {
+pub fn writable(state: &AppState) -> Result<(), ServiceError> {
     if state.config.users.policy_config.read_only_mode {
-        return Err(AdminError::forbidden("read_only", "the server is in read-only mode"));
+        return Err(ServiceError::forbidden("read_only", "the server is in read-only mode"));
     }
     Ok(())
 }
 
 /// Checks a text field: present when required, at most `max` characters, no control characters.
-pub fn text(field: &str, value: &str, max: usize, required: bool) -> Result<(), AdminError> {
+pub fn text(field: &str, value: &str, max: usize, required: bool) -> Result<(), ServiceError> {
     if required && value.trim().is_empty() {
-        return Err(AdminError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_field",
             format!("{field} must not be empty"),
         ));
     }
     if value.chars().count() > max {
-        return Err(AdminError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_field",
             format!("{field} is longer than {max} characters"),
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(AdminError::invalid(
+        return Err(ServiceError::invalid(
             "invalid_field",
             format!("{field} must not contain control characters"),
         ));
@@ -348,12 +256,12 @@ pub fn text(field: &str, value: &str, max: usize, required: bool) -> Result<(), 
 }
 
 /// Refuses ids that do not exist.
-pub fn existing(c: &mut DbConn, kind: catalog::Kind, field: &str, ids: &[i64]) -> Result<(), AdminError> {
+pub fn existing(c: &mut DbConn, kind: catalog::Kind, field: &str, ids: &[i64]) -> Result<(), ServiceError> {
     let missing = catalog::missing(c, kind, ids)?;
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(AdminError::invalid(
+        Err(ServiceError::invalid(
             "unknown_reference",
             format!("{field}: no such id {missing:?}"),
         ))

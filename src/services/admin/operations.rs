@@ -5,7 +5,7 @@ use crate::db::audit::{self, AuditRow};
 use crate::db::catalog::Page;
 use crate::services::AppState;
 
-use super::{AdminError, Area, Caller};
+use super::{Area, Caller, ServiceError};
 
 pub fn audit_dto(r: AuditRow) -> AuditEntry {
     AuditEntry {
@@ -18,7 +18,7 @@ pub fn audit_dto(r: AuditRow) -> AuditEntry {
     }
 }
 
-pub async fn audit_trail(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<AuditEntry>, AdminError> {
+pub async fn audit_trail(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<AuditEntry>, ServiceError> {
     let rows = super::read(state, caller, Area::Operations, move |c| {
         Ok(audit::list(c, page.offset, page.limit)?)
     })
@@ -27,7 +27,7 @@ pub async fn audit_trail(state: &AppState, caller: &Caller, page: Page) -> Resul
 }
 
 /// Public metadata of the ring and when it next rotates.
-pub fn key_ring(state: &AppState, caller: &Caller) -> Result<KeyRingInfo, AdminError> {
+pub fn key_ring(state: &AppState, caller: &Caller) -> Result<KeyRingInfo, ServiceError> {
     caller.require(Area::Operations, false)?;
     let ring = state.keys.current();
     let now = state.clock.now();
@@ -60,22 +60,22 @@ pub fn key_ring(state: &AppState, caller: &Caller) -> Result<KeyRingInfo, AdminE
 
 /// Creates a successor key now (superusers only); it signs after one token lifetime, once every client
 /// had time to fetch it.
-pub async fn rotate_keys(state: &AppState, caller: &Caller) -> Result<String, AdminError> {
+pub async fn rotate_keys(state: &AppState, caller: &Caller) -> Result<String, ServiceError> {
     caller.require(Area::Operations, true)?;
     super::writable(state)?;
     let keys = state.keys.clone();
     let now = state.clock.now();
     let kid = tokio::task::spawn_blocking(move || keys.rotate_now(now))
         .await
-        .map_err(|e| AdminError::Internal(e.to_string()))?
+        .map_err(ServiceError::internal)?
         .map_err(|e| match e {
-            crate::services::keyring::RingError::Db(db) => AdminError::from(db),
-            other => AdminError::Internal(other.to_string()),
+            crate::services::keyring::RingError::Db(db) => ServiceError::from(db),
+            other => ServiceError::internal(other),
         })?;
     let (actor, target) = (caller.actor.clone(), kid.clone());
     state
         .db
-        .write(move |c| Ok::<_, AdminError>(audit::record(c, now, &actor, "keys.rotate", &target, "")?))
+        .write(move |c| Ok::<_, ServiceError>(audit::record(c, now, &actor, "keys.rotate", &target, "")?))
         .await?;
     Ok(kid)
 }

@@ -6,10 +6,10 @@ use crate::db::catalog::{self, Page};
 use crate::db::{DbConn, DbError, users};
 use crate::services::AppState;
 
-use super::{AdminError, Area, Caller, claim_dto, group_dto, link_dto, read, session_dto, user_dto};
+use super::{Area, Caller, ServiceError, claim_dto, group_dto, link_dto, read, session_dto, user_dto};
 
-fn found<T>(what: &'static str, id: i64) -> impl FnOnce(Option<T>) -> Result<T, AdminError> {
-    move |row| row.ok_or_else(|| AdminError::NotFound(format!("no {what} with id {id}")))
+fn found<T>(what: &'static str, id: i64) -> impl FnOnce(Option<T>) -> Result<T, ServiceError> {
+    move |row| row.ok_or_else(|| ServiceError::NotFound(format!("no {what} with id {id}")))
 }
 
 fn all<T, U>(rows: Vec<T>, f: fn(T) -> U) -> Vec<U> {
@@ -24,7 +24,7 @@ async fn list<T, U>(
     page: Page,
     query: fn(&mut DbConn, Page) -> Result<Vec<T>, DbError>,
     map: fn(T) -> U,
-) -> Result<Vec<U>, AdminError>
+) -> Result<Vec<U>, ServiceError>
 where
     T: Send + 'static,
 {
@@ -40,7 +40,7 @@ async fn one<T, U>(
     id: i64,
     query: fn(&mut DbConn, i64) -> Result<Option<T>, DbError>,
     map: fn(T) -> U,
-) -> Result<U, AdminError>
+) -> Result<U, ServiceError>
 where
     T: Send + 'static,
 {
@@ -63,7 +63,7 @@ async fn children<P, T, U>(
     of: Children<P, T>,
     (id, page): (i64, Page),
     map: fn(T) -> U,
-) -> Result<Vec<U>, AdminError>
+) -> Result<Vec<U>, ServiceError>
 where
     P: Send + 'static,
     T: Send + 'static,
@@ -82,11 +82,11 @@ where
     Ok(all(rows, map))
 }
 
-pub async fn users(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<User>, AdminError> {
+pub async fn users(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<User>, ServiceError> {
     list(state, caller, Area::Users, page, catalog::list_users, user_dto).await
 }
 
-pub async fn user(state: &AppState, caller: &Caller, id: i64) -> Result<User, AdminError> {
+pub async fn user(state: &AppState, caller: &Caller, id: i64) -> Result<User, ServiceError> {
     one(state, caller, (Area::Users, "user"), id, users::find, user_dto).await
 }
 
@@ -95,7 +95,7 @@ pub async fn user_groups(
     caller: &Caller,
     id: i64,
     page: Page,
-) -> Result<Vec<ClaimGroup>, AdminError> {
+) -> Result<Vec<ClaimGroup>, ServiceError> {
     let of = Children {
         area: Area::Users,
         what: "user",
@@ -106,7 +106,7 @@ pub async fn user_groups(
 }
 
 /// Every session of a user, newest first.
-pub async fn user_sessions(state: &AppState, caller: &Caller, id: i64) -> Result<Vec<Session>, AdminError> {
+pub async fn user_sessions(state: &AppState, caller: &Caller, id: i64) -> Result<Vec<Session>, ServiceError> {
     let rows = read(state, caller, Area::Users, move |c| {
         found("user", id)(users::find(c, id)?)?;
         Ok(catalog::sessions_of(c, id)?)
@@ -115,7 +115,7 @@ pub async fn user_sessions(state: &AppState, caller: &Caller, id: i64) -> Result
     Ok(all(rows, session_dto))
 }
 
-pub async fn totals(state: &AppState, caller: &Caller) -> Result<Totals, AdminError> {
+pub async fn totals(state: &AppState, caller: &Caller) -> Result<Totals, ServiceError> {
     let (users, claims, claim_groups) = read(state, caller, Area::Totals, |c| Ok(catalog::totals(c)?)).await?;
     Ok(Totals {
         users,
@@ -124,11 +124,11 @@ pub async fn totals(state: &AppState, caller: &Caller) -> Result<Totals, AdminEr
     })
 }
 
-pub async fn groups(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<ClaimGroup>, AdminError> {
+pub async fn groups(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<ClaimGroup>, ServiceError> {
     list(state, caller, Area::Groups, page, catalog::list_groups, group_dto).await
 }
 
-pub async fn group(state: &AppState, caller: &Caller, id: i64) -> Result<ClaimGroup, AdminError> {
+pub async fn group(state: &AppState, caller: &Caller, id: i64) -> Result<ClaimGroup, ServiceError> {
     one(
         state,
         caller,
@@ -150,23 +150,28 @@ fn of_group<T>(list: fn(&mut DbConn, i64, Page) -> Result<Vec<T>, DbError>) -> C
     }
 }
 
-pub async fn group_claims(state: &AppState, caller: &Caller, id: i64, page: Page) -> Result<Vec<Claim>, AdminError> {
+pub async fn group_claims(state: &AppState, caller: &Caller, id: i64, page: Page) -> Result<Vec<Claim>, ServiceError> {
     children(state, caller, of_group(catalog::claims_of_group), (id, page), claim_dto).await
 }
 
-pub async fn group_users(state: &AppState, caller: &Caller, id: i64, page: Page) -> Result<Vec<User>, AdminError> {
+pub async fn group_users(state: &AppState, caller: &Caller, id: i64, page: Page) -> Result<Vec<User>, ServiceError> {
     children(state, caller, of_group(catalog::users_of_group), (id, page), user_dto).await
 }
 
-pub async fn group_links(state: &AppState, caller: &Caller, id: i64, page: Page) -> Result<Vec<GroupLink>, AdminError> {
+pub async fn group_links(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    page: Page,
+) -> Result<Vec<GroupLink>, ServiceError> {
     children(state, caller, of_group(catalog::links_of_group), (id, page), link_dto).await
 }
 
-pub async fn claims(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<Claim>, AdminError> {
+pub async fn claims(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<Claim>, ServiceError> {
     list(state, caller, Area::Claims, page, catalog::list_claims, claim_dto).await
 }
 
-pub async fn claim(state: &AppState, caller: &Caller, id: i64) -> Result<Claim, AdminError> {
+pub async fn claim(state: &AppState, caller: &Caller, id: i64) -> Result<Claim, ServiceError> {
     one(state, caller, (Area::Claims, "claim"), id, catalog::claim, claim_dto).await
 }
 
@@ -175,7 +180,7 @@ pub async fn claim_groups(
     caller: &Caller,
     id: i64,
     page: Page,
-) -> Result<Vec<ClaimGroup>, AdminError> {
+) -> Result<Vec<ClaimGroup>, ServiceError> {
     let of = Children {
         area: Area::Claims,
         what: "claim",
@@ -185,23 +190,23 @@ pub async fn claim_groups(
     children(state, caller, of, (id, page), group_dto).await
 }
 
-pub async fn links(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<GroupLink>, AdminError> {
+pub async fn links(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<GroupLink>, ServiceError> {
     list(state, caller, Area::Groups, page, catalog::list_links, link_dto).await
 }
 
-pub async fn link(state: &AppState, caller: &Caller, id: i64) -> Result<GroupLink, AdminError> {
+pub async fn link(state: &AppState, caller: &Caller, id: i64) -> Result<GroupLink, ServiceError> {
     one(state, caller, (Area::Groups, "group link"), id, catalog::link, link_dto).await
 }
 
 /// The claim group a link belongs to; 404 when the link does not exist or belongs to none.
-pub async fn link_group(state: &AppState, caller: &Caller, id: i64) -> Result<ClaimGroup, AdminError> {
+pub async fn link_group(state: &AppState, caller: &Caller, id: i64) -> Result<ClaimGroup, ServiceError> {
     let row = read(state, caller, Area::Groups, move |c| {
         let link = found("group link", id)(catalog::link(c, id)?)?;
         let group = match link.claim_group_id {
             Some(g) => catalog::group(c, g)?,
             None => None,
         };
-        group.ok_or_else(|| AdminError::NotFound(format!("group link {id} belongs to no claim group")))
+        group.ok_or_else(|| ServiceError::NotFound(format!("group link {id} belongs to no claim group")))
     })
     .await?;
     Ok(group_dto(row))

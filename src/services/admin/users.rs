@@ -8,7 +8,7 @@ use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::users::{self, UserRow};
 use crate::services::AppState;
 
-use super::{AdminError, Area, Caller, Change, Policy, changed, dedup, existing, text, write};
+use super::{Area, Caller, Change, Policy, ServiceError, changed, dedup, existing, text, write};
 
 pub fn user_dto(u: UserRow) -> User {
     User {
@@ -34,12 +34,12 @@ pub fn session_dto(f: FamilyRow) -> Session {
     }
 }
 
-fn not_found(id: i64) -> AdminError {
-    AdminError::NotFound(format!("no user with id {id}"))
+fn not_found(id: i64) -> ServiceError {
+    ServiceError::NotFound(format!("no user with id {id}"))
 }
 
 /// A plausible email address: one `@`, something on each side, no spaces or control characters.
-pub fn check_email(email: &str) -> Result<(), AdminError> {
+pub fn check_email(email: &str) -> Result<(), ServiceError> {
     text("email", email, 255, false)?;
     if email.is_empty() {
         return Ok(());
@@ -49,7 +49,7 @@ pub fn check_email(email: &str) -> Result<(), AdminError> {
     if ok {
         Ok(())
     } else {
-        Err(AdminError::invalid(
+        Err(ServiceError::invalid(
             "invalid_field",
             format!("email {email:?} is not an address"),
         ))
@@ -57,9 +57,9 @@ pub fn check_email(email: &str) -> Result<(), AdminError> {
 }
 
 /// Refuses a username or an email address another user (not `u`) has.
-fn user_unique(c: &mut DbConn, u: &UserRow) -> Result<(), AdminError> {
+fn user_unique(c: &mut DbConn, u: &UserRow) -> Result<(), ServiceError> {
     if users::find_by_username(c, &u.username)?.is_some_and(|other| other.id != u.id) {
-        return Err(AdminError::Conflict {
+        return Err(ServiceError::Conflict {
             code: "username_taken",
             message: format!("a user is already named {:?}", u.username),
         });
@@ -67,7 +67,7 @@ fn user_unique(c: &mut DbConn, u: &UserRow) -> Result<(), AdminError> {
     if let Some(email) = u.email.as_deref()
         && crate::db::accounts::user_by_email(c, email)?.is_some_and(|other| other.id != u.id)
     {
-        return Err(AdminError::Conflict {
+        return Err(ServiceError::Conflict {
             code: "email_taken",
             message: "another user has that email address".into(),
         });
@@ -75,7 +75,7 @@ fn user_unique(c: &mut DbConn, u: &UserRow) -> Result<(), AdminError> {
     Ok(())
 }
 
-fn check_user(u: &UserRow) -> Result<(), AdminError> {
+fn check_user(u: &UserRow) -> Result<(), ServiceError> {
     text("username", &u.username, 255, true)?;
     text("fname", &u.fname, 255, false)?;
     text("lname", &u.lname, 255, false)?;
@@ -90,7 +90,7 @@ pub(super) fn update_user(
     now: i64,
     id: i64,
     input: UserInput,
-) -> Result<User, AdminError> {
+) -> Result<User, ServiceError> {
     let mut row = users::find(c, id)?.ok_or_else(|| not_found(id))?;
     policy.user(&row.username)?;
     let profile = [&input.fname, &input.lname, &input.source, &input.email, &input.username];
@@ -131,7 +131,7 @@ pub(super) fn update_user(
 }
 
 /// Deletes a user; their memberships and sessions go with them.
-pub(super) fn delete_user(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), AdminError> {
+pub(super) fn delete_user(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(), ServiceError> {
     let row = users::find(c, id)?.ok_or_else(|| not_found(id))?;
     policy.user(&row.username)?;
     policy.account(c, id)?;
@@ -139,12 +139,12 @@ pub(super) fn delete_user(c: &mut DbConn, policy: &Policy, id: i64) -> Result<()
     Ok(())
 }
 
-fn check_password(state: &AppState, password: &str) -> Result<(), AdminError> {
+fn check_password(state: &AppState, password: &str) -> Result<(), ServiceError> {
     if state.passwords.too_long(password) {
-        return Err(AdminError::invalid("password_too_long", "the password is too long"));
+        return Err(ServiceError::invalid("password_too_long", "the password is too long"));
     }
     if password.chars().count() < state.config.security.min_password_length {
-        return Err(AdminError::invalid(
+        return Err(ServiceError::invalid(
             "weak_password",
             format!(
                 "the password needs at least {} characters",
@@ -156,7 +156,11 @@ fn check_password(state: &AppState, password: &str) -> Result<(), AdminError> {
 }
 
 /// Creates a local user (Stoke's `POST /admin/localuser`).
-pub async fn create_local_user(state: &AppState, caller: &Caller, input: LocalUserCreate) -> Result<User, AdminError> {
+pub async fn create_local_user(
+    state: &AppState,
+    caller: &Caller,
+    input: LocalUserCreate,
+) -> Result<User, ServiceError> {
     caller.require(Area::Users, true)?;
     let now = state.clock.now();
     let mut row = UserRow::new_local(
@@ -182,14 +186,18 @@ pub async fn create_local_user(state: &AppState, caller: &Caller, input: LocalUs
 /// Sets a local user's password (Stoke's `PATCH /admin/localuser`): the old one must match unless `force`.
 /// Every session of the user is revoked. An account holding letters the caller lacks is refused before any
 /// hash, so `oldPassword` is no way to guess a superuser's password either.
-pub async fn set_local_password(state: &AppState, caller: &Caller, input: LocalUserPassword) -> Result<(), AdminError> {
+pub async fn set_local_password(
+    state: &AppState,
+    caller: &Caller,
+    input: LocalUserPassword,
+) -> Result<(), ServiceError> {
     caller.require(Area::Users, true)?;
     super::writable(state)?;
     check_password(state, &input.new_password)?;
     let username = input.username.clone();
     let (user, letters) = state
         .db
-        .run(move |c| -> Result<_, AdminError> {
+        .run(move |c| -> Result<_, ServiceError> {
             let Some(user) = users::find_by_username(c, &username)? else {
                 return Ok(None);
             };
@@ -197,7 +205,7 @@ pub async fn set_local_password(state: &AppState, caller: &Caller, input: LocalU
             Ok(Some((user, letters)))
         })
         .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no user named {:?}", input.username)))?;
+        .ok_or_else(|| ServiceError::NotFound(format!("no user named {:?}", input.username)))?;
     crate::authz::may_manage(caller.letters, letters)?;
     if !input.force {
         let old = input.old_password.clone().unwrap_or_default();
@@ -206,7 +214,7 @@ pub async fn set_local_password(state: &AppState, caller: &Caller, input: LocalU
             .verify(old, Some((user.password_hash.clone(), user.password_salt.clone())))
             .await?;
         if verdict == Verdict::Wrong {
-            return Err(AdminError::invalid("wrong_password", "oldPassword does not match"));
+            return Err(ServiceError::invalid("wrong_password", "oldPassword does not match"));
         }
     }
     let phc = state.passwords.hash(input.new_password).await?;
@@ -227,7 +235,7 @@ pub async fn revoke_sessions(
     caller: &Caller,
     user: i64,
     family: Option<String>,
-) -> Result<usize, AdminError> {
+) -> Result<usize, ServiceError> {
     let change = Change::new(
         "sessions.revoke",
         format!("user {user} {}", family.as_deref().unwrap_or("all")),
@@ -241,7 +249,7 @@ pub async fn revoke_sessions(
             Some(id) => {
                 let sessions = catalog::sessions_of(c, user)?;
                 if !sessions.iter().any(|s| s.id == id) {
-                    return Err(AdminError::NotFound(format!("user {user} has no session {id:?}")));
+                    return Err(ServiceError::NotFound(format!("user {user} has no session {id:?}")));
                 }
                 Ok(usize::from(refresh_db::revoke_family(c, &id, "admin", now)?))
             }

@@ -1,5 +1,6 @@
 //! Login and refresh: the token flows of `/api/login` and `/api/refresh` (the refresh in [`refresh`]).
 
+pub use crate::services::ServiceError;
 use std::collections::HashMap;
 
 mod refresh;
@@ -12,69 +13,9 @@ use crate::crypto::password::Verdict;
 use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::{DbConn, DbError, audit, users};
 use crate::services::AppState;
-use crate::services::passwords::HashError;
-use crate::services::throttle::{ClientAddr, Limited, Settle, ThrottleError};
-use crate::services::tokens::{self, SignError};
+use crate::services::throttle::{ClientAddr, Settle};
+use crate::services::tokens;
 use crate::user_source::{DirectoryUser, Outcome, sync};
-
-/// Why a token request failed; every variant but `Unavailable` and `Internal` is a 4xx.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// Wrong username or password, unknown user, unmet `required_claims`: 401 `{}`.
-    #[error("not authorized")]
-    Unauthorized,
-    /// The password is longer than `security.max_password_bytes`.
-    #[error("password too long")]
-    PasswordTooLong,
-    #[error("unknown provider {0:?}")]
-    UnknownProvider(String),
-    #[error("database unavailable")]
-    Unavailable,
-    /// Too many password checks are queued.
-    #[error("busy")]
-    Busy,
-    /// A brute-force limit: this name or address must wait.
-    #[error("too many attempts")]
-    Limited(Limited),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<DbError> for AuthError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::Unavailable(cause) => {
-                tracing::warn!(%cause, "database unavailable");
-                AuthError::Unavailable
-            }
-            other => AuthError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<HashError> for AuthError {
-    fn from(e: HashError) -> Self {
-        match e {
-            HashError::Busy => AuthError::Busy,
-            other => AuthError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<ThrottleError> for AuthError {
-    fn from(e: ThrottleError) -> Self {
-        match e {
-            ThrottleError::Limited(l) => AuthError::Limited(l),
-            ThrottleError::Db(e) => e.into(),
-        }
-    }
-}
-
-impl From<SignError> for AuthError {
-    fn from(e: SignError) -> Self {
-        AuthError::Internal(e.to_string())
-    }
-}
 
 // No `Debug`: it holds a password, and nothing may print it.
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
@@ -100,19 +41,23 @@ pub struct Pair {
 }
 
 /// Checks credentials and starts a session, within the brute-force limits of the name and the address.
-pub async fn login(state: &AppState, input: LoginInput, addr: Option<ClientAddr>) -> Result<(Pair, String), AuthError> {
+pub async fn login(
+    state: &AppState,
+    input: LoginInput,
+    addr: Option<ClientAddr>,
+) -> Result<(Pair, String), ServiceError> {
     let result = limited_login(state, input, addr).await;
     state.metrics.logins.add(match &result {
         Ok(_) => "success",
-        Err(AuthError::Unauthorized) => "failure",
-        Err(AuthError::Busy) => "busy",
-        Err(AuthError::Limited(_)) => "throttled",
-        Err(AuthError::PasswordTooLong | AuthError::UnknownProvider(_)) => "bad_request",
-        Err(AuthError::Unavailable | AuthError::Internal(_)) => "error",
+        Err(ServiceError::BadCredentials) => "failure",
+        Err(ServiceError::Busy) => "busy",
+        Err(ServiceError::Limited(_)) => "throttled",
+        Err(ServiceError::Invalid { .. }) => "bad_request",
+        Err(_) => "error",
     });
     match &result {
-        Err(AuthError::Busy) => state.metrics.throttled.add("hash_queue"),
-        Err(AuthError::Limited(_)) => state.metrics.throttled.add("login"),
+        Err(ServiceError::Busy) => state.metrics.throttled.add("hash_queue"),
+        Err(ServiceError::Limited(_)) => state.metrics.throttled.add("login"),
         _ => {}
     }
     result
@@ -122,10 +67,10 @@ async fn limited_login(
     state: &AppState,
     input: LoginInput,
     addr: Option<ClientAddr>,
-) -> Result<(Pair, String), AuthError> {
+) -> Result<(Pair, String), ServiceError> {
     // Refused input costs nothing and counts nothing.
     if state.passwords.too_long(&input.password) {
-        return Err(AuthError::PasswordTooLong);
+        return Err(ServiceError::invalid("password_too_long", "the password is too long"));
     }
     let provider = match input.provider.as_deref().filter(|p| !p.is_empty()) {
         Some(p) if p.eq_ignore_ascii_case("local") => None,
@@ -133,7 +78,7 @@ async fn limited_login(
             state
                 .providers
                 .get(p)
-                .ok_or_else(|| AuthError::UnknownProvider(p.to_string()))?,
+                .ok_or_else(|| ServiceError::invalid("unknown_provider", format!("no provider named {p:?}")))?,
         ),
         None => state.providers.only(),
     };
@@ -144,7 +89,7 @@ async fn limited_login(
     let result = login_inner(state, provider, input).await;
     let outcome = match &result {
         Ok(_) => Settle::Succeeded,
-        Err(AuthError::Unauthorized) => Settle::Failed,
+        Err(ServiceError::BadCredentials) => Settle::Failed,
         Err(_) => Settle::Void,
     };
     if let Err(e) = throttle.settle(&state.db, attempt, outcome, state.clock.now()).await {
@@ -158,7 +103,7 @@ async fn login_inner(
     state: &AppState,
     provider: Option<std::sync::Arc<crate::user_source::LdapProvider>>,
     input: LoginInput,
-) -> Result<(Pair, String), AuthError> {
+) -> Result<(Pair, String), ServiceError> {
     let user = match provider {
         // The directory decides when it knows the user; local users answer when it does not or cannot.
         Some(p) => match p.authenticate(&input.username, &input.password).await {
@@ -168,7 +113,7 @@ async fn login_inner(
                 // local check): the time of a 401 must not tell which names the directory knows.
                 state.passwords.verify(input.password.clone(), None).await?;
                 audit_failed_login(state, Some(input.username.clone())).await;
-                return Err(AuthError::Unauthorized);
+                return Err(ServiceError::BadCredentials);
             }
             // A directory user's kept local password counts only while its directory cannot be asked.
             Outcome::Unreachable => local_user(state, &input, true).await?,
@@ -186,7 +131,7 @@ async fn directory_user(
     provider: &str,
     username: &str,
     entry: DirectoryUser,
-) -> Result<users::UserRow, AuthError> {
+) -> Result<users::UserRow, ServiceError> {
     let now = state.clock.now();
     let (provider, username) = (provider.to_string(), username.to_string());
     let store = {
@@ -217,14 +162,18 @@ async fn directory_user(
             if let Err(e) = result {
                 tracing::warn!(error = %e, "directory conflict not audited");
             }
-            Err(AuthError::Unauthorized)
+            Err(ServiceError::BadCredentials)
         }
     }
 }
 
 /// A local user whose password matches, or 401. A directory user's row (`source: LDAP`) may have kept a local
 /// password from before it was a directory user's; that password counts only when `directory_down`.
-async fn local_user(state: &AppState, input: &LoginInput, directory_down: bool) -> Result<users::UserRow, AuthError> {
+async fn local_user(
+    state: &AppState,
+    input: &LoginInput,
+    directory_down: bool,
+) -> Result<users::UserRow, ServiceError> {
     let login = input.username.clone();
     let user = if login.is_empty() || login.len() > 255 {
         None
@@ -238,11 +187,11 @@ async fn local_user(state: &AppState, input: &LoginInput, directory_down: bool) 
     let user = match (verdict, user) {
         (Verdict::Wrong, user) | (_, user @ None) => {
             audit_failed_login(state, user.map(|u| u.username)).await;
-            return Err(AuthError::Unauthorized);
+            return Err(ServiceError::BadCredentials);
         }
         (_, Some(user)) if user.source == sync::SOURCE && !directory_down => {
             audit_failed_login(state, Some(user.username)).await;
-            return Err(AuthError::Unauthorized);
+            return Err(ServiceError::BadCredentials);
         }
         (_, Some(user)) => user,
     };
@@ -253,7 +202,7 @@ async fn local_user(state: &AppState, input: &LoginInput, directory_down: bool) 
 }
 
 /// Signs the token pair of an authenticated user and records the session.
-async fn issue(state: &AppState, user: users::UserRow, input: LoginInput) -> Result<(Pair, String), AuthError> {
+async fn issue(state: &AppState, user: users::UserRow, input: LoginInput) -> Result<(Pair, String), ServiceError> {
     let now = state.clock.now();
     let settings = state.tokens.clone();
     let ring = state.keys.current();
@@ -263,10 +212,10 @@ async fn issue(state: &AppState, user: users::UserRow, input: LoginInput) -> Res
     let username = user.username.clone();
     let pair = state
         .db
-        .write(move |c| -> Result<Pair, AuthError> {
+        .write(move |c| -> Result<Pair, ServiceError> {
             let groups = tokens::group_claims(&users::claims_of(c, user.id)?);
             if !tokens::satisfies(&groups, &input.required_claims) {
-                return Err(AuthError::Unauthorized);
+                return Err(ServiceError::BadCredentials);
             }
             let filter = input.filter_claims.as_deref();
             let claims = tokens::build_claims(&settings, &user, groups, (filter, &session), 0, now);

@@ -1,7 +1,7 @@
 //! Rotating a refresh token: one conditional update of the session's row, one winner among concurrent uses,
 //! the reuse grace, and the family's revocation on a replay after it.
 
-use super::{AuthError, Pair};
+use super::{Pair, ServiceError};
 use crate::crypto::seal;
 use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::{DbConn, DbError, audit, users};
@@ -82,15 +82,15 @@ struct Rotation {
 /// database (on SQLite, off its one writer thread); the write is then one compare-and-set `UPDATE` of the
 /// family row, which installs the successor only if the presented token is still current, so concurrent uses
 /// of one token get exactly one winner.
-pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>) -> Result<Pair, AuthError> {
+pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>) -> Result<Pair, ServiceError> {
     let now = state.clock.now();
     let ring = state.keys.current();
     if let Some(old) = bearer {
         // Stoke clients send the old access token; expired is fine, forged is not.
-        tokens::verify(&ring, &state.tokens, &old, now, false).map_err(|_| AuthError::Unauthorized)?;
+        tokens::verify(&ring, &state.tokens, &old, now, false).map_err(|_| ServiceError::BadCredentials)?;
     }
     let Some(parsed) = Presented::parse(&presented) else {
-        return Err(AuthError::Unauthorized);
+        return Err(ServiceError::BadCredentials);
     };
     let settings = state.tokens.clone();
     let loaded = {
@@ -116,11 +116,11 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
         Step::Issued(pair) | Step::Replayed(pair) => Ok(pair),
         Step::Rejected(why) => {
             tracing::debug!(reason = why, "refresh rejected");
-            Err(AuthError::Unauthorized)
+            Err(ServiceError::BadCredentials)
         }
         Step::Reused => {
             tracing::warn!("refresh token reuse detected; session revoked");
-            Err(AuthError::Unauthorized)
+            Err(ServiceError::BadCredentials)
         }
     }
 }
@@ -135,7 +135,7 @@ struct Loaded {
 }
 
 /// Reads what a rotation needs; no decision is taken here.
-fn load_rotation(c: &mut DbConn, presented: &Presented) -> Result<Option<Loaded>, AuthError> {
+fn load_rotation(c: &mut DbConn, presented: &Presented) -> Result<Option<Loaded>, ServiceError> {
     let (family, generations, current) = match presented {
         Presented::Generation { token, digest } => {
             let Some((family, g)) = refresh_db::family_with_generations(c, &token.family)? else {
@@ -177,7 +177,7 @@ fn prepare_rotation(
     parsed: &Presented,
     loaded: Option<Loaded>,
     now: i64,
-) -> Result<Prepared, AuthError> {
+) -> Result<Prepared, ServiceError> {
     let Some(Loaded {
         family,
         generations,
@@ -219,8 +219,8 @@ fn prepare_rotation(
     };
     let (refresh, digest) = tokens::new_session_token(&family.id, next, &key);
     let pair = Pair { token: access, refresh };
-    let plain = serde_json::to_vec(&pair).map_err(|e| AuthError::Internal(e.to_string()))?;
-    let sealing = || AuthError::Internal("sealing failed".into());
+    let plain = serde_json::to_vec(&pair)?;
+    let sealing = || ServiceError::internal("sealing failed");
     let sealed = match parsed {
         Presented::Generation { .. } => {
             let previous = generations.as_ref().and_then(|g| g.grace.as_deref());
@@ -264,7 +264,7 @@ fn finish_rotation(
     presented: &str,
     parsed: &Presented,
     now: i64,
-) -> Result<Step, AuthError> {
+) -> Result<Step, ServiceError> {
     if let Prepared::Rotate(r) = prepared {
         let won = match (parsed, &r.sealed) {
             (Presented::Generation { digest, .. }, Sealed::Grace(grace)) => {
@@ -276,14 +276,14 @@ fn finish_rotation(
                     let key = r.tag_key.as_deref().unwrap_or_default();
                     // The family may have been revoked since the read: then roll back.
                     if !refresh_db::adopt(c, &r.family, r.generation, &r.digest, key, now)? {
-                        return Err(AuthError::Unauthorized);
+                        return Err(ServiceError::BadCredentials);
                     }
                     true
                 } else {
                     false
                 }
             }
-            _ => return Err(AuthError::Internal("a rotation sealed for the other token form".into())),
+            _ => return Err(ServiceError::internal("a rotation sealed for the other token form")),
         };
         if won {
             return Ok(Step::Issued(r.pair));
