@@ -176,3 +176,78 @@ pub struct KeyRingInfo {
 pub struct Rotated {
     pub kid: String,
 }
+
+/// An OAuth 2.0 client, as the admin API shows it (never its secret, except once in [`ClientCreated`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub name: String,
+    /// `confidential` or `public`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub audience: Option<String>,
+    /// The short names its tokens may carry; absent: every claim.
+    pub claim_filter: Option<Vec<String>>,
+    /// The claim groups the client's own subject (`client:<client_id>`) holds in `client_credentials` tokens.
+    pub claim_groups: Vec<i64>,
+    /// Seconds; absent: `tokens.token_duration`.
+    pub access_token_ttl: Option<i64>,
+    /// Seconds; absent: `tokens.refresh_max_age`.
+    pub refresh_token_ttl: Option<i64>,
+    /// `rfc9068` for RFC 9068 access tokens (`typ: at+jwt`); absent: Tessera's usual tokens.
+    pub jwt_profile: Option<String>,
+    /// Whether it may call `/oauth/introspect`.
+    pub introspect: bool,
+    /// Until when the secret before the last rotation still works.
+    pub previous_secret_valid_until: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A client with its secret: the answer of a creation or a rotation, the only time the secret is shown.
+// No `Debug`: it holds a secret.
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClientCreated {
+    #[serde(flatten)]
+    pub client: OAuthClient,
+    /// Absent for a public client.
+    pub client_secret: Option<String>,
+}
+
+/// `POST /api/admin/clients` (every field but `name`, `type` and `grant_types` optional) and
+/// `PATCH /api/admin/clients/{id}` (every field optional; `type` cannot change).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInput {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub redirect_uris: Option<Vec<String>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub audience: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub claim_filter: Option<Option<Vec<String>>>,
+    pub claim_groups: Option<Vec<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub access_token_ttl: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub refresh_token_ttl: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub jwt_profile: Option<Option<String>>,
+    pub introspect: Option<bool>,
+}
+
+/// A field that may be absent (keep), `null` (clear) or a value (set).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}

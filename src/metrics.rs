@@ -50,6 +50,8 @@ pub struct Metrics {
     routes: Mutex<HashMap<(&'static str, String), RouteStats>>,
     pub logins: Outcomes,
     pub refreshes: Outcomes,
+    /// `/oauth/token` answers by grant (`client_credentials`, `password`, `refresh_token`) or `refused`.
+    pub oauth_tokens: Outcomes,
     /// Requests refused by a limit, by reason (`hash_queue`, `login`, `register`, `refresh`, …).
     pub throttled: Outcomes,
 }
@@ -128,6 +130,11 @@ impl Metrics {
         for (name, help, outcomes) in [
             ("tessera_logins_total", "Logins by outcome.", &self.logins),
             ("tessera_refreshes_total", "Refreshes by outcome.", &self.refreshes),
+            (
+                "tessera_oauth_tokens_total",
+                "OAuth token requests by grant, or refused.",
+                &self.oauth_tokens,
+            ),
             (
                 "tessera_throttled_requests_total",
                 "Requests refused by a limit (429) or a full hash queue (503), by reason.",

@@ -193,6 +193,7 @@ impl Application {
             tokens: Arc::new(TokenSettings::from_config(&config.tokens)),
             metrics: Arc::new(crate::metrics::Metrics::default()),
             throttle: Arc::new(crate::services::throttle::Throttle::new(&config.security)),
+            client_failures: Arc::new(crate::services::oauth::ClientFailures::new(&config.oauth)),
             rights: Arc::new(crate::services::rights::Rights::new(
                 config.security.admin_rights_cache.as_duration(),
             )),

@@ -165,6 +165,7 @@ pub fn load_from_str(
         security: section("security", take("security"), &mut errors),
         email: section("email", take("email"), &mut errors),
         registration: section("registration", take("registration"), &mut errors),
+        oauth: section("oauth", take("oauth"), &mut errors),
     };
     for (key, message) in errors {
         report.problems.push(Problem {

@@ -9,6 +9,7 @@ mod cidr;
 mod database;
 mod duration;
 mod load;
+mod oauth;
 mod secret;
 mod security;
 mod server;
@@ -28,6 +29,7 @@ pub use database::*;
 pub use duration::{GoDuration, Millis, parse as parse_duration};
 pub(crate) use load::yaml_files_in;
 pub use load::{ConfigError, LoadedConfig, Problem, load, load_from_str};
+pub use oauth::OAuthConfig;
 pub use secret::Secret;
 pub use server::*;
 pub use template::{Placeholder, Template};
@@ -41,8 +43,8 @@ pub const NO_SECRET_WARNING: &str = "not set: private signing keys and the encry
 
 pub use security::{LoginThrottleConfig, PasswordHashConfig, RateLimit, RateLimitsConfig, SecurityConfig};
 
-/// The whole configuration. Sections follow Stoke's file layout; `security`, `email` and `registration` are
-/// Tessera's additions.
+/// The whole configuration. Sections follow Stoke's file layout; `security`, `email`, `registration` and `oauth`
+/// are Tessera's additions.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -56,4 +58,5 @@ pub struct Config {
     pub security: SecurityConfig,
     pub email: EmailConfig,
     pub registration: RegistrationConfig,
+    pub oauth: OAuthConfig,
 }

@@ -38,7 +38,12 @@ pub enum JwtError {
 
 /// The base64url header for tokens signed by `key`: `{"alg","kid","typ":"JWT"}`. Computed once per key.
 pub fn encoded_header(key: &SigningKey) -> String {
-    let header = serde_json::json!({ "alg": key.alg.name(), "kid": key.kid, "typ": "JWT" });
+    typed_header(key, "JWT")
+}
+
+/// The same header with another `typ`, e.g. `at+jwt` for RFC 9068 access tokens.
+pub fn typed_header(key: &SigningKey, typ: &str) -> String {
+    let header = serde_json::json!({ "alg": key.alg.name(), "kid": key.kid, "typ": typ });
     URL_SAFE_NO_PAD.encode(header.to_string())
 }
 

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod catalog;
+pub mod clients;
 pub mod dbinit;
 pub mod keys;
 pub mod migrations;

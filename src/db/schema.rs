@@ -94,6 +94,10 @@ diesel::table! {
         grace -> Nullable<Binary>,
         /// When the last rotation was.
         rotated_at -> Nullable<BigInt>,
+        /// The OAuth client that started the session (NULL: a Stoke `/api/login` session).
+        client_id -> Nullable<Text>,
+        /// The scope granted to that client, space-separated.
+        scope -> Nullable<Text>,
     }
 }
 
@@ -138,6 +142,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     dbinit_files,
     audit_log,
+    oauth_clients,
+    oauth_client_groups,
+    revoked_tokens,
 );
 
 diesel::table! {
@@ -210,3 +217,53 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+
+diesel::table! {
+    /// OAuth 2.0 clients; the secret only as SHA-256 digests.
+    oauth_clients (client_id) {
+        client_id -> Text,
+        name -> Text,
+        /// `confidential` or `public`.
+        kind -> Text,
+        /// Space-separated.
+        grant_types -> Text,
+        /// Space-separated.
+        scopes -> Text,
+        /// A JSON array.
+        redirect_uris -> Text,
+        audience -> Nullable<Text>,
+        /// A JSON array of short names; NULL: every claim.
+        claim_filter -> Nullable<Text>,
+        access_token_ttl -> Nullable<BigInt>,
+        refresh_token_ttl -> Nullable<BigInt>,
+        jwt_profile -> Nullable<Text>,
+        /// 1: may call `/oauth/introspect`.
+        introspect -> BigInt,
+        signing_alg -> Nullable<Text>,
+        secret_digest -> Nullable<Binary>,
+        /// The secret before the last rotation, valid until `previous_until`.
+        previous_digest -> Nullable<Binary>,
+        previous_until -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The claim groups an OAuth client's own subject holds (`client_credentials`).
+    oauth_client_groups (client_id, claim_group_id) {
+        client_id -> Text,
+        claim_group_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Access tokens revoked through `/oauth/revoke`, until they expire.
+    revoked_tokens (jti) {
+        jti -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::joinable!(oauth_client_groups -> oauth_clients (client_id));
+diesel::joinable!(oauth_client_groups -> claim_groups (claim_group_id));

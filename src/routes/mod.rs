@@ -4,9 +4,11 @@ pub mod accounts;
 pub mod admin;
 pub mod admin_ui;
 pub mod auth;
+pub mod clients;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
+pub mod oauth;
 pub mod openapi;
 pub mod tokens;
 pub mod wellknown;
@@ -44,6 +46,13 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         )
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
+        .app_data(web::PayloadConfig::new(max_body_bytes))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(wellknown::authorization_server),
+        )
+        .configure(oauth::configure)
+        .configure(clients::configure)
         .configure(admin::configure)
         .configure(admin_ui::configure)
         .configure(accounts::configure)

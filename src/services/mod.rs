@@ -12,6 +12,7 @@ pub mod health;
 pub mod keyring;
 pub mod mail;
 pub mod maintenance;
+pub mod oauth;
 pub mod passwords;
 pub mod rights;
 pub mod state;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub rights: Arc<crate::services::rights::Rights>,
     /// Brute-force limits and token buckets.
     pub throttle: Arc<Throttle>,
+    /// Failed OAuth client authentications, per client id and address.
+    pub client_failures: Arc<crate::services::oauth::ClientFailures>,
     /// The user providers (LDAP directories) of `users.providers`, with their connections.
     pub providers: Arc<crate::user_source::Providers>,
     /// Email templates, links and the SMTP transport; wakes the outbox worker.

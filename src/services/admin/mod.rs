@@ -8,6 +8,7 @@
 //! caller holds every letter the account holds ([`Policy::account`]).
 
 mod changes;
+pub mod clients;
 mod entities;
 mod operations;
 mod reads;

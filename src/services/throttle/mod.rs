@@ -70,6 +70,11 @@ impl ClientAddr {
         }
     }
 
+    /// The address (an IPv6 client's /64 network address).
+    pub fn ip(&self) -> IpAddr {
+        self.0
+    }
+
     /// Which address a request with this TCP peer and `X-Forwarded-For` value comes from: the right-most
     /// forwarded address that is not a trusted proxy, and only when the peer itself is one.
     pub fn resolve(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[Cidr]) -> Option<ClientAddr> {

@@ -1,0 +1,251 @@
+//! Client authentication at the token, revocation and introspection endpoints: `client_secret_basic`,
+//! `client_secret_post` and `none` (public clients), with failures limited per client id and per address.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::{Client, secret_digest};
+use crate::config::OAuthConfig;
+use crate::crypto::constant_time_eq;
+use crate::db::clients;
+use crate::services::throttle::{ClientAddr, Limited};
+use crate::services::{AppState, ServiceError};
+
+/// The longest client id or secret looked at; longer ones are refused unread.
+const MAX_CREDENTIAL: usize = 256;
+
+/// What a request says about its client: HTTP Basic credentials and the form's `client_id`/`client_secret`.
+// No `Debug`: it holds a secret.
+#[derive(Clone, Default)]
+pub struct ClientAuth {
+    pub basic: Option<(String, String)>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+impl ClientAuth {
+    /// Whether the caller used HTTP Basic (an `invalid_client` answer then carries `WWW-Authenticate`).
+    pub fn used_basic(&self) -> bool {
+        self.basic.is_some()
+    }
+
+    /// The client id and secret the request presents. Both methods at once (oauthlib's clients do that) must
+    /// name the same client and secret: `invalid_request` when they differ.
+    fn presented(&self) -> Result<(String, Option<String>), ServiceError> {
+        let body_secret = self.client_secret.clone().filter(|s| !s.is_empty());
+        match &self.basic {
+            Some((id, secret)) => {
+                if self.client_id.as_ref().is_some_and(|b| b != id) {
+                    return Err(ServiceError::invalid(
+                        "invalid_request",
+                        "client_id differs from the client of the Authorization header",
+                    ));
+                }
+                let secret = Some(secret.clone()).filter(|s| !s.is_empty());
+                if body_secret.is_some() && body_secret != secret {
+                    return Err(ServiceError::invalid(
+                        "invalid_request",
+                        "client_secret differs from the secret of the Authorization header",
+                    ));
+                }
+                Ok((id.clone(), secret))
+            }
+            None => match &self.client_id {
+                Some(id) => Ok((id.clone(), body_secret)),
+                None => Err(invalid_client("client authentication is required")),
+            },
+        }
+    }
+}
+
+/// `invalid_client`; why is only logged (at debug), so the answer does not tell which part was wrong.
+fn invalid_client(why: &str) -> ServiceError {
+    tracing::debug!(reason = why, "client authentication failed");
+    ServiceError::Unauthenticated
+}
+
+/// Authenticates the client of a request: a confidential client by its current secret (or the previous one
+/// within the rotation overlap), a public client by its id alone and never with a secret. Failures count
+/// against the client id and the address; once either has too many, it is refused before any lookup.
+pub async fn authenticate(
+    state: &AppState,
+    auth: &ClientAuth,
+    addr: Option<ClientAddr>,
+) -> Result<Client, ServiceError> {
+    let (id, secret) = auth.presented()?;
+    let now = state.clock.now();
+    let failures = &state.client_failures;
+    failures.check(&id, addr, now)?;
+    if id.len() > MAX_CREDENTIAL || secret.as_ref().is_some_and(|s| s.len() > MAX_CREDENTIAL) {
+        failures.record(&id, addr, now);
+        return Err(invalid_client("unknown client or wrong secret"));
+    }
+    let row = {
+        let id = id.clone();
+        state.db.run(move |c| clients::find(c, &id)).await?
+    };
+    let verdict = match &row {
+        None => Err("unknown client or wrong secret"),
+        Some(r) if r.kind == super::PUBLIC => match secret {
+            None => Ok(()),
+            Some(_) => Err("a public client has no secret"),
+        },
+        Some(r) => match secret {
+            None => Err("this client must authenticate with its secret"),
+            Some(s) => {
+                let digest = secret_digest(&s);
+                let current = r.secret_digest.as_deref().is_some_and(|d| constant_time_eq(d, &digest));
+                let previous = r.previous_until.is_some_and(|until| now < until)
+                    && r.previous_digest
+                        .as_deref()
+                        .is_some_and(|d| constant_time_eq(d, &digest));
+                if current || previous {
+                    Ok(())
+                } else {
+                    Err("unknown client or wrong secret")
+                }
+            }
+        },
+    };
+    match (verdict, row) {
+        (Ok(()), Some(row)) => Ok(Client::from_row(&row)),
+        (verdict, _) => {
+            failures.record(&id, addr, now);
+            Err(invalid_client(verdict.err().unwrap_or("unknown client")))
+        }
+    }
+}
+
+/// Failed client authentications per client id and per address on this replica, each in a fixed window.
+///
+/// Client secrets are 256 random bits, so guessing one is hopeless whatever the limit; the limit keeps a
+/// misconfigured or hostile caller from flooding the endpoint and the audit of failures. It is per replica,
+/// which keeps a successful authentication free of any database write.
+pub struct ClientFailures {
+    max: u32,
+    window: i64,
+    counts: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+/// Entries kept before expired ones are dropped.
+const MAX_ENTRIES: usize = 10_000;
+
+impl ClientFailures {
+    pub fn new(config: &OAuthConfig) -> Self {
+        ClientFailures {
+            max: config.max_client_failures,
+            window: i64::try_from(config.failure_window.as_secs())
+                .unwrap_or(i64::MAX)
+                .max(1),
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn keys(id: &str, addr: Option<ClientAddr>) -> impl Iterator<Item = String> {
+        let id: String = id.chars().take(MAX_CREDENTIAL).collect();
+        std::iter::once(format!("id:{id}")).chain(addr.map(|a| format!("ip:{}", a.ip())))
+    }
+
+    /// 429 while the client id or the address has used up its failures in the current window.
+    pub fn check(&self, id: &str, addr: Option<ClientAddr>, now: i64) -> Result<(), ServiceError> {
+        if self.max == 0 {
+            return Ok(());
+        }
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        for key in Self::keys(id, addr) {
+            if let Some((start, n)) = counts.get(&key)
+                && now < start + self.window
+                && *n >= self.max
+            {
+                let retry_after = u64::try_from(start + self.window - now).unwrap_or(1).max(1);
+                return Err(ServiceError::Limited(Limited { retry_after }));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn record(&self, id: &str, addr: Option<ClientAddr>, now: i64) {
+        if self.max == 0 {
+            return;
+        }
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.len() >= MAX_ENTRIES {
+            let window = self.window;
+            counts.retain(|_, (start, _)| now < *start + window);
+        }
+        for key in Self::keys(id, addr) {
+            let entry = counts.entry(key).or_insert((now, 0));
+            if now >= entry.0 + self.window {
+                *entry = (now, 0);
+            }
+            entry.1 = entry.1.saturating_add(1);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn auth(basic: Option<(&str, &str)>, id: Option<&str>, secret: Option<&str>) -> ClientAuth {
+        ClientAuth {
+            basic: basic.map(|(a, b)| (a.into(), b.into())),
+            client_id: id.map(str::to_string),
+            client_secret: secret.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn basic_and_body_must_agree() {
+        assert_eq!(auth(Some(("a", "s")), Some("a"), Some("s")).presented().unwrap().0, "a");
+        assert_eq!(
+            auth(Some(("a", "s")), None, None).presented().unwrap().1.as_deref(),
+            Some("s")
+        );
+        assert_eq!(
+            auth(None, Some("a"), Some("s")).presented().unwrap().1.as_deref(),
+            Some("s")
+        );
+        assert_eq!(auth(None, Some("a"), None).presented().unwrap().1, None);
+        for differing in [
+            auth(Some(("a", "s")), Some("b"), None),
+            auth(Some(("a", "s")), Some("a"), Some("t")),
+            auth(Some(("a", "")), Some("a"), Some("t")),
+        ] {
+            assert!(matches!(
+                differing.presented(),
+                Err(ServiceError::Invalid {
+                    code: "invalid_request",
+                    ..
+                })
+            ));
+        }
+        assert!(matches!(
+            auth(None, None, Some("s")).presented(),
+            Err(ServiceError::Unauthenticated)
+        ));
+    }
+
+    #[test]
+    fn failures_lock_the_id_and_the_address_for_the_window() {
+        let config = OAuthConfig {
+            max_client_failures: 2,
+            failure_window: crate::config::GoDuration::from_secs(60),
+            ..OAuthConfig::default()
+        };
+        let f = ClientFailures::new(&config);
+        let addr = Some(ClientAddr::new("192.0.2.1".parse().unwrap()));
+        let other = Some(ClientAddr::new("192.0.2.2".parse().unwrap()));
+        f.record("c1", addr, 100);
+        assert!(f.check("c1", addr, 100).is_ok());
+        f.record("c2", addr, 101);
+        // The address has two failures (over two ids); the id c1 only one.
+        assert!(matches!(f.check("c3", addr, 102), Err(ServiceError::Limited(_))));
+        assert!(f.check("c1", other, 102).is_ok());
+        f.record("c1", other, 103);
+        assert!(matches!(f.check("c1", None, 104), Err(ServiceError::Limited(_))));
+        // The window ends.
+        assert!(f.check("c1", addr, 161).is_ok());
+    }
+}
