@@ -183,15 +183,6 @@ pub fn sweep_revoked(conn: &mut DbConn, before: i64, batch: i64) -> Result<usize
     Ok(diesel::delete(revoked_tokens::table.filter(revoked_tokens::jti.eq_any(&expired))).execute(conn)?)
 }
 
-/// Marks a new session as the client's, with the scope it was granted.
-pub fn bind_family(conn: &mut DbConn, family: &str, client_id: &str, scope: &str) -> Result<(), DbError> {
-    use super::schema::refresh_families as f;
-    diesel::update(f::table.find(family))
-        .set((f::client_id.eq(client_id), f::scope.eq(scope)))
-        .execute(conn)?;
-    Ok(())
-}
-
 /// The OAuth client of a session and the scope it was granted; both `None` for a Stoke session.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = super::schema::refresh_families)]

@@ -22,6 +22,10 @@ pub struct FamilyRow {
     pub filter_claims: Option<String>,
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    /// The OAuth client that started the session; `None` for a Stoke `/api/login` session.
+    pub client_id: Option<String>,
+    /// The scope granted to that client, space-separated.
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::error::RETRY_AFTER_SECS;
 use crate::routes::auth::{Admin, client_addr};
+use crate::routes::openapi::{OAuthErrors, TokenForm, TokenHintForm};
 use crate::services::error::chain;
 use crate::services::oauth::introspect::{self, Introspector};
 use crate::services::oauth::token::{self, TokenRequest, TokenResponse};
@@ -188,13 +189,9 @@ fn form_decode(s: &str) -> String {
 }
 
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "RFC 6749: grant_type (password, refresh_token, client_credentials), scope, username and password, refresh_token; client_id and client_secret unless sent with HTTP Basic"),
-    responses((status = 200, description = "The tokens", body = TokenResponse),
-        (status = 400, description = "`invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`"),
-        (status = 401, description = "`invalid_client` (with `WWW-Authenticate` when HTTP Basic was used)"),
-        (status = 429, description = "Too many failed attempts (`too_many_attempts`); see `Retry-After`"),
-        (status = 503, description = "`temporarily_unavailable`; see `Retry-After`")))]
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded",
+        description = "RFC 6749; the client's credentials with HTTP Basic or in the form"),
+    responses((status = 200, description = "The tokens", body = TokenResponse), OAuthErrors))]
 pub async fn token_endpoint(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     match token_inner(&state, &req, &body).await {
         Ok(answer) => no_store(StatusCode::OK).json(answer),
@@ -219,11 +216,9 @@ async fn token_inner(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result
 }
 
 #[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "RFC 7009: token, token_type_hint (optional); the client's credentials"),
-    responses((status = 200, description = "Revoked, or unknown, or another client's: the same answer"),
-        (status = 400, description = "`invalid_request`"),
-        (status = 401, description = "`invalid_client`")))]
+    request_body(content = TokenHintForm, content_type = "application/x-www-form-urlencoded",
+        description = "RFC 7009; the client's credentials with HTTP Basic or in the form"),
+    responses((status = 200, description = "Revoked, or unknown, or another client's: the same answer"), OAuthErrors))]
 pub async fn revoke_endpoint(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let result: Result<(), Failure> = async {
         let mut params = form(&req, &body)?;
@@ -247,12 +242,9 @@ pub async fn revoke_endpoint(state: web::Data<AppState>, req: HttpRequest, body:
 }
 
 #[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "RFC 7662: token, token_type_hint (optional); a confidential client with `introspect: true`, or an admin bearer token with stk `s` or `S`"),
-    responses((status = 200, description = "`{\"active\":false}`, or the token's `active scope client_id username token_type exp iat nbf sub aud iss jti`"),
-        (status = 400, description = "`invalid_request`"),
-        (status = 401, description = "`invalid_client`, or an invalid bearer token"),
-        (status = 403, description = "The caller may not introspect (`unauthorized_client`, `access_denied`)")))]
+    request_body(content = TokenHintForm, content_type = "application/x-www-form-urlencoded",
+        description = "RFC 7662; a confidential client with `introspect: true` (HTTP Basic or the form), or an admin bearer token with stk `s` or `S`"),
+    responses((status = 200, description = "`{\"active\":false}`, or the token's `active scope client_id username token_type exp iat nbf sub aud iss jti`", body = Object), OAuthErrors))]
 pub async fn introspect_endpoint(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let result: Result<serde_json::Value, Failure> = async {
         let mut params = form(&req, &body)?;

@@ -1,7 +1,7 @@
 //! The OpenAPI document (served at `/api/openapi.json`, committed as `openapi/openapi.json`) and the shapes that
 //! exist only to document pre-serialized or dynamic bodies. Every route is listed here; a test proves it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
@@ -130,17 +130,88 @@ pub struct Capabilities {
     pub capabilities: Vec<String>,
 }
 
-/// OpenID Connect discovery metadata.
+/// RFC 8414 authorization server metadata.
 #[derive(Serialize, ToSchema)]
-pub struct Discovery {
+pub struct AuthServerMetadata {
     pub issuer: String,
     pub jwks_uri: String,
-    pub id_token_signing_alg_values_supported: Vec<String>,
     pub token_endpoint: String,
-    pub subject_types_supported: Vec<String>,
-    pub response_types_supported: Vec<String>,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
     pub grant_types_supported: Vec<String>,
+    pub response_types_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    pub scopes_supported: Vec<String>,
+}
+
+/// OpenID Connect discovery metadata: the authorization server's, plus what OpenID adds.
+#[derive(Serialize, ToSchema)]
+pub struct Discovery {
+    #[serde(flatten)]
+    pub server: AuthServerMetadata,
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    pub subject_types_supported: Vec<String>,
     pub claims_supported: Vec<String>,
+}
+
+/// The body of an OAuth error (RFC 6749 §5.2).
+#[derive(Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`,
+    /// `invalid_scope`, `access_denied`, `too_many_attempts`, `temporarily_unavailable`, `server_error`.
+    pub error: String,
+    pub error_description: String,
+}
+
+/// `POST /oauth/token`, form-encoded.
+#[derive(Deserialize, ToSchema)]
+pub struct TokenForm {
+    /// `password`, `refresh_token` or `client_credentials`.
+    pub grant_type: String,
+    pub scope: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub refresh_token: Option<String>,
+    /// With `client_secret_post` or a public client (else HTTP Basic).
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// `POST /oauth/revoke` and `/oauth/introspect`, form-encoded.
+#[derive(Deserialize, ToSchema)]
+pub struct TokenHintForm {
+    pub token: String,
+    /// `access_token` or `refresh_token`; optional, and only a hint.
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// The error responses of the OAuth endpoints, every one with `Cache-Control: no-store`.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum OAuthErrors {
+    /// `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`.
+    #[response(status = 400)]
+    BadRequest(OAuthErrorBody),
+    /// `invalid_client` (with `WWW-Authenticate` when HTTP Basic was used), or an invalid bearer token.
+    #[response(status = 401)]
+    Unauthorized(OAuthErrorBody),
+    /// The caller may not do this (`unauthorized_client`, `access_denied`).
+    #[response(status = 403)]
+    Forbidden(OAuthErrorBody),
+    /// The body is larger than `server.max_body_bytes`.
+    #[response(status = 413)]
+    TooLarge(OAuthErrorBody),
+    /// Too many failed client authentications from this client id or address (`too_many_attempts`), or the
+    /// login limits of the `password` grant; see `Retry-After`.
+    #[response(status = 429)]
+    TooManyRequests(OAuthErrorBody),
+    /// `temporarily_unavailable`; see `Retry-After`.
+    #[response(status = 503)]
+    Unavailable(OAuthErrorBody),
 }
 
 struct BearerAuth;
@@ -164,7 +235,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Tessera", description = "A lightweight self-hosted token service, Stoke-compatible."),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody, Empty)),
+    components(schemas(ErrorBody, Empty, OAuthErrorBody)),
     paths(
         crate::routes::health::healthz,
         crate::routes::health::readyz,

@@ -1,7 +1,7 @@
 //! Standard discovery: `/.well-known/jwks.json`, `/.well-known/openid-configuration` and
 //! `/.well-known/oauth-authorization-server`.
 
-use crate::routes::openapi::{Discovery, KeySet};
+use crate::routes::openapi::{AuthServerMetadata, Discovery, KeySet};
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
@@ -35,7 +35,7 @@ pub async fn openid_configuration(state: web::Data<AppState>, req: HttpRequest) 
     HttpResponse::Ok().json(doc)
 }
 
-#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth", responses((status = 200, description = "RFC 8414 metadata", body = Discovery)))]
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth", responses((status = 200, description = "RFC 8414 metadata", body = AuthServerMetadata)))]
 /// RFC 8414 authorization server metadata.
 pub async fn authorization_server(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     HttpResponse::Ok().json(metadata(&state, &req).await)

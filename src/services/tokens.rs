@@ -11,6 +11,7 @@ use crate::config::{TokensConfig, UserInfoConfig};
 use crate::crypto::jwt::{self, JwtError, Rules};
 use crate::crypto::keys::KeyError;
 use crate::db::users::UserRow;
+use crate::services::ServiceError;
 use crate::services::keyring::RingState;
 
 /// Registered claim names, and `sid` (the session); a group claim of the same short name is left out rather than
@@ -180,6 +181,29 @@ pub enum SignError {
 pub fn sign(ring: &RingState, claims: &Map<String, Value>, now: i64) -> Result<String, SignError> {
     let signer = ring.signer(now).ok_or(SignError::NoKey)?;
     Ok(jwt::encode(&signer.key, &signer.header, claims)?)
+}
+
+/// Space-separated words, in order, without duplicates.
+pub fn words(s: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in s.split_whitespace() {
+        if !out.iter().any(|o| o == w) {
+            out.push(w.to_string());
+        }
+    }
+    out
+}
+
+/// The scopes of `requested` that `allowed` has, in `allowed`'s order; `invalid_scope` if it names another.
+pub fn narrow_scope(allowed: &[String], requested: &str) -> Result<Vec<String>, ServiceError> {
+    let wanted = words(requested);
+    if let Some(unknown) = wanted.iter().find(|w| !allowed.contains(w)) {
+        return Err(ServiceError::invalid(
+            "invalid_scope",
+            format!("scope {unknown:?} is not granted to this client"),
+        ));
+    }
+    Ok(allowed.iter().filter(|a| wanted.contains(a)).cloned().collect())
 }
 
 /// What an OAuth client adds to a token it gets: `client_id`, the granted `scope`, its audience and lifetime.

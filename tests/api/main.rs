@@ -23,6 +23,7 @@ mod ldap;
 mod login;
 mod metrics;
 mod migrations;
+mod oauth;
 mod openapi;
 mod outage;
 mod process;

@@ -275,6 +275,8 @@ db_test!(
             filter_claims: None,
             revoked_at: None,
             revoked_reason: None,
+            client_id: None,
+            scope: None,
         };
         diesel::insert_into(refresh_families::table)
             .values(&family)

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 
 mod refresh;
 
-pub use refresh::{family_of_token, refresh};
+pub use refresh::{family_of_token, refresh, refresh_for_client};
 
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::password::Verdict;
 use crate::db::refresh::{self as refresh_db, FamilyRow};
-use crate::db::{DbConn, DbError, audit, clients, users};
+use crate::db::{DbConn, DbError, audit, users};
 use crate::services::AppState;
 use crate::services::throttle::{ClientAddr, Settle};
 use crate::services::tokens::{self, ClientGrant};
@@ -267,15 +267,15 @@ async fn issue(
                 filter_claims: filter.as_ref().and_then(|f| serde_json::to_string(f).ok()),
                 revoked_at: None,
                 revoked_reason: None,
+                client_id: grant.as_ref().map(|g| g.client_id.clone()),
+                scope: grant.as_ref().map(|g| g.scope.join(" ")),
             };
             refresh_db::create_family(c, &family, &digest, &tag_key)?;
-            let detail = match &grant {
-                Some(g) => {
-                    clients::bind_family(c, &family.id, &g.client_id, &g.scope.join(" "))?;
-                    format!("client={}", g.client_id)
-                }
-                None => String::new(),
-            };
+            let detail = family
+                .client_id
+                .as_ref()
+                .map(|c| format!("client={c}"))
+                .unwrap_or_default();
             audit::record(c, now, &user.username, "login.succeeded", &family.id, &detail)?;
             Ok(Pair { token, refresh })
         })
@@ -321,14 +321,4 @@ pub struct Rotated {
     pub pair: Pair,
     pub expires_in: i64,
     pub scope: String,
-}
-
-/// Rotates a refresh token of a session `client` started (see `refresh::refresh_for_client`).
-pub async fn refresh_for_client(
-    _state: &AppState,
-    _presented: String,
-    _client: &crate::services::oauth::Client,
-    _scope: Option<&str>,
-) -> Result<Rotated, ServiceError> {
-    Err(ServiceError::invalid("unsupported_grant_type", "not yet"))
 }

@@ -1,12 +1,12 @@
 //! Rotating a refresh token: one conditional update of the session's row, one winner among concurrent uses,
 //! the reuse grace, and the family's revocation on a replay after it.
 
-use super::{Pair, ServiceError};
+use super::{Pair, Rotated, ServiceError};
 use crate::crypto::seal;
 use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::{DbConn, DbError, audit, users};
 use crate::services::AppState;
-use crate::services::tokens::{self, RefreshToken, TokenSettings};
+use crate::services::tokens::{self, ClientGrant, RefreshToken, TokenSettings};
 
 /// How a refresh ended.
 enum Step {
@@ -83,6 +83,65 @@ struct Rotation {
 /// family row, which installs the successor only if the presented token is still current, so concurrent uses
 /// of one token get exactly one winner.
 pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>) -> Result<Pair, ServiceError> {
+    Ok(rotate(state, presented, bearer, Via::Stoke).await?.0)
+}
+
+/// Rotates a refresh token of a session the client of `grant` started (the OAuth `refresh_token` grant). The
+/// access token's scope is the session's, or narrower when `requested` asks (never wider: `invalid_scope`);
+/// the session keeps its scope. A session of another client, or a Stoke session, is an invalid token.
+pub async fn refresh_for_client(
+    state: &AppState,
+    presented: String,
+    grant: ClientGrant,
+    requested: Option<String>,
+) -> Result<Rotated, ServiceError> {
+    let (pair, grant) = rotate(state, presented, None, Via::Client { grant, requested }).await?;
+    let grant = grant.ok_or_else(|| ServiceError::internal("a client rotation without its grant"))?;
+    Ok(Rotated {
+        expires_in: grant.access_ttl(&state.tokens),
+        scope: grant.scope.join(" "),
+        pair,
+    })
+}
+
+/// Through which face a refresh comes.
+enum Via {
+    /// `/api/refresh`: only sessions of `/api/login`.
+    Stoke,
+    /// `/oauth/token`: only sessions of this client (`grant.scope` is filled from the session).
+    Client {
+        grant: ClientGrant,
+        requested: Option<String>,
+    },
+}
+
+impl Via {
+    /// The grant the new access token carries, or why the session is not this face's to refresh.
+    fn grant_for(self, family: &FamilyRow) -> Result<Result<Option<ClientGrant>, &'static str>, ServiceError> {
+        match self {
+            Via::Stoke if family.client_id.is_some() => Ok(Err("client_session")),
+            Via::Stoke => Ok(Ok(None)),
+            Via::Client { grant, .. } if family.client_id.as_deref() != Some(grant.client_id.as_str()) => {
+                Ok(Err("other_client"))
+            }
+            Via::Client { mut grant, requested } => {
+                let granted = tokens::words(family.scope.as_deref().unwrap_or(""));
+                grant.scope = match requested.as_deref() {
+                    Some(r) => tokens::narrow_scope(&granted, r)?,
+                    None => granted,
+                };
+                Ok(Ok(Some(grant)))
+            }
+        }
+    }
+}
+
+async fn rotate(
+    state: &AppState,
+    presented: String,
+    bearer: Option<String>,
+    via: Via,
+) -> Result<(Pair, Option<ClientGrant>), ServiceError> {
     let now = state.clock.now();
     let ring = state.keys.current();
     if let Some(old) = bearer {
@@ -97,7 +156,16 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
         let parsed = parsed.clone();
         state.db.on_writer(move |c| load_rotation(c, &parsed)).await?
     };
-    let step = match prepare_rotation(&settings, &ring, &presented, &parsed, loaded, now)? {
+    let grant = match loaded.as_ref().map(|l| via.grant_for(&l.family)).transpose()? {
+        Some(Err(why)) => {
+            state.metrics.refreshes.add(why);
+            tracing::debug!(reason = why, "refresh rejected");
+            return Err(ServiceError::BadCredentials);
+        }
+        Some(Ok(grant)) => grant,
+        None => None,
+    };
+    let step = match prepare_rotation(&settings, &ring, (&presented, &parsed), loaded, grant.as_ref(), now)? {
         Prepared::Done(step) => step,
         other => {
             state
@@ -113,7 +181,7 @@ pub async fn refresh(state: &AppState, presented: String, bearer: Option<String>
         Step::Reused => "reused",
     });
     match step {
-        Step::Issued(pair) | Step::Replayed(pair) => Ok(pair),
+        Step::Issued(pair) | Step::Replayed(pair) => Ok((pair, grant)),
         Step::Rejected(why) => {
             tracing::debug!(reason = why, "refresh rejected");
             Err(ServiceError::BadCredentials)
@@ -173,9 +241,9 @@ fn load_rotation(c: &mut DbConn, presented: &Presented) -> Result<Option<Loaded>
 fn prepare_rotation(
     s: &TokenSettings,
     ring: &crate::services::keyring::RingState,
-    presented: &str,
-    parsed: &Presented,
+    (presented, parsed): (&str, &Presented),
     loaded: Option<Loaded>,
+    grant: Option<&ClientGrant>,
     now: i64,
 ) -> Result<Prepared, ServiceError> {
     let Some(Loaded {
@@ -206,13 +274,23 @@ fn prepare_rotation(
         return Ok(Prepared::Done(Step::Rejected("user_gone")));
     };
     let groups = tokens::group_claims(&claims);
-    let filter: Option<Vec<String>> = family
-        .filter_claims
-        .as_deref()
-        .and_then(|f| serde_json::from_str(f).ok());
+    // A client's session follows the client's current filter; a Stoke session the one its login asked for.
+    let filter: Option<Vec<String>> = match grant {
+        Some(g) => g.claim_filter.clone(),
+        None => family
+            .filter_claims
+            .as_deref()
+            .and_then(|f| serde_json::from_str(f).ok()),
+    };
     let next = family.refresh_count + 1;
-    let claims = tokens::build_claims(s, &user, groups, (filter.as_deref(), &family.id), next, now);
-    let access = tokens::sign(ring, &claims, now)?;
+    let mut claims = tokens::build_claims(s, &user, groups, (filter.as_deref(), &family.id), next, now);
+    let access = match grant {
+        Some(g) => {
+            g.apply(&mut claims, s, now);
+            g.sign(ring, &claims, now)?
+        }
+        None => tokens::sign(ring, &claims, now)?,
+    };
     let (key, adopting) = match tag_key {
         Some(key) => (key, false),
         None => (tokens::new_tag_key(), true),

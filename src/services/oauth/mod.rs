@@ -11,6 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::db::clients::ClientRow;
 use crate::services::ServiceError;
+use crate::services::tokens::ClientGrant;
+pub use crate::services::tokens::{narrow_scope, words};
 
 pub use auth::{ClientAuth, ClientFailures};
 
@@ -90,6 +92,19 @@ impl Client {
         narrow_scope(&self.scopes, requested)
     }
 
+    /// What this client adds to a token granted `scope`.
+    pub fn grant(&self, scope: Vec<String>) -> ClientGrant {
+        ClientGrant {
+            client_id: self.id.clone(),
+            scope,
+            audience: self.audience.clone(),
+            access_ttl: self.access_ttl,
+            refresh_ttl: self.refresh_ttl,
+            claim_filter: self.claim_filter.clone(),
+            rfc9068: self.rfc9068,
+        }
+    }
+
     /// The `sub` of the client's own tokens (`client_credentials`).
     pub fn subject(&self) -> String {
         format!("{CLIENT_SUBJECT_PREFIX}{}", self.id)
@@ -103,29 +118,6 @@ pub const CONFIDENTIAL: &str = "confidential";
 pub const RFC9068: &str = "rfc9068";
 /// The `sub` of a client's own token starts with this, so it never reads as a user id.
 pub const CLIENT_SUBJECT_PREFIX: &str = "client:";
-
-/// Space-separated words, in order, without duplicates.
-pub fn words(s: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for w in s.split_whitespace() {
-        if !out.iter().any(|o| o == w) {
-            out.push(w.to_string());
-        }
-    }
-    out
-}
-
-/// The scopes of `requested` that `allowed` has, in `allowed`'s order; `invalid_scope` if it names another.
-pub fn narrow_scope(allowed: &[String], requested: &str) -> Result<Vec<String>, ServiceError> {
-    let wanted = words(requested);
-    if let Some(unknown) = wanted.iter().find(|w| !allowed.contains(w)) {
-        return Err(ServiceError::invalid(
-            "invalid_scope",
-            format!("scope {unknown:?} is not granted to this client"),
-        ));
-    }
-    Ok(allowed.iter().filter(|a| wanted.contains(a)).cloned().collect())
-}
 
 /// A scope token as RFC 6749 §3.3 allows it (printable ASCII but space, `"` and `\`), at most 128 characters.
 pub fn valid_scope_token(s: &str) -> bool {

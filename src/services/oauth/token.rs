@@ -6,7 +6,7 @@ use super::{Client, ClientAuth, Grant, auth};
 use crate::db::clients;
 use crate::services::auth::{self as login, LoginInput};
 use crate::services::throttle::ClientAddr;
-use crate::services::tokens::{self, ClientGrant};
+use crate::services::tokens;
 use crate::services::{AppState, ServiceError};
 
 /// The parameters of a token request (besides the client's credentials).
@@ -72,18 +72,6 @@ pub async fn token(
     response
 }
 
-fn client_grant(client: &Client, scope: Vec<String>) -> ClientGrant {
-    ClientGrant {
-        client_id: client.id.clone(),
-        scope,
-        audience: client.audience.clone(),
-        access_ttl: client.access_ttl,
-        refresh_ttl: client.refresh_ttl,
-        claim_filter: client.claim_filter.clone(),
-        rfc9068: client.rfc9068,
-    }
-}
-
 /// A token for the client itself (`sub: client:<id>`), with the claims of its own groups; no refresh token,
 /// no write.
 async fn client_credentials(
@@ -97,7 +85,7 @@ async fn client_credentials(
             "a public client cannot use client_credentials",
         ));
     }
-    let grant = client_grant(client, client.grant_scope(request.scope.as_deref())?);
+    let grant = client.grant(client.grant_scope(request.scope.as_deref())?);
     let held = {
         let id = client.id.clone();
         state.db.run(move |c| clients::claims_of(c, &id)).await?
@@ -127,7 +115,7 @@ async fn password(
 ) -> Result<TokenResponse, ServiceError> {
     let username = required(&request.username, "username")?.to_string();
     let password = required(&request.password, "password")?.to_string();
-    let grant = client_grant(client, client.grant_scope(request.scope.as_deref())?);
+    let grant = client.grant(client.grant_scope(request.scope.as_deref())?);
     let expires_in = grant.access_ttl(&state.tokens);
     let scope = grant.scope.join(" ");
     let input = LoginInput {
@@ -150,7 +138,7 @@ async fn password(
 /// Rotates a refresh token of a session this client started; the scope may narrow, never widen.
 async fn refresh(state: &AppState, client: &Client, request: TokenRequest) -> Result<TokenResponse, ServiceError> {
     let presented = required(&request.refresh_token, "refresh_token")?.to_string();
-    let rotated = login::refresh_for_client(state, presented, client, request.scope.as_deref()).await?;
+    let rotated = login::refresh_for_client(state, presented, client.grant(Vec::new()), request.scope.clone()).await?;
     Ok(TokenResponse {
         access_token: rotated.pair.token,
         token_type: "Bearer",

@@ -1,0 +1,95 @@
+//! Third-party OAuth 2.0 clients against the real server: Python authlib, requests-oauthlib and PyJWT, from
+//! the pinned `tests/interop/requirements.txt` (scripts/test installs them into a venv).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use super::{oauth_app, register};
+use crate::admin::PASSWORD;
+use crate::db_test;
+use crate::helpers::{TestApp, repo_path};
+
+/// The venv's Python (`TESSERA_TEST_OAUTH_PYTHON`, else the test script's default place).
+fn python() -> String {
+    std::env::var("TESSERA_TEST_OAUTH_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/tessera/oauth-venv/bin/python")
+    })
+}
+
+fn credentials(c: &Value) -> Value {
+    json!({ "client_id": c["client_id"], "client_secret": c["client_secret"] })
+}
+
+async fn run_clients(app: &TestApp, oidc: bool) {
+    let confidential = register(
+        app,
+        json!({
+            "name": "lok-backend",
+            "type": "confidential",
+            "grant_types": ["client_credentials", "password", "refresh_token"],
+            "scopes": ["read", "write"],
+        }),
+    )
+    .await;
+    let public = register(
+        app,
+        json!({ "name": "lok-cli", "type": "public", "grant_types": ["password", "refresh_token"] }),
+    )
+    .await;
+    let introspector = register(
+        app,
+        json!({ "name": "api", "type": "confidential", "grant_types": ["client_credentials"], "introspect": true }),
+    )
+    .await;
+    let input = json!({
+        "base": app.address,
+        "confidential": credentials(&confidential),
+        "public": credentials(&public),
+        "introspector": credentials(&introspector),
+        "username": "user_none",
+        "password": PASSWORD,
+        "oidc": oidc,
+    });
+    let script = repo_path("tests/interop/oauth_clients.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        // oauthlib refuses http:// token URLs otherwise; the server is on loopback.
+        .env("OAUTHLIB_INSECURE_TRANSPORT", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {} (scripts/test installs the venv): {e}", python()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the OAuth clients failed:\n{text}");
+    assert!(text.contains("all OAuth client checks passed"), "{text}");
+}
+
+db_test!(authlib_and_requests_oauthlib_get_tokens, async |db| {
+    let app = oauth_app(db, |_| {}).await.unwrap();
+    run_clients(&app, false).await;
+});
+
+// OpenID Discovery requires RS256 among the signing algorithms; until the ring holds one key per algorithm, a
+// server signing with RS256 shows the document validates.
+db_test!(authlib_validates_the_openid_metadata_of_an_rs256_server, async |db| {
+    let app = oauth_app(db, |c| c.tokens.algorithm = "RS256".into()).await.unwrap();
+    run_clients(&app, true).await;
+});
