@@ -13,6 +13,7 @@
 //! - link tokens (confirmation, reset, email change) once used or expired;
 //! - throttle rows that no longer limit anything;
 //! - audit rows older than `security.audit_retention` (0 keeps them);
+//! - records of access tokens revoked through `/oauth/revoke`, once those tokens have expired;
 //! - and sealed refresh successors whose reuse grace has passed (an update, not a delete): a family's `grace`
 //!   in rounds of [`GRACE_BATCH`] until none is left or [`GRACE_ROUNDS`] rounds ran, each its own write (a
 //!   minute of refreshes can leave tens of thousands, and one long write would hold up the refreshes behind it),
@@ -61,6 +62,7 @@ pub struct Swept {
     pub throttle_rows: usize,
     pub audit_rows: usize,
     pub sealed_successors: usize,
+    pub revoked_tokens: usize,
 }
 
 impl Swept {
@@ -71,6 +73,7 @@ impl Swept {
             + self.throttle_rows
             + self.audit_rows
             + self.sealed_successors
+            + self.revoked_tokens
     }
 }
 
@@ -90,6 +93,8 @@ pub async fn sweep(state: &AppState, now: i64) -> Result<Swept, DbError> {
     let retention = i64::try_from(state.config.security.audit_retention.as_secs()).unwrap_or(i64::MAX);
     let audit_before = (retention > 0).then(|| now.saturating_sub(retention));
     let grace_ended = now.saturating_sub(state.tokens.reuse_grace);
+    // A revoked access token's record is needed until the token expires (and its leeway has passed).
+    let revoked_before = now.saturating_sub(state.tokens.leeway);
 
     let found = state
         .db
@@ -120,6 +125,7 @@ pub async fn sweep(state: &AppState, now: i64) -> Result<Swept, DbError> {
                     None => 0,
                 },
                 sealed_successors: db::refresh::clear_sealed(c, grace_ended)?,
+                revoked_tokens: db::clients::sweep_revoked(c, revoked_before, BATCH)?,
             })
         })
         .await?;

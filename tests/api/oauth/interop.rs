@@ -93,3 +93,76 @@ db_test!(authlib_validates_the_openid_metadata_of_an_rs256_server, async |db| {
     let app = oauth_app(db, |c| c.tokens.algorithm = "RS256".into()).await.unwrap();
     run_clients(&app, true).await;
 });
+
+/// node openid-client and oauth4webapi: discovery needs the issuer to be the server's own URL, port included.
+db_test!(openid_client_and_oauth4webapi_use_the_server, async |db| {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let app = super::oauth_app(db, |c| {
+        c.server.port = port;
+        c.tokens.issuer = issuer.clone();
+    })
+    .await
+    .unwrap();
+    let grants = json!(["client_credentials", "password", "refresh_token"]);
+    let confidential = register(
+        &app,
+        json!({ "name": "node", "type": "confidential", "grant_types": grants, "scopes": ["read", "write"] }),
+    )
+    .await;
+    let introspector = register(
+        &app,
+        json!({ "name": "api", "type": "confidential", "grant_types": ["client_credentials"], "introspect": true }),
+    )
+    .await;
+    let rfc9068 = register(
+        &app,
+        json!({
+            "name": "profiled",
+            "type": "confidential",
+            "grant_types": grants,
+            "jwt_profile": "rfc9068",
+            "audience": "https://api.example",
+        }),
+    )
+    .await;
+    let mut profiled = credentials(&rfc9068);
+    profiled["audience"] = json!("https://api.example");
+    let input = json!({
+        "issuer": issuer,
+        "confidential": credentials(&confidential),
+        "introspector": credentials(&introspector),
+        "rfc9068": profiled,
+        "username": "user_none",
+        "password": PASSWORD,
+    });
+    let mut child = Command::new("node")
+        .arg(repo_path("tests/interop/oauth_clients.mjs"))
+        .current_dir(repo_path("tests/interop"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node (the test script installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the node OAuth clients failed:\n{text}");
+    assert!(text.contains("all node OAuth client checks passed"), "{text}");
+});

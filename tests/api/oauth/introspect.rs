@@ -250,3 +250,23 @@ db_test!(the_metadata_lists_what_exists, async |db| {
         assert!(doc.get("authorization_endpoint").is_none());
     }
 });
+
+db_test!(records_of_revoked_tokens_go_once_the_tokens_expired, async |db| {
+    let app = oauth_app(db, |_| {}).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    {
+        let mut c = app.state.db.get().unwrap();
+        tessera::db::clients::revoke_jti(&mut c, "expired-jti", now - 60).unwrap();
+        tessera::db::clients::revoke_jti(&mut c, "live-jti", now + 600).unwrap();
+        // A second revocation changes nothing.
+        tessera::db::clients::revoke_jti(&mut c, "live-jti", now + 600).unwrap();
+    }
+    let swept = tessera::services::maintenance::sweep(&app.state, now).await.unwrap();
+    assert_eq!(swept.revoked_tokens, 1, "{swept:?}");
+    let mut c = app.state.db.get().unwrap();
+    assert!(tessera::db::clients::is_revoked(&mut c, "live-jti").unwrap());
+    assert!(!tessera::db::clients::is_revoked(&mut c, "expired-jti").unwrap());
+});
