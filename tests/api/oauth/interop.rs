@@ -94,7 +94,7 @@ db_test!(authlib_validates_the_openid_metadata_of_an_rs256_server, async |db| {
     run_clients(&app, true).await;
 });
 
-/// node openid-client and oauth4webapi: discovery needs the issuer to be the server's own URL, port included.
+// node openid-client and oauth4webapi: discovery needs the issuer to be the server's own URL, port included.
 db_test!(openid_client_and_oauth4webapi_use_the_server, async |db| {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
