@@ -106,6 +106,18 @@ pub fn rotate_secret(
     Ok(n == 1)
 }
 
+/// Sets the secret (a dbinit file's), ending any rotation overlap.
+pub fn set_secret(conn: &mut DbConn, client_id: &str, digest: Option<&[u8]>) -> Result<(), DbError> {
+    diesel::update(oauth_clients::table.find(client_id))
+        .set((
+            oauth_clients::secret_digest.eq(digest),
+            oauth_clients::previous_digest.eq(None::<Vec<u8>>),
+            oauth_clients::previous_until.eq(None::<i64>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn set_groups(conn: &mut DbConn, client_id: &str, groups: &[i64]) -> Result<(), DbError> {
     diesel::delete(oauth_client_groups::table.filter(oauth_client_groups::client_id.eq(client_id))).execute(conn)?;
     // One row at a time: MultiConnection has no portable batch insert.

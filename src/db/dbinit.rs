@@ -15,6 +15,14 @@ pub struct Plan {
     pub claims: Vec<PlanClaim>,
     pub groups: Vec<PlanGroup>,
     pub users: Vec<PlanUser>,
+    pub clients: Vec<PlanClient>,
+}
+
+/// An OAuth client, created or updated by `client_id`; its groups by name.
+#[derive(Debug)]
+pub struct PlanClient {
+    pub row: super::clients::ClientRow,
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -216,6 +224,36 @@ fn write(conn: &mut DbConn, f: &Plan, now: i64) -> Result<(), DbError> {
             if let Some(&group_id) = group_ids.get(group.as_str()) {
                 add_user_group(conn, id, group_id)?;
             }
+        }
+    }
+
+    for c in &f.clients {
+        let groups: Vec<i64> = c
+            .groups
+            .iter()
+            .filter_map(|g| group_ids.get(g.as_str()).copied())
+            .collect();
+        let row = &c.row;
+        if super::clients::find(conn, &row.client_id)?.is_some() {
+            let settings = super::clients::ClientSettings {
+                name: row.name.clone(),
+                grant_types: row.grant_types.clone(),
+                scopes: row.scopes.clone(),
+                redirect_uris: row.redirect_uris.clone(),
+                audience: row.audience.clone(),
+                claim_filter: row.claim_filter.clone(),
+                access_token_ttl: row.access_token_ttl,
+                refresh_token_ttl: row.refresh_token_ttl,
+                jwt_profile: row.jwt_profile.clone(),
+                introspect: row.introspect,
+                signing_alg: row.signing_alg.clone(),
+                updated_at: now,
+            };
+            super::clients::update(conn, &row.client_id, &settings)?;
+            super::clients::set_secret(conn, &row.client_id, row.secret_digest.as_deref())?;
+            super::clients::set_groups(conn, &row.client_id, &groups)?;
+        } else {
+            super::clients::insert(conn, row, &groups)?;
         }
     }
     Ok(())

@@ -13,8 +13,10 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use crate::db::dbinit::{self as db, Plan, PlanClaim, PlanGroup, PlanLink, PlanUser};
+use crate::db::clients::ClientRow;
+use crate::db::dbinit::{self as db, Plan, PlanClaim, PlanClient, PlanGroup, PlanLink, PlanUser};
 use crate::db::{DbConn, DbError};
+use crate::services::oauth::{self, CONFIDENTIAL, Grant, PUBLIC, RFC9068};
 
 /// A dbinit file that could not be applied; nothing of it was written.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,30 @@ struct InitFile {
     claims: Vec<InitClaim>,
     groups: Vec<InitGroup>,
     users: Vec<InitUser>,
+    clients: Vec<InitClient>,
+}
+
+/// An OAuth client (Tessera's addition). Its secret is given as the SHA-256 (hex) of the secret, never the
+/// secret itself: `printf %s "$secret" | sha256sum`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct InitClient {
+    client_id: String,
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    client_secret_sha256: String,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    redirect_uris: Vec<String>,
+    audience: String,
+    claim_filter: Option<Vec<String>>,
+    /// Group names defined in this file.
+    groups: Vec<String>,
+    access_token_ttl: String,
+    refresh_token_ttl: String,
+    jwt_profile: String,
+    introspect: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,7 +153,7 @@ pub fn apply_text(conn: &mut DbConn, name: &str, text: &str, now: i64) -> Result
         return Err(invalid(problems));
     }
     let hash = crate::crypto::sha256_hex(text.as_bytes());
-    match db::apply(conn, name, &hash, &plan(parsed), now) {
+    match db::apply(conn, name, &hash, &plan(parsed, now), now) {
         Ok(true) => Ok(Applied::Applied),
         Ok(false) => Ok(Applied::AlreadyApplied),
         Err(e) if e.is_unique_violation() => Err(invalid(vec![format!(
@@ -141,8 +167,9 @@ pub fn apply_text(conn: &mut DbConn, name: &str, text: &str, now: i64) -> Result
 }
 
 /// The plan of a checked file (after [`normalize`] found no problem).
-fn plan(f: InitFile) -> Plan {
+fn plan(f: InitFile, now: i64) -> Plan {
     Plan {
+        clients: f.clients.into_iter().map(|c| plan_client(c, now)).collect(),
         claims: f
             .claims
             .into_iter()
@@ -177,6 +204,113 @@ fn plan(f: InitFile) -> Plan {
             })
             .collect(),
     }
+}
+
+/// A checked client as a row (its `created_at` is kept when the client exists already).
+fn plan_client(c: InitClient, now: i64) -> PlanClient {
+    let digest = hex_digest(&c.client_secret_sha256);
+    let ttl = |t: &str| t.parse::<i64>().ok();
+    let row = ClientRow {
+        client_id: c.client_id,
+        name: c.name,
+        kind: c.kind,
+        grant_types: oauth::words(&c.grant_types.join(" ")).join(" "),
+        scopes: oauth::words(&c.scopes.join(" ")).join(" "),
+        redirect_uris: serde_json::to_string(&c.redirect_uris).unwrap_or_else(|_| "[]".into()),
+        audience: Some(c.audience).filter(|a| !a.is_empty()),
+        claim_filter: c.claim_filter.and_then(|f| serde_json::to_string(&f).ok()),
+        access_token_ttl: ttl(&c.access_token_ttl),
+        refresh_token_ttl: ttl(&c.refresh_token_ttl),
+        jwt_profile: Some(c.jwt_profile).filter(|p| !p.is_empty()),
+        introspect: i64::from(c.introspect == "true"),
+        signing_alg: None,
+        secret_digest: digest,
+        previous_digest: None,
+        previous_until: None,
+        created_at: now,
+        updated_at: now,
+    };
+    PlanClient { row, groups: c.groups }
+}
+
+/// 64 hex digits as 32 bytes.
+fn hex_digest(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() != 64 {
+        return None;
+    }
+    (0..32)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Every problem of a client entry, checked by the same rules as `/api/admin/clients` where they apply.
+fn client_problems(i: usize, c: &InitClient, group_names: &HashSet<String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut bad = |p: String| problems.push(format!("clients[{i}] ({:?}): {p}", c.client_id));
+    let id_ok = (1..=64).contains(&c.client_id.len())
+        && c.client_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b));
+    if !id_ok {
+        bad("client_id must be 1 to 64 of A-Z a-z 0-9 . _ ~ -".into());
+    }
+    if c.name.trim().is_empty() {
+        bad("a client needs a name".into());
+    }
+    let public = match c.kind.as_str() {
+        PUBLIC => true,
+        CONFIDENTIAL => false,
+        other => {
+            bad(format!("type {other:?} is not confidential or public"));
+            false
+        }
+    };
+    match (public, c.client_secret_sha256.is_empty()) {
+        (true, false) => bad("a public client has no secret".into()),
+        (false, true) => bad("a confidential client needs client_secret_sha256".into()),
+        (false, false) if hex_digest(&c.client_secret_sha256).is_none() => {
+            bad("client_secret_sha256 must be the 64 hex digits of the secret's SHA-256".into())
+        }
+        _ => {}
+    }
+    if c.grant_types.is_empty() {
+        bad("grant_types must name at least one grant".into());
+    }
+    for g in &c.grant_types {
+        match Grant::parse(g) {
+            None => bad(format!(
+                "grant type {g:?} is not one of password, refresh_token, client_credentials"
+            )),
+            Some(Grant::ClientCredentials) if public => bad("a public client cannot use client_credentials".into()),
+            Some(_) => {}
+        }
+    }
+    for scope in c.scopes.iter().filter(|s| !oauth::valid_scope_token(s)) {
+        bad(format!("scope {scope:?} is not a scope token"));
+    }
+    for uri in c.redirect_uris.iter().filter(|u| !oauth::valid_redirect_uri(u)) {
+        bad(format!(
+            "redirect URI {uri:?} must be https (http only on loopback), without a fragment"
+        ));
+    }
+    for (key, ttl) in [
+        ("access_token_ttl", &c.access_token_ttl),
+        ("refresh_token_ttl", &c.refresh_token_ttl),
+    ] {
+        if !ttl.is_empty() && !ttl.parse::<i64>().is_ok_and(|t| t > 0) {
+            bad(format!("{key} must be a positive number of seconds"));
+        }
+    }
+    if !c.jwt_profile.is_empty() && c.jwt_profile != RFC9068 {
+        bad("jwt_profile must be rfc9068 or absent".into());
+    }
+    if !matches!(c.introspect.as_str(), "" | "true" | "false") || (public && c.introspect == "true") {
+        bad("introspect must be true or false, and only a confidential client may introspect".into());
+    }
+    for group in c.groups.iter().filter(|g| !group_names.contains(*g)) {
+        bad(format!("group {group:?} is not defined in this file's groups section"));
+    }
+    problems
 }
 
 fn parse(text: &str) -> Result<InitFile, String> {
@@ -295,6 +429,13 @@ fn normalize(f: &mut InitFile) -> Vec<String> {
                     u.username
                 ));
             }
+        }
+    }
+    let mut client_ids = HashSet::new();
+    for (i, c) in f.clients.iter().enumerate() {
+        problems.extend(client_problems(i, c, &group_names));
+        if !client_ids.insert(c.client_id.clone()) {
+            problems.push(format!("clients[{i}]: client {:?} is defined twice", c.client_id));
         }
     }
     problems

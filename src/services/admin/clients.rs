@@ -96,7 +96,7 @@ fn settings(
         if uris.len() > MAX_LIST {
             return Err(invalid(format!("at most {MAX_LIST} redirect URIs")));
         }
-        if let Some(bad) = uris.iter().find(|u| !valid_redirect_uri(u)) {
+        if let Some(bad) = uris.iter().find(|u| !oauth::valid_redirect_uri(u)) {
             return Err(invalid(format!(
                 "redirect URI {bad:?} must be an absolute https URL (http only on a loopback address) without a fragment"
             )));
@@ -153,29 +153,6 @@ fn settings(
         s.introspect = i64::from(introspect);
     }
     Ok(s)
-}
-
-/// An absolute https URL, or http on a loopback host (RFC 8252 native apps), without a fragment.
-fn valid_redirect_uri(uri: &str) -> bool {
-    if uri.len() > MAX_URI || uri.contains('#') || uri.chars().any(|c| c.is_control() || c == ' ') {
-        return false;
-    }
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return false;
-    };
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host_only = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    match scheme {
-        "https" => !host_only.is_empty(),
-        "http" => matches!(host_only, "127.0.0.1" | "[::1]" | "localhost"),
-        _ => false,
-    }
 }
 
 /// The groups named, sorted and without duplicates, if every one exists; else `unknown_reference`.
@@ -359,33 +336,4 @@ pub async fn all_scopes(state: &AppState) -> Result<Vec<String>, ServiceError> {
     out.sort_unstable();
     out.dedup();
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redirect_uris_are_https_or_loopback() {
-        for ok in [
-            "https://app.example/cb",
-            "https://app.example:8443/cb?x=1",
-            "http://127.0.0.1:5000/cb",
-            "http://localhost/cb",
-            "http://[::1]:8080/",
-        ] {
-            assert!(valid_redirect_uri(ok), "{ok}");
-        }
-        for bad in [
-            "http://app.example/cb",
-            "https://app.example/cb#frag",
-            "javascript:alert(1)",
-            "https://",
-            "/relative",
-            "https://a b/",
-            "http://127.0.0.1.evil.example/",
-        ] {
-            assert!(!valid_redirect_uri(bad), "{bad}");
-        }
-    }
 }

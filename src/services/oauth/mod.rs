@@ -127,6 +127,29 @@ pub fn valid_scope_token(s: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
+/// An absolute https URL, or http on a loopback host (RFC 8252 native apps), without a fragment.
+pub fn valid_redirect_uri(uri: &str) -> bool {
+    if uri.len() > 512 || uri.contains('#') || uri.chars().any(|c| c.is_control() || c == ' ') {
+        return false;
+    }
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host_only = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    match scheme {
+        "https" => !host_only.is_empty(),
+        "http" => matches!(host_only, "127.0.0.1" | "[::1]" | "localhost"),
+        _ => false,
+    }
+}
+
 /// A new client id: 128 random bits, base64url (22 characters).
 pub fn new_client_id() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())
@@ -179,5 +202,29 @@ mod tests {
         assert_eq!(URL_SAFE_NO_PAD.decode(&secret).unwrap().len(), 32);
         assert_eq!(digest, secret_digest(&secret));
         assert_ne!(new_client_secret().0, secret);
+    }
+
+    #[test]
+    fn redirect_uris_are_https_or_loopback() {
+        for ok in [
+            "https://app.example/cb",
+            "https://app.example:8443/cb?x=1",
+            "http://127.0.0.1:5000/cb",
+            "http://localhost/cb",
+            "http://[::1]:8080/",
+        ] {
+            assert!(valid_redirect_uri(ok), "{ok}");
+        }
+        for bad in [
+            "http://app.example/cb",
+            "https://app.example/cb#frag",
+            "javascript:alert(1)",
+            "https://",
+            "/relative",
+            "https://a b/",
+            "http://127.0.0.1.evil.example/",
+        ] {
+            assert!(!valid_redirect_uri(bad), "{bad}");
+        }
     }
 }

@@ -239,3 +239,75 @@ db_test!(client_registrations_refuse_bad_settings, async |db| {
         assert_eq!(call(&app, Some(&su), method, path, None).await.status(), 404, "{path}");
     }
 });
+
+db_test!(dbinit_files_register_clients_by_id, async |db| {
+    use sha2::Digest as _;
+    use tessera::services::dbinit::{Applied, DbInitError, apply_text};
+    let app = oauth_app(db, |_| {}).await.unwrap();
+    let secret = "a-secret-made-by-the-operator-with-enough-entropy-0123456789";
+    let digest: String = sha2::Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let text = format!(
+        "claims:\n  - claim: \"Reader,reads,role,reader\"\ngroups:\n  - name: Robots\n    claims: [Reader]\nclients:\n  - client_id: reports\n    name: Reports\n    type: confidential\n    client_secret_sha256: {digest}\n    grant_types: [client_credentials]\n    scopes: [read]\n    groups: [Robots]\n    access_token_ttl: 60\n    introspect: true\n  - client_id: cli\n    name: CLI\n    type: public\n    grant_types: [password, refresh_token]\n"
+    );
+    {
+        let mut conn = app.state.db.get().unwrap();
+        assert_eq!(
+            apply_text(&mut conn, "clients.yaml", &text, 1).unwrap(),
+            Applied::Applied
+        );
+    }
+    let resp = post_form(
+        &app,
+        "/oauth/token",
+        &[("grant_type", "client_credentials")],
+        Some(("reports", secret)),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["expires_in"], 60);
+    assert_eq!(
+        crate::helpers::claims_of(body["access_token"].as_str().unwrap())["role"],
+        "reader"
+    );
+
+    // An edit re-applies by client_id; the admin API shows it.
+    let edited = text.replace("name: Reports", "name: Reports v2");
+    {
+        let mut conn = app.state.db.get().unwrap();
+        assert_eq!(
+            apply_text(&mut conn, "clients.yaml", &edited, 2).unwrap(),
+            Applied::Applied
+        );
+    }
+    let su = token(&app, "user_S").await;
+    let got: Value = call(&app, Some(&su), Method::GET, "/api/admin/clients/reports", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["name"], "Reports v2");
+    assert_eq!(got["introspect"], true);
+
+    // Bad entries: the whole file is refused, every problem named.
+    let bad = "clients:\n  - client_id: \"has space\"\n    name: x\n    type: confidential\n    grant_types: [client_credentials]\n  - client_id: p\n    name: p\n    type: public\n    client_secret_sha256: abcd\n    grant_types: [client_credentials]\n    groups: [Nope]\n";
+    let mut conn = app.state.db.get().unwrap();
+    match apply_text(&mut conn, "bad.yaml", bad, 3) {
+        Err(DbInitError::Invalid { problems, .. }) => {
+            let all = problems.join("\n");
+            for expected in [
+                "client_id must be",
+                "needs client_secret_sha256",
+                "public client has no secret",
+                "cannot use client_credentials",
+                "\"Nope\"",
+            ] {
+                assert!(all.contains(expected), "{expected:?} missing from:\n{all}");
+            }
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+});
