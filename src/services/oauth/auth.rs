@@ -174,6 +174,11 @@ impl ClientFailures {
             counts.retain(|_, (start, _)| now < *start + window);
         }
         for key in Self::keys(id, addr) {
+            // Full of live entries (a flood of made-up ids): the counts held go on, no new ones are started,
+            // so the map stays bounded.
+            if counts.len() >= MAX_ENTRIES && !counts.contains_key(&key) {
+                continue;
+            }
             let entry = counts.entry(key).or_insert((now, 0));
             if now >= entry.0 + self.window {
                 *entry = (now, 0);
@@ -247,5 +252,20 @@ mod tests {
         assert!(matches!(f.check("c1", None, 104), Err(ServiceError::Limited(_))));
         // The window ends.
         assert!(f.check("c1", addr, 161).is_ok());
+    }
+
+    #[test]
+    fn a_flood_of_made_up_ids_stays_bounded() {
+        let f = ClientFailures::new(&OAuthConfig::default());
+        for i in 0..MAX_ENTRIES + 500 {
+            f.record(&format!("made-up-{i}"), None, 100);
+        }
+        let len = f.counts.lock().unwrap().len();
+        assert!(len <= MAX_ENTRIES, "{len} entries");
+        // An id counted before the map filled keeps counting.
+        for _ in 0..20 {
+            f.record("made-up-0", None, 101);
+        }
+        assert!(matches!(f.check("made-up-0", None, 102), Err(ServiceError::Limited(_))));
     }
 }
