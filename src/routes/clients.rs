@@ -54,13 +54,10 @@ pub async fn rotate_client_secret(s: State, a: Admin, id: ClientId) -> Reply {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/admin/clients")
-            .route("", web::get().to(list_clients))
-            .route("", web::post().to(create_client))
-            .route("/{id}", web::get().to(get_client))
-            .route("/{id}", web::patch().to(patch_client))
-            .route("/{id}", web::delete().to(delete_client))
-            .route("/{id}/secret", web::post().to(rotate_client_secret)),
-    );
+    cfg.route("/api/admin/clients", web::get().to(list_clients))
+        .route("/api/admin/clients", web::post().to(create_client))
+        .route("/api/admin/clients/{id}", web::get().to(get_client))
+        .route("/api/admin/clients/{id}", web::patch().to(patch_client))
+        .route("/api/admin/clients/{id}", web::delete().to(delete_client))
+        .route("/api/admin/clients/{id}/secret", web::post().to(rotate_client_secret));
 }

@@ -40,6 +40,8 @@ fn routed() -> BTreeSet<(String, String)> {
         ("src/routes/mod.rs", ""),
         ("src/routes/admin.rs", "/api/admin"),
         ("src/routes/accounts.rs", ""),
+        ("src/routes/oauth.rs", ""),
+        ("src/routes/clients.rs", ""),
     ] {
         let text = std::fs::read_to_string(repo_path(file)).unwrap();
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
