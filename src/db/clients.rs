@@ -30,6 +30,26 @@ pub struct ClientRow {
     pub updated_at: i64,
 }
 
+impl ClientRow {
+    /// Its settings as they are, to change some of them.
+    pub fn settings(&self, now: i64) -> ClientSettings {
+        ClientSettings {
+            name: self.name.clone(),
+            grant_types: self.grant_types.clone(),
+            scopes: self.scopes.clone(),
+            redirect_uris: self.redirect_uris.clone(),
+            audience: self.audience.clone(),
+            claim_filter: self.claim_filter.clone(),
+            access_token_ttl: self.access_token_ttl,
+            refresh_token_ttl: self.refresh_token_ttl,
+            jwt_profile: self.jwt_profile.clone(),
+            introspect: self.introspect,
+            signing_alg: self.signing_alg.clone(),
+            updated_at: now,
+        }
+    }
+}
+
 /// The settings an admin changes (everything but the id, the secrets and the creation time).
 #[derive(Debug, Clone, AsChangeset)]
 #[diesel(table_name = oauth_clients, treat_none_as_null = true)]

@@ -235,20 +235,7 @@ fn write(conn: &mut DbConn, f: &Plan, now: i64) -> Result<(), DbError> {
             .collect();
         let row = &c.row;
         if super::clients::find(conn, &row.client_id)?.is_some() {
-            let settings = super::clients::ClientSettings {
-                name: row.name.clone(),
-                grant_types: row.grant_types.clone(),
-                scopes: row.scopes.clone(),
-                redirect_uris: row.redirect_uris.clone(),
-                audience: row.audience.clone(),
-                claim_filter: row.claim_filter.clone(),
-                access_token_ttl: row.access_token_ttl,
-                refresh_token_ttl: row.refresh_token_ttl,
-                jwt_profile: row.jwt_profile.clone(),
-                introspect: row.introspect,
-                signing_alg: row.signing_alg.clone(),
-                updated_at: now,
-            };
+            let settings = row.settings(now);
             super::clients::update(conn, &row.client_id, &settings)?;
             super::clients::set_secret(conn, &row.client_id, row.secret_digest.as_deref())?;
             super::clients::set_groups(conn, &row.client_id, &groups)?;

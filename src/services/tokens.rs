@@ -114,18 +114,12 @@ pub fn satisfies(claims: &Map<String, Value>, required: &[HashMap<String, String
 pub fn build_claims(
     s: &TokenSettings,
     user: &UserRow,
-    mut groups: Map<String, Value>,
+    groups: Map<String, Value>,
     (filter, session): (Option<&[String]>, &str),
     refresh_count: i64,
     now: i64,
 ) -> Map<String, Value> {
-    if let Some(keep) = filter {
-        groups.retain(|k, _| keep.iter().any(|f| f == k));
-    }
-    let mut claims: Map<String, Value> = groups
-        .into_iter()
-        .filter(|(k, _)| !REGISTERED.contains(&k.as_str()) && !k.is_empty())
-        .collect();
+    let mut claims = group_part(groups, filter);
     let info = &s.user_info;
     let full_name = format!("{} {}", user.fname, user.lname).trim().to_string();
     for (key, value) in [
@@ -142,14 +136,32 @@ pub fn build_claims(
     if may_carry_user_data(&s.refresh_count_key) {
         claims.insert(s.refresh_count_key.clone(), Value::String(refresh_count.to_string()));
     }
-    if !s.issuer.is_empty() {
-        claims.insert("iss".into(), Value::String(s.issuer.clone()));
-    }
     let sub = if s.subject.is_empty() {
         user.id.to_string()
     } else {
         s.subject.clone()
     };
+    add_registered(&mut claims, s, sub, now);
+    claims.insert(SESSION.into(), Value::String(session.to_string()));
+    claims
+}
+
+/// The group claims a token may carry: those `filter` keeps (all without one), never a registered name.
+fn group_part(mut groups: Map<String, Value>, filter: Option<&[String]>) -> Map<String, Value> {
+    if let Some(keep) = filter {
+        groups.retain(|k, _| keep.iter().any(|f| f == k));
+    }
+    groups
+        .into_iter()
+        .filter(|(k, _)| !REGISTERED.contains(&k.as_str()) && !k.is_empty())
+        .collect()
+}
+
+/// `iss`, `sub`, `aud`, `exp`, `iat`, `nbf` as `tokens` configures them, and a fresh `jti`.
+fn add_registered(claims: &mut Map<String, Value>, s: &TokenSettings, sub: String, now: i64) {
+    if !s.issuer.is_empty() {
+        claims.insert("iss".into(), Value::String(s.issuer.clone()));
+    }
     claims.insert("sub".into(), Value::String(sub));
     if !s.audience.is_empty() {
         claims.insert("aud".into(), Value::from(s.audience.clone()));
@@ -161,12 +173,10 @@ pub fn build_claims(
     if s.include_nbf {
         claims.insert("nbf".into(), Value::from(now));
     }
-    claims.insert(SESSION.into(), Value::String(session.to_string()));
     claims.insert(
         "jti".into(),
         Value::String(URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())),
     );
-    claims
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,35 +270,12 @@ impl ClientGrant {
 pub fn build_client_claims(
     s: &TokenSettings,
     sub: &str,
-    mut groups: Map<String, Value>,
+    groups: Map<String, Value>,
     filter: Option<&[String]>,
     now: i64,
 ) -> Map<String, Value> {
-    if let Some(keep) = filter {
-        groups.retain(|k, _| keep.iter().any(|f| f == k));
-    }
-    let mut claims: Map<String, Value> = groups
-        .into_iter()
-        .filter(|(k, _)| !REGISTERED.contains(&k.as_str()) && !k.is_empty())
-        .collect();
-    if !s.issuer.is_empty() {
-        claims.insert("iss".into(), Value::String(s.issuer.clone()));
-    }
-    claims.insert("sub".into(), Value::String(sub.to_string()));
-    if !s.audience.is_empty() {
-        claims.insert("aud".into(), Value::from(s.audience.clone()));
-    }
-    claims.insert("exp".into(), Value::from(now + s.token_duration));
-    if s.include_iat {
-        claims.insert("iat".into(), Value::from(now));
-    }
-    if s.include_nbf {
-        claims.insert("nbf".into(), Value::from(now));
-    }
-    claims.insert(
-        "jti".into(),
-        Value::String(URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())),
-    );
+    let mut claims = group_part(groups, filter);
+    add_registered(&mut claims, s, sub.to_string(), now);
     claims
 }
 

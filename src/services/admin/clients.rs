@@ -267,20 +267,7 @@ pub async fn update(
         if input.kind.as_deref().is_some_and(|k| k != row.kind) {
             return Err(invalid("a client's type cannot change: register a new client"));
         }
-        let base = ClientSettings {
-            name: row.name.clone(),
-            grant_types: row.grant_types.clone(),
-            scopes: row.scopes.clone(),
-            redirect_uris: row.redirect_uris.clone(),
-            audience: row.audience.clone(),
-            claim_filter: row.claim_filter.clone(),
-            access_token_ttl: row.access_token_ttl,
-            refresh_token_ttl: row.refresh_token_ttl,
-            jwt_profile: row.jwt_profile.clone(),
-            introspect: row.introspect,
-            signing_alg: row.signing_alg.clone(),
-            updated_at: now,
-        };
+        let base = row.settings(now);
         let s = settings(&input, base, row.kind == PUBLIC, max_access_ttl)?;
         clients::update(c, &id, &s)?;
         if let Some(groups) = &input.claim_groups {

@@ -75,14 +75,21 @@ pub async fn authenticate(
     let (id, secret) = auth.presented()?;
     let now = state.clock.now();
     let failures = &state.client_failures;
-    failures.check(&id, addr, now)?;
+    // Counted as a failure before anything is checked, and refunded on success: a parallel burst cannot have
+    // more attempts in flight than the limit leaves.
+    failures.reserve(&id, addr, now)?;
     if id.len() > MAX_CREDENTIAL || secret.as_ref().is_some_and(|s| s.len() > MAX_CREDENTIAL) {
-        failures.record(&id, addr, now);
         return Err(invalid_client("unknown client or wrong secret"));
     }
     let row = {
-        let id = id.clone();
-        state.db.run(move |c| clients::find(c, &id)).await?
+        let wanted = id.clone();
+        match state.db.run(move |c| clients::find(c, &wanted)).await {
+            Ok(row) => row,
+            Err(e) => {
+                failures.refund(&id, addr, now);
+                return Err(e.into());
+            }
+        }
     };
     let verdict = match &row {
         None => Err("unknown client or wrong secret"),
@@ -108,11 +115,11 @@ pub async fn authenticate(
         },
     };
     match (verdict, row) {
-        (Ok(()), Some(row)) => Ok(Client::from_row(&row)),
-        (verdict, _) => {
-            failures.record(&id, addr, now);
-            Err(invalid_client(verdict.err().unwrap_or("unknown client")))
+        (Ok(()), Some(row)) => {
+            failures.refund(&id, addr, now);
+            Ok(Client::from_row(&row))
         }
+        (verdict, _) => Err(invalid_client(verdict.err().unwrap_or("unknown client"))),
     }
 }
 
@@ -146,12 +153,40 @@ impl ClientFailures {
         std::iter::once(format!("id:{id}")).chain(addr.map(|a| format!("ip:{}", a.ip())))
     }
 
-    /// 429 while the client id or the address has used up its failures in the current window.
-    pub fn check(&self, id: &str, addr: Option<ClientAddr>, now: i64) -> Result<(), ServiceError> {
+    /// Counts one attempt against the client id and the address, or 429 while either has used up its failures
+    /// in the current window. Check and count are one step, so parallel attempts cannot all pass the check.
+    pub fn reserve(&self, id: &str, addr: Option<ClientAddr>, now: i64) -> Result<(), ServiceError> {
         if self.max == 0 {
             return Ok(());
         }
-        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        self.check(&counts, id, addr, now)?;
+        self.record(&mut counts, id, addr, now);
+        Ok(())
+    }
+
+    /// Gives back what [`ClientFailures::reserve`] counted: the attempt succeeded, or was not decided.
+    pub fn refund(&self, id: &str, addr: Option<ClientAddr>, now: i64) {
+        if self.max == 0 {
+            return;
+        }
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        for key in Self::keys(id, addr) {
+            if let Some((start, n)) = counts.get_mut(&key)
+                && now < *start + self.window
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    fn check(
+        &self,
+        counts: &HashMap<String, (i64, u32)>,
+        id: &str,
+        addr: Option<ClientAddr>,
+        now: i64,
+    ) -> Result<(), ServiceError> {
         for key in Self::keys(id, addr) {
             if let Some((start, n)) = counts.get(&key)
                 && now < start + self.window
@@ -164,11 +199,7 @@ impl ClientFailures {
         Ok(())
     }
 
-    pub fn record(&self, id: &str, addr: Option<ClientAddr>, now: i64) {
-        if self.max == 0 {
-            return;
-        }
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+    fn record(&self, counts: &mut HashMap<String, (i64, u32)>, id: &str, addr: Option<ClientAddr>, now: i64) {
         if counts.len() >= MAX_ENTRIES {
             let window = self.window;
             counts.retain(|_, (start, _)| now < *start + window);
@@ -242,30 +273,29 @@ mod tests {
         let f = ClientFailures::new(&config);
         let addr = Some(ClientAddr::new("192.0.2.1".parse().unwrap()));
         let other = Some(ClientAddr::new("192.0.2.2".parse().unwrap()));
-        f.record("c1", addr, 100);
-        assert!(f.check("c1", addr, 100).is_ok());
-        f.record("c2", addr, 101);
+        assert!(f.reserve("c1", addr, 100).is_ok());
+        assert!(f.reserve("c2", addr, 101).is_ok());
         // The address has two failures (over two ids); the id c1 only one.
-        assert!(matches!(f.check("c3", addr, 102), Err(ServiceError::Limited(_))));
-        assert!(f.check("c1", other, 102).is_ok());
-        f.record("c1", other, 103);
-        assert!(matches!(f.check("c1", None, 104), Err(ServiceError::Limited(_))));
+        assert!(matches!(f.reserve("c3", addr, 102), Err(ServiceError::Limited(_))));
+        assert!(f.reserve("c1", other, 102).is_ok());
+        assert!(matches!(f.reserve("c1", None, 104), Err(ServiceError::Limited(_))));
+        // A success gives its attempt back.
+        f.refund("c1", other, 105);
+        assert!(f.reserve("c1", None, 105).is_ok());
         // The window ends.
-        assert!(f.check("c1", addr, 161).is_ok());
+        assert!(f.reserve("c1", addr, 161).is_ok());
     }
 
     #[test]
     fn a_flood_of_made_up_ids_stays_bounded() {
         let f = ClientFailures::new(&OAuthConfig::default());
         for i in 0..MAX_ENTRIES + 500 {
-            f.record(&format!("made-up-{i}"), None, 100);
+            f.reserve(&format!("made-up-{i}"), None, 100).unwrap();
         }
         let len = f.counts.lock().unwrap().len();
         assert!(len <= MAX_ENTRIES, "{len} entries");
         // An id counted before the map filled keeps counting.
-        for _ in 0..20 {
-            f.record("made-up-0", None, 101);
-        }
-        assert!(matches!(f.check("made-up-0", None, 102), Err(ServiceError::Limited(_))));
+        let limited = (0..20).any(|_| matches!(f.reserve("made-up-0", None, 101), Err(ServiceError::Limited(_))));
+        assert!(limited);
     }
 }

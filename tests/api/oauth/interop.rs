@@ -53,16 +53,22 @@ async fn run_clients(app: &TestApp, oidc: bool) {
         "password": PASSWORD,
         "oidc": oidc,
     });
-    let script = repo_path("tests/interop/oauth_clients.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        // oauthlib refuses http:// token URLs otherwise; the server is on loopback.
-        .env("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    let mut python = Command::new(python());
+    // oauthlib refuses http:// token URLs otherwise; the server is on loopback.
+    python
+        .arg(repo_path("tests/interop/oauth_clients.py"))
+        .env("OAUTHLIB_INSECURE_TRANSPORT", "1");
+    run_script(python, &input, "all OAuth client checks passed").await;
+}
+
+/// Runs a client script with `input` on stdin; it must succeed and print `done`.
+async fn run_script(mut command: Command, input: &Value, done: &str) {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {} (scripts/test installs the venv): {e}", python()));
+        .unwrap_or_else(|e| panic!("cannot run {command:?} (scripts/test installs it): {e}"));
     child
         .stdin
         .take()
@@ -78,8 +84,12 @@ async fn run_clients(app: &TestApp, oidc: bool) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "the OAuth clients failed:\n{text}");
-    assert!(text.contains("all OAuth client checks passed"), "{text}");
+    assert!(
+        out.status.success(),
+        "the OAuth clients failed:
+{text}"
+    );
+    assert!(text.contains(done), "{text}");
 }
 
 db_test!(authlib_and_requests_oauthlib_get_tokens, async |db| {
@@ -140,29 +150,8 @@ db_test!(openid_client_and_oauth4webapi_use_the_server, async |db| {
         "username": "user_none",
         "password": PASSWORD,
     });
-    let mut child = Command::new("node")
-        .arg(repo_path("tests/interop/oauth_clients.mjs"))
-        .current_dir(repo_path("tests/interop"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node (the test script installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "the node OAuth clients failed:\n{text}");
-    assert!(text.contains("all node OAuth client checks passed"), "{text}");
+    let mut node = Command::new("node");
+    node.arg(repo_path("tests/interop/oauth_clients.mjs"))
+        .current_dir(repo_path("tests/interop"));
+    run_script(node, &input, "all node OAuth client checks passed").await;
 });

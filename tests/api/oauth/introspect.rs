@@ -270,3 +270,78 @@ db_test!(records_of_revoked_tokens_go_once_the_tokens_expired, async |db| {
     assert!(tessera::db::clients::is_revoked(&mut c, "live-jti").unwrap());
     assert!(!tessera::db::clients::is_revoked(&mut c, "expired-jti").unwrap());
 });
+
+db_test!(forged_expired_and_public_callers_get_nothing, async |db| {
+    let app = oauth_app(db, |_| {}).await.unwrap();
+    let (id, secret) = confidential(&app).await;
+    let (rs_id, rs_secret) = introspector(&app).await;
+    let rs = (rs_id.as_str(), rs_secret.as_str());
+    let me = Some((id.as_str(), secret.as_str()));
+    let grant = [
+        ("grant_type", "password"),
+        ("username", "user_none"),
+        ("password", PASSWORD),
+    ];
+    let body: Value = post_form(&app, "/oauth/token", &grant, me).await.json().await.unwrap();
+    let (access, refresh) = (
+        body["access_token"].as_str().unwrap(),
+        body["refresh_token"].as_str().unwrap(),
+    );
+
+    // A string naming the session (its id is the access token's sid) with a made-up secret revokes nothing,
+    // even from the session's own client.
+    let sid = refresh.split('.').next().unwrap();
+    let forged = format!("{sid}.0.{}", "A".repeat(64));
+    assert_eq!(
+        post_form(&app, "/oauth/revoke", &[("token", &forged)], me)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(introspect(&app, rs, refresh).await["active"], true);
+    assert_eq!(introspect(&app, rs, &forged).await, json!({ "active": false }));
+    // A token with its signature changed is inactive.
+    let mut tampered = access.to_string();
+    tampered.push('A');
+    assert_eq!(introspect(&app, rs, &tampered).await, json!({ "active": false }));
+
+    // A public client cannot introspect, even naming itself.
+    let public = register(
+        &app,
+        json!({ "name": "spa", "type": "public", "grant_types": ["password"] }),
+    )
+    .await;
+    let resp = post_form(
+        &app,
+        "/oauth/introspect",
+        &[("token", access), ("client_id", public["client_id"].as_str().unwrap())],
+        None,
+    )
+    .await;
+    oauth_error(resp, 403, "unauthorized_client").await;
+
+    // An expired access token is inactive (1 s lifetime, past the 5 s leeway).
+    let short = register(
+        &app,
+        json!({ "name": "short", "type": "confidential", "grant_types": ["client_credentials"], "access_token_ttl": 1 }),
+    )
+    .await;
+    let basic = (
+        short["client_id"].as_str().unwrap(),
+        short["client_secret"].as_str().unwrap(),
+    );
+    let cc: Value = post_form(
+        &app,
+        "/oauth/token",
+        &[("grant_type", "client_credentials")],
+        Some(basic),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let expiring = cc["access_token"].as_str().unwrap();
+    assert_eq!(introspect(&app, rs, expiring).await["active"], true);
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    assert_eq!(introspect(&app, rs, expiring).await, json!({ "active": false }));
+});

@@ -417,3 +417,28 @@ db_test!(refresh_tokens_stay_with_the_client_that_got_them, async |db| {
     assert_eq!(body["scope"], "read write");
     // Rotation, one winner, the grace and reuse revocation are the families' own (tests/api/refresh.rs).
 });
+
+db_test!(
+    a_parallel_burst_of_wrong_secrets_gets_no_more_tries_than_the_limit,
+    async |db| {
+        let app = oauth_app(db, |c| c.oauth.max_client_failures = 3).await.unwrap();
+        let (id, _) = confidential(&app).await;
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..24 {
+            let request = app
+                .client
+                .post(app.url("/oauth/token"))
+                .basic_auth(&id, Some("wrong"))
+                .form(&[("grant_type", "client_credentials")]);
+            burst.spawn(async move { request.send().await.unwrap().status().as_u16() });
+        }
+        let statuses = burst.join_all().await;
+        let tried = statuses.iter().filter(|s| **s == 401).count();
+        assert!(tried <= 3, "{tried} attempts checked a secret: {statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 429).count(),
+            24 - tried,
+            "{statuses:?}"
+        );
+    }
+);
