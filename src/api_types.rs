@@ -201,6 +201,8 @@ pub struct OAuthClient {
     pub jwt_profile: Option<String>,
     /// Whether it may call `/oauth/introspect`.
     pub introspect: bool,
+    /// The JWS algorithm of its access tokens, one of `tokens.algorithms`; absent: `tokens.algorithm`.
+    pub signing_alg: Option<String>,
     /// Until when the secret before the last rotation still works.
     pub previous_secret_valid_until: Option<String>,
     pub created_at: String,
@@ -241,6 +243,9 @@ pub struct ClientInput {
     #[serde(default, deserialize_with = "nullable")]
     pub jwt_profile: Option<Option<String>>,
     pub introspect: Option<bool>,
+    /// One of `tokens.algorithms`; `null`: `tokens.algorithm`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub signing_alg: Option<Option<String>>,
 }
 
 /// A field that may be absent (keep), `null` (clear) or a value (set).

@@ -125,6 +125,11 @@ fn migrate(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
     match startup::prepare(&loaded.config, cli.dbinit.as_deref(), &SystemClock) {
         Ok(prepared) => {
             announce_superuser(prepared.superuser_password.as_deref());
+            // Every algorithm's key is made now, so `serve` starts with the whole ring.
+            if let Err(e) = prepared.keys.refresh(crate::clock::Clock::now(&SystemClock)) {
+                eprintln!("error: signing keys: {e}");
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

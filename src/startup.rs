@@ -97,8 +97,17 @@ fn ring_settings(config: &Config, kek: Kek) -> Result<RingSettings, StartupError
     let t = &config.tokens;
     let name = t.jws_algorithm().map_err(StartupError::Config)?;
     let alg = Alg::parse(name).ok_or_else(|| StartupError::Config(format!("tokens.algorithm: {name} unsupported")))?;
+    let names = t
+        .signing_algorithms()
+        .map_err(|e| StartupError::Config(format!("tokens.algorithms: {e}")))?;
+    let extra = names
+        .iter()
+        .filter_map(|n| Alg::parse(n))
+        .filter(|a| *a != alg)
+        .collect();
     Ok(RingSettings {
         alg,
+        extra,
         rsa_bits: t.rsa_key_bits,
         key_duration: t.key_duration.as_secs() as i64,
         token_duration: t.token_duration.as_secs() as i64,

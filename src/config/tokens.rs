@@ -13,6 +13,9 @@ pub struct TokensConfig {
     pub num_bits: u32,
     /// RSA modulus size: 2048, 3072 or 4096.
     pub rsa_key_bits: u32,
+    /// The JWS algorithms the key ring keeps a key for (published, rotated on one schedule; OAuth clients
+    /// choose among them). The configured `algorithm` is always one; empty means it plus RS256.
+    pub algorithms: Vec<String>,
     pub persist_keys: bool,
     /// Encrypts private signing keys in the database (AES-256-GCM); at least 16 characters, better 32 random
     /// bytes in base64. Or `key_encryption_secret_file`: a file holding it (a container secret).
@@ -44,6 +47,7 @@ impl Default for TokensConfig {
             algorithm: "ECDSA".into(),
             num_bits: 256,
             rsa_key_bits: 2048,
+            algorithms: Vec::new(),
             persist_keys: true,
             key_encryption_secret: Secret::default(),
             key_encryption_secret_file: String::new(),
@@ -113,7 +117,32 @@ impl TokensConfig {
             )),
         }
     }
+
+    /// Every algorithm the key ring keeps a key for: the configured one first (Stoke's face signs with it),
+    /// then `algorithms` (JWS names) in their order, or RS256 when `algorithms` is empty.
+    pub fn signing_algorithms(&self) -> Result<Vec<&'static str>, String> {
+        let mut out = vec![self.jws_algorithm()?];
+        let listed: Vec<&str> = match self.algorithms.is_empty() {
+            true => vec!["RS256"],
+            false => self.algorithms.iter().map(String::as_str).collect(),
+        };
+        for name in listed {
+            let known = JWS_NAMES.iter().find(|n| **n == name).ok_or_else(|| {
+                format!(
+                    "{name:?} is not a JWS algorithm Tessera signs with: use {}",
+                    JWS_NAMES.join(", ")
+                )
+            })?;
+            if !out.contains(known) {
+                out.push(known);
+            }
+        }
+        Ok(out)
+    }
 }
+
+/// The JWS names of `tokens.algorithms`.
+const JWS_NAMES: [&str; 8] = ["ES256", "ES384", "ES512", "EdDSA", "PS256", "PS384", "PS512", "RS256"];
 
 #[cfg(test)]
 mod tests {
@@ -129,5 +158,20 @@ mod tests {
         assert_eq!(t.jws_algorithm(), Ok("PS512"));
         t.algorithm = "HS256".into();
         assert!(t.jws_algorithm().is_err());
+    }
+
+    #[test]
+    fn the_ring_keeps_the_configured_algorithm_first_and_rs256_by_default() {
+        let mut t = TokensConfig::default();
+        assert_eq!(t.signing_algorithms(), Ok(vec!["ES256", "RS256"]));
+        t.algorithm = "RS256".into();
+        assert_eq!(t.signing_algorithms(), Ok(vec!["RS256"]));
+        t.algorithm = "EdDSA".into();
+        t.algorithms = vec!["PS256".into(), "EdDSA".into(), "PS256".into()];
+        assert_eq!(t.signing_algorithms(), Ok(vec!["EdDSA", "PS256"]));
+        t.algorithms = vec!["RSA".into()];
+        assert!(matches!(t.signing_algorithms(), Err(e) if e.contains("\"RSA\" is not a JWS algorithm")));
+        t.algorithms = vec!["HS256".into()];
+        assert!(t.signing_algorithms().is_err());
     }
 }

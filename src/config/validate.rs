@@ -56,15 +56,20 @@ fn database_and_logs(c: &Config, fail: &mut impl FnMut(&str, String)) {
 
 /// Token lifetimes, algorithms, keys and their encryption.
 fn tokens(c: &Config, fail: &mut impl FnMut(&str, String)) {
-    if let Err(msg) = c.tokens.jws_algorithm() {
-        fail(
+    match c.tokens.jws_algorithm() {
+        Err(msg) => fail(
             if msg.contains("num_bits") {
                 "tokens.num_bits"
             } else {
                 "tokens.algorithm"
             },
             msg,
-        );
+        ),
+        Ok(_) => {
+            if let Err(msg) = c.tokens.signing_algorithms() {
+                fail("tokens.algorithms", msg);
+            }
+        }
     }
     if ![2048, 3072, 4096].contains(&c.tokens.rsa_key_bits) {
         fail(
@@ -263,6 +268,13 @@ fn warnings(c: &Config, warn: &mut impl FnMut(&str, String)) {
                 "{:?} is not an https URL: OpenID and OAuth clients that check the issuer refuse it (set it to server.public_url)",
                 c.tokens.issuer
             ),
+        );
+    }
+    if c.tokens.signing_algorithms().is_ok_and(|a| !a.contains(&"RS256")) {
+        warn(
+            "tokens.algorithms",
+            "RS256 is not among them: OpenID Discovery requires it, and many resource-server libraries know only RS256"
+                .into(),
         );
     }
     if c.telemetry.trace_provider != "none" && !c.telemetry.trace_provider.is_empty() {

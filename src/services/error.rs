@@ -122,7 +122,14 @@ impl From<ThrottleError> for ServiceError {
 
 impl From<SignError> for ServiceError {
     fn from(e: SignError) -> Self {
-        ServiceError::internal(e)
+        match e {
+            // A key still being made (an algorithm just added): try again shortly, as when busy.
+            SignError::NoKey => {
+                tracing::warn!("no signing key of the requested algorithm yet; answering 503");
+                ServiceError::Busy
+            }
+            e => ServiceError::internal(e),
+        }
     }
 }
 

@@ -8,6 +8,13 @@
 //! at least every `cluster.key_check_interval`, which must be shorter than T, so a new key is in every
 //! replica's JWKS a whole T before anyone signs with it.
 //!
+//! The ring keeps one such chain of keys per algorithm of `tokens.algorithms`, all on this schedule: the
+//! configured algorithm's chain is Stoke's (it signs `/api/login` and `/api/refresh` tokens and is all that
+//! `/api/pkeys` lists), the others sign only for OAuth clients that chose them and appear only in the JWKS.
+//! A key of an algorithm no longer configured stays in Stoke's chain until it expires, so switching
+//! `tokens.algorithm` keeps tokens verifying. At start-up only Stoke's chain is filled synchronously; the others
+//! (RSA generation takes up to a second) are made by the background task right after, or ahead by `migrate`.
+//!
 //! The JWKS and `/api/pkeys` bodies are serialized once per change, not per request.
 
 use std::collections::HashMap;
@@ -28,7 +35,10 @@ use crate::services::at_rest::Kek;
 /// Rotation settings, from `tokens` and `cluster`.
 #[derive(Debug, Clone)]
 pub struct RingSettings {
+    /// The configured algorithm: Stoke's face signs with it.
     pub alg: Alg,
+    /// The other algorithms the ring keeps a key for (never `alg`), for OAuth clients.
+    pub extra: Vec<Alg>,
     pub rsa_bits: u32,
     /// K: the life of a key.
     pub key_duration: i64,
@@ -60,11 +70,24 @@ pub struct LiveKey {
     pub expires_at: i64,
 }
 
+impl LiveKey {
+    /// A key that signs at some time (a verification-only key never does).
+    fn signs(&self) -> bool {
+        self.sign_from < self.expires_at
+    }
+
+    fn can_sign(&self, now: i64) -> bool {
+        self.sign_from <= now && self.expires_at > now
+    }
+}
+
 /// An immutable snapshot of the ring; a change builds a new one.
 #[derive(Debug, Default)]
 pub struct RingState {
     /// Oldest rotation step first.
     pub keys: Vec<Arc<LiveKey>>,
+    /// [`RingSettings::extra`]: keys of any other algorithm are Stoke's.
+    extra: Vec<Alg>,
     /// `/api/pkeys` body (padded base64url members, Stoke's form).
     pub pkeys_body: Bytes,
     /// `/.well-known/jwks.json` body (RFC 7517).
@@ -74,20 +97,73 @@ pub struct RingState {
 }
 
 impl RingState {
-    /// The key to sign with at `now`: the most recent whose signing window has begun.
+    /// Stoke's face's key at `now`: the most recent of its chain whose signing window has begun.
     pub fn signer(&self, now: i64) -> Option<&Arc<LiveKey>> {
+        self.newest_signer(now, |k| self.stoke(k))
+    }
+
+    /// The key for tokens in `alg` (an OAuth client's `signing_alg`): its chain's current key; Stoke's
+    /// signer for the configured algorithm, for none, or for an algorithm no longer configured.
+    pub fn signer_for(&self, alg: Option<Alg>, now: i64) -> Option<&Arc<LiveKey>> {
+        match alg {
+            Some(alg) if self.extra.contains(&alg) => self.newest_signer(now, |k| k.key.alg == alg),
+            _ => self.signer(now),
+        }
+    }
+
+    /// The kids that sign at `now`, one per chain.
+    pub fn signing_kids(&self, now: i64) -> Vec<&str> {
+        let extra = self.extra.iter().filter_map(|a| self.signer_for(Some(*a), now));
+        self.signer(now)
+            .into_iter()
+            .chain(extra)
+            .map(|k| k.key.kid.as_str())
+            .collect()
+    }
+
+    fn newest_signer(&self, now: i64, member: impl Fn(&LiveKey) -> bool) -> Option<&Arc<LiveKey>> {
         self.keys
             .iter()
-            .filter(|k| k.sign_from <= now && k.expires_at > now)
+            .filter(|k| member(k) && k.can_sign(now))
             .max_by_key(|k| (k.sign_from, k.step))
+    }
+
+    /// Whether a key belongs to Stoke's chain (published in `/api/pkeys`).
+    fn stoke(&self, key: &LiveKey) -> bool {
+        !self.extra.contains(&key.key.alg)
     }
 
     pub fn find(&self, kid: &str) -> Option<Arc<SigningKey>> {
         self.keys.iter().find(|k| k.key.kid == kid).map(|k| k.key.clone())
     }
+}
 
-    fn newest(&self) -> Option<&Arc<LiveKey>> {
-        self.keys.last()
+/// One chain of the ring: Stoke's (the configured algorithm, and any no longer configured) or an extra one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chain {
+    Stoke(Alg),
+    Extra(Alg),
+}
+
+impl Chain {
+    fn alg(self) -> Alg {
+        match self {
+            Chain::Stoke(a) | Chain::Extra(a) => a,
+        }
+    }
+
+    fn holds(self, key: &LiveKey, extra: &[Alg]) -> bool {
+        match self {
+            Chain::Stoke(_) => !extra.contains(&key.key.alg),
+            Chain::Extra(a) => key.key.alg == a,
+        }
+    }
+
+    /// The chain's newest key that ever signs (verification-only keys never need a successor).
+    fn newest<'k>(self, keys: &'k [Arc<LiveKey>], extra: &[Alg]) -> Option<&'k Arc<LiveKey>> {
+        keys.iter()
+            .filter(|k| k.signs() && self.holds(k, extra))
+            .max_by_key(|k| k.step)
     }
 }
 
@@ -100,7 +176,8 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Loads the ring (creating the first key if there is none) so that a signer exists from the start.
+    /// Loads the ring (creating the first key of Stoke's chain if there is none) so that a signer exists from the
+    /// start; the other chains follow at the first [`refresh`](Self::refresh).
     pub fn load(settings: RingSettings, db: Db, now: i64) -> Result<KeyRing, RingError> {
         let ring = KeyRing {
             rotations: std::sync::atomic::AtomicU64::new(0),
@@ -108,7 +185,7 @@ impl KeyRing {
             db,
             state: RwLock::new(Arc::new(RingState::default())),
         };
-        ring.refresh(now)?;
+        ring.refresh_chains(now, false)?;
         Ok(ring)
     }
 
@@ -134,50 +211,90 @@ impl KeyRing {
     /// Re-reads the shared ring, creates a successor when one is due (or when none can sign), drops
     /// expired keys, and publishes a new snapshot. Blocking: call it off the async executor.
     pub fn refresh(&self, now: i64) -> Result<(), RingError> {
+        self.refresh_chains(now, true)
+    }
+
+    /// [`refresh`](Self::refresh) of Stoke's chain only, and of the others when `all`.
+    fn refresh_chains(&self, now: i64, all: bool) -> Result<(), RingError> {
         let previous = self.current();
         let mut keys = if self.settings.persist {
             self.load_rows(&previous, now)?
         } else {
             live(&previous, now)
         };
-        if let Some(successor) = self.successor_due(&keys, now) {
-            match self.create(successor, now) {
-                Ok(key) => {
-                    tracing::info!(kid = %key.key.kid, alg = %key.key.alg, sign_from = key.sign_from, "signing key created");
-                    keys.push(Arc::new(key));
+        let due: Vec<Successor> = self
+            .chains()
+            .into_iter()
+            .filter(|c| all || matches!(c, Chain::Stoke(_)))
+            .filter_map(|c| self.successor_due(c, &keys, now))
+            .collect();
+        let mut failure = None;
+        if !due.is_empty() {
+            let mut step = self.next_step(&keys)?;
+            for successor in due {
+                match self.create(successor, step, now) {
+                    Ok(key) => {
+                        tracing::info!(kid = %key.key.kid, alg = %key.key.alg, sign_from = key.sign_from, "signing key created");
+                        keys.push(Arc::new(key));
+                        step += 1;
+                    }
+                    Err(RingError::Db(e)) if e.is_unique_violation() => {
+                        // Another replica made this step's key first: use theirs (the next round makes the rest).
+                        keys = self.load_rows(&previous, now)?;
+                        break;
+                    }
+                    Err(e) => {
+                        // Keep the keys made so far (a memory-only ring would lose them); report the failure.
+                        failure = Some(e);
+                        break;
+                    }
                 }
-                Err(RingError::Db(e)) if e.is_unique_violation() => {
-                    // Another replica made this step's key first: use theirs.
-                    keys = self.load_rows(&previous, now)?;
-                }
-                Err(e) => return Err(e),
             }
         }
-        if self.settings.persist {
+        if self.settings.persist && failure.is_none() {
             // Any replica may clean up; deleting twice is harmless.
             self.db
                 .write_blocking(move |c| key_db::delete_expired(c, now).map(drop))?;
         }
         keys.sort_by_key(|k| k.step);
         self.replace(self.build_state(keys, now));
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
-    /// Makes a successor now, signing after one token lifetime (admin "rotate now"; also on algorithm change).
+    /// Makes a successor in every chain now, signing after one token lifetime (admin "rotate now"). Returns
+    /// the kid of Stoke's chain's new key.
     pub fn rotate_now(&self, now: i64) -> Result<String, RingError> {
         let state = self.current();
         let t = self.settings.token_duration;
-        let sign_from = match state.newest() {
-            Some(n) => (now + t).min(n.expires_at - t).max(now),
-            None => now,
-        };
-        let step = self.next_step(&state.keys)?;
-        let key = self.create(Successor { step, sign_from }, now)?;
-        let kid = key.key.kid.clone();
         let mut keys: Vec<Arc<LiveKey>> = state.keys.clone();
-        keys.push(Arc::new(key));
+        let first_step = self.next_step(&keys)?;
+        let mut kid = String::new();
+        for (step, chain) in (first_step..).zip(self.chains()) {
+            let sign_from = match chain.newest(&state.keys, &self.settings.extra) {
+                Some(n) => (now + t).min(n.expires_at - t).max(now),
+                None => now,
+            };
+            let key = self.create(
+                Successor {
+                    alg: chain.alg(),
+                    sign_from,
+                },
+                step,
+                now,
+            )?;
+            if matches!(chain, Chain::Stoke(_)) {
+                kid = key.key.kid.clone();
+            }
+            keys.push(Arc::new(key));
+        }
         self.replace(self.build_state(keys, now));
         Ok(kid)
+    }
+
+    /// Stoke's chain first, then one per extra algorithm.
+    fn chains(&self) -> Vec<Chain> {
+        let extra = self.settings.extra.iter().map(|a| Chain::Extra(*a));
+        std::iter::once(Chain::Stoke(self.settings.alg)).chain(extra).collect()
     }
 
     fn next_step(&self, keys: &[Arc<LiveKey>]) -> Result<i64, RingError> {
@@ -190,31 +307,31 @@ impl KeyRing {
         Ok(in_memory.max(stored).map_or(0, |s| s + 1))
     }
 
-    /// When a new key is needed: none can sign soon enough, the newest nears its expiry, or the configured
-    /// algorithm changed.
-    fn successor_due(&self, keys: &[Arc<LiveKey>], now: i64) -> Option<Successor> {
+    /// When a chain needs a new key: it has none (the first of its algorithm signs at once), its newest nears
+    /// its expiry, or (Stoke's chain) the configured algorithm changed.
+    fn successor_due(&self, chain: Chain, keys: &[Arc<LiveKey>], now: i64) -> Option<Successor> {
         let t = self.settings.token_duration;
-        let step = keys.iter().map(|k| k.step).max().map_or(0, |s| s + 1);
-        let Some(newest) = keys.iter().max_by_key(|k| k.step) else {
-            return Some(Successor { step, sign_from: now });
+        let alg = chain.alg();
+        let Some(newest) = chain.newest(keys, &self.settings.extra) else {
+            return Some(Successor { alg, sign_from: now });
         };
         if newest.expires_at - 2 * t <= now {
             return Some(Successor {
-                step,
+                alg,
                 sign_from: (newest.expires_at - t).max(now),
             });
         }
-        if newest.key.alg != self.settings.alg {
+        if newest.key.alg != alg {
             return Some(Successor {
-                step,
+                alg,
                 sign_from: (now + t).min(newest.expires_at - t).max(now),
             });
         }
         None
     }
 
-    fn create(&self, s: Successor, now: i64) -> Result<LiveKey, RingError> {
-        let (key, der) = SigningKey::generate(self.settings.alg, self.settings.rsa_bits)?;
+    fn create(&self, s: Successor, step: i64, now: i64) -> Result<LiveKey, RingError> {
+        let (key, der) = SigningKey::generate(s.alg, self.settings.rsa_bits)?;
         self.rotations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (k, t) = (self.settings.key_duration, self.settings.token_duration);
         // The first key signs at once for K; a successor signs for K - 2T after one T of publication.
@@ -225,7 +342,7 @@ impl KeyRing {
         };
         let live = LiveKey {
             header: jwt::encoded_header(&key),
-            step: s.step,
+            step,
             publish_at: now,
             sign_from: s.sign_from,
             expires_at,
@@ -318,15 +435,24 @@ impl KeyRing {
 
     fn build_state(&self, keys: Vec<Arc<LiveKey>>, now: i64) -> RingState {
         let t = self.settings.token_duration;
-        let refetch_at = keys.last().map_or(now + 1, |n| (n.expires_at - t - t / 2).max(now + 1));
+        let extra = self.settings.extra.clone();
+        let refetch_at = self
+            .chains()
+            .into_iter()
+            .filter_map(|c| c.newest(&keys, &extra))
+            .map(|n| (n.expires_at - t - t / 2).max(now + 1))
+            .min()
+            .unwrap_or(now + 1);
         let exp = time::OffsetDateTime::from_unix_timestamp(refetch_at)
             .ok()
             .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_default();
-        let pkeys = json!({ "exp": exp, "keys": keys.iter().map(|k| jwk(&k.key, true)).collect::<Vec<_>>() });
+        let stoke = keys.iter().filter(|k| !extra.contains(&k.key.alg));
+        let pkeys = json!({ "exp": exp, "keys": stoke.map(|k| jwk(&k.key, true)).collect::<Vec<_>>() });
         let jwks = json!({ "keys": keys.iter().map(|k| jwk(&k.key, false)).collect::<Vec<_>>() });
         RingState {
             keys,
+            extra,
             pkeys_body: Bytes::from(pkeys.to_string()),
             jwks_body: Bytes::from(jwks.to_string()),
             refetch_at,
@@ -341,15 +467,35 @@ impl KeyRing {
         for k in &state.keys {
             next = next.min(k.expires_at);
         }
-        if let Some(n) = state.newest() {
-            next = next.min(n.expires_at - 2 * t);
+        for chain in self.chains() {
+            match chain.newest(&state.keys, &self.settings.extra) {
+                Some(n) => next = next.min(n.expires_at - 2 * t),
+                None => next = now,
+            }
         }
         next.max(now)
+    }
+
+    /// Whether every chain has a key (the background task fills the others right after start-up).
+    pub fn is_whole(&self) -> bool {
+        let state = self.current();
+        self.chains()
+            .into_iter()
+            .all(|c| c.newest(&state.keys, &self.settings.extra).is_some())
+    }
+
+    /// When Stoke's chain next gets a successor (for the console).
+    pub fn next_rotation(&self, now: i64) -> i64 {
+        let state = self.current();
+        Chain::Stoke(self.settings.alg)
+            .newest(&state.keys, &self.settings.extra)
+            .map_or(now, |k| k.expires_at - 2 * self.settings.token_duration)
+            .max(now)
     }
 }
 
 struct Successor {
-    step: i64,
+    alg: Alg,
     sign_from: i64,
 }
 

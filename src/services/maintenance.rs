@@ -173,7 +173,9 @@ async fn maintain(state: Arc<AppState>) {
         .key_check_interval
         .as_duration()
         .max(std::time::Duration::from_millis(100));
-    let mut last_sweep = 0;
+    // The first sweep a minute after start-up, not at the first tick (which comes at once when the ring has
+    // keys to make).
+    let mut last_sweep = state.clock.now();
     loop {
         let now = state.clock.now();
         let until_event = std::time::Duration::from_secs((state.keys.next_event(now) - now).max(0) as u64);

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{TokensConfig, UserInfoConfig};
 use crate::crypto::jwt::{self, JwtError, Rules};
-use crate::crypto::keys::KeyError;
+use crate::crypto::keys::{Alg, KeyError};
 use crate::db::users::UserRow;
 use crate::services::ServiceError;
 use crate::services::keyring::RingState;
@@ -226,6 +226,8 @@ pub struct ClientGrant {
     pub refresh_ttl: Option<i64>,
     pub claim_filter: Option<Vec<String>>,
     pub rfc9068: bool,
+    /// The client's `signing_alg`.
+    pub alg: Option<Alg>,
 }
 
 impl ClientGrant {
@@ -255,12 +257,14 @@ impl ClientGrant {
         }
     }
 
-    /// Signs `claims` in the client's profile.
+    /// Signs `claims` in the client's profile, with its algorithm's key.
     pub fn sign(&self, ring: &RingState, claims: &Map<String, Value>, now: i64) -> Result<String, SignError> {
+        let signer = ring.signer_for(self.alg, now).ok_or(SignError::NoKey)?;
         if self.rfc9068 {
-            sign_access_token(ring, claims, now)
+            let header = jwt::typed_header(&signer.key, "at+jwt");
+            Ok(jwt::encode(&signer.key, &header, claims)?)
         } else {
-            sign(ring, claims, now)
+            Ok(jwt::encode(&signer.key, &signer.header, claims)?)
         }
     }
 }
@@ -277,13 +281,6 @@ pub fn build_client_claims(
     let mut claims = group_part(groups, filter);
     add_registered(&mut claims, s, sub.to_string(), now);
     claims
-}
-
-/// Signs `claims` as an RFC 9068 access token (`typ: at+jwt`).
-pub fn sign_access_token(ring: &RingState, claims: &Map<String, Value>, now: i64) -> Result<String, SignError> {
-    let signer = ring.signer(now).ok_or(SignError::NoKey)?;
-    let header = jwt::typed_header(&signer.key, "at+jwt");
-    Ok(jwt::encode(&signer.key, &header, claims)?)
 }
 
 /// Verifies a token issued by this ring.

@@ -680,8 +680,10 @@ db_test!(audit_trail_and_key_rotation, async |db| {
         .json()
         .await
         .unwrap();
-    assert_eq!(before["keys"].as_array().unwrap().len(), 1);
+    // One key per algorithm (ES256, and RS256 by default), each signing.
+    assert_eq!(before["keys"].as_array().unwrap().len(), 2);
     assert_eq!(before["keys"][0]["signing"], true);
+    assert_eq!(before["keys"][1]["signing"], true);
     assert!(before["keys"][0].get("private_key").is_none());
     let rotated = call(&app, Some(&s), Method::POST, "/api/admin/keys/rotate", None).await;
     assert_eq!(rotated.status(), 200);

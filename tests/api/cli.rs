@@ -138,6 +138,20 @@ fn hash_password_output_works_in_a_dbinit_file() {
     let hasher = tessera::crypto::password::Hasher::new(&Default::default()).unwrap();
     let verdict = hasher.verify("correct horse", tessera::crypto::password::Stored::Phc(&stored));
     assert_eq!(verdict, tessera::crypto::password::Verdict::Right);
+
+    // `migrate` made every algorithm's key ahead, so `serve` starts with the whole ring.
+    let mut algs: Vec<String> = {
+        use diesel::prelude::*;
+        use tessera::db::schema::signing_keys;
+        let mut conn =
+            diesel::sqlite::SqliteConnection::establish(dir.path().join("tessera.db").to_str().unwrap()).unwrap();
+        signing_keys::table
+            .select(signing_keys::algorithm)
+            .load(&mut conn)
+            .unwrap()
+    };
+    algs.sort();
+    assert_eq!(algs, ["ES256", "RS256"]);
 }
 
 #[test]

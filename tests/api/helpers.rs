@@ -166,6 +166,14 @@ pub async fn spawn_on_url(
     let superuser_password = app.superuser_password.clone();
     let state = app.state();
     let server = app.handle();
+    // The key ring's other algorithms (RS256 by default) are made in the background right after start-up;
+    // tests see the whole ring, as a client does a moment after start.
+    for _ in 0..500 {
+        if state.keys.is_whole() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     // On a thread of its own, so the stop sent when the TestApp drops is carried out even though the test's
     // runtime ends with the test: otherwise every server (and its pool) outlived its test, and the suite ran
     // PostgreSQL out of connections.

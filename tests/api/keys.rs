@@ -61,7 +61,7 @@ async fn jwks_is_rfc7517_with_bounded_cache() {
     );
     assert_eq!(
         disc["id_token_signing_alg_values_supported"],
-        serde_json::json!(["ES256"])
+        serde_json::json!(["ES256", "RS256"])
     );
 }
 
@@ -94,6 +94,8 @@ async fn rotation_follows_the_schedule() {
             c.tokens.key_duration = tessera::config::GoDuration::from_secs(600);
             c.tokens.token_duration = tessera::config::GoDuration::from_secs(100);
             c.cluster.key_check_interval = tessera::config::GoDuration::from_secs(3600);
+            // One chain; `every_chain_rotates_on_the_same_schedule` has two.
+            c.tokens.algorithms = vec!["ES256".into()];
         },
         None,
         Some(Arc::new(clock.clone())),
@@ -135,6 +137,82 @@ async fn rotation_follows_the_schedule() {
     );
     let jwks: Value = serde_json::from_slice(&ring.jwks_body).unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+}
+
+/// Every chain of the ring (ES256 and RS256 by default) follows the same schedule; `/api/pkeys` only ever lists
+/// the configured algorithm's keys, and each chain signs only its own algorithm.
+#[tokio::test]
+async fn every_chain_rotates_on_the_same_schedule() {
+    use tessera::crypto::keys::Alg;
+    let clock = ManualClock::new();
+    let app = spawn_app_full(
+        TestDb::Sqlite,
+        |c| {
+            c.tokens.key_duration = tessera::config::GoDuration::from_secs(600);
+            c.tokens.token_duration = tessera::config::GoDuration::from_secs(100);
+            c.cluster.key_check_interval = tessera::config::GoDuration::from_secs(3600);
+        },
+        None,
+        Some(Arc::new(clock.clone())),
+    )
+    .await
+    .unwrap();
+    let keys = app.state.keys.clone();
+    let start = clock.now();
+    let at = |secs: i64| {
+        clock.advance(start + secs - clock.now());
+        let keys = keys.clone();
+        let now = clock.now();
+        async move {
+            tokio::task::spawn_blocking(move || keys.refresh(now).unwrap())
+                .await
+                .unwrap();
+        }
+    };
+    let signers = |now: i64| {
+        let ring = keys.current();
+        let stoke = ring.signer(now).map(|k| (k.key.alg.name(), k.key.kid.clone()));
+        let rsa = ring
+            .signer_for(Some(Alg::RS256), now)
+            .map(|k| (k.key.alg.name(), k.key.kid.clone()));
+        (stoke.unwrap(), rsa.unwrap())
+    };
+    let pkeys_algs = || {
+        let body: Value = serde_json::from_slice(&keys.current().pkeys_body).unwrap();
+        body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["alg"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (first_es, first_rs) = signers(clock.now());
+    assert_eq!((first_es.0, first_rs.0), ("ES256", "RS256"));
+    assert_eq!(pkeys_algs(), ["ES256"]);
+    at(399).await;
+    assert_eq!(keys.current().keys.len(), 2, "nothing new before E-2T");
+    at(400).await;
+    assert_eq!(keys.current().keys.len(), 4, "a successor in each chain at E-2T");
+    assert_eq!(
+        signers(clock.now()),
+        (first_es.clone(), first_rs.clone()),
+        "the old keys still sign"
+    );
+    assert_eq!(pkeys_algs(), ["ES256", "ES256"]);
+    at(500).await;
+    let (es, rs) = signers(clock.now());
+    assert!(
+        es.1 != first_es.1 && rs.1 != first_rs.1,
+        "both successors sign from E-T"
+    );
+    assert_eq!((es.0, rs.0), ("ES256", "RS256"));
+    at(600).await;
+    let ring = keys.current();
+    let mut left: Vec<String> = ring.keys.iter().map(|k| k.key.kid.clone()).collect();
+    left.sort();
+    let mut expected = vec![es.1, rs.1];
+    expected.sort();
+    assert_eq!(left, expected, "the old keys leave at E");
 }
 
 fn stored_private_keys(app: &crate::helpers::TestApp) -> Vec<(String, String)> {

@@ -33,8 +33,8 @@ async fn counts_requests_logins_and_refreshes() {
         r#"tessera_refreshes_total{outcome="ok"} 1"#,
         r#"tessera_http_request_duration_seconds_count{method="POST",route="/api/refresh"} 1"#,
         "tessera_hash_queue_depth 0",
-        "tessera_signing_keys 1",
-        "tessera_key_rotations_total 1",
+        "tessera_signing_keys 2",
+        "tessera_key_rotations_total 2",
     ] {
         assert!(text.contains(line), "missing {line}\n{text}");
     }

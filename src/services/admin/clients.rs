@@ -33,6 +33,7 @@ fn dto(row: &ClientRow, groups: Vec<i64>, now: i64) -> OAuthClient {
         refresh_token_ttl: row.refresh_token_ttl,
         jwt_profile: row.jwt_profile.clone(),
         introspect: row.introspect != 0,
+        signing_alg: row.signing_alg.clone(),
         previous_secret_valid_until: row.previous_until.filter(|u| *u > now).map(rfc3339),
         created_at: rfc3339(row.created_at),
         updated_at: rfc3339(row.updated_at),
@@ -52,8 +53,9 @@ fn settings(
     input: &ClientInput,
     base: ClientSettings,
     public: bool,
-    max_access_ttl: i64,
+    limits: &Limits,
 ) -> Result<ClientSettings, ServiceError> {
+    let max_access_ttl = limits.max_access_ttl;
     let mut s = base;
     if let Some(name) = &input.name {
         text("name", name, 255, true)?;
@@ -64,7 +66,7 @@ fn settings(
         for g in grants {
             let grant = Grant::parse(g).ok_or_else(|| {
                 invalid(format!(
-                    "grant type {g:?} is not one of password, refresh_token, client_credentials"
+                    "grant_types: {g:?} is not one of password, refresh_token, client_credentials"
                 ))
             })?;
             if !parsed.contains(&grant) {
@@ -78,27 +80,27 @@ fn settings(
     }
     if public && s.grant_types.split(' ').any(|g| g == Grant::ClientCredentials.name()) {
         return Err(invalid(
-            "a public client cannot use client_credentials: it has no secret",
+            "grant_types: a public client cannot use client_credentials: it has no secret",
         ));
     }
     if let Some(scopes) = &input.scopes {
         if scopes.len() > MAX_LIST {
-            return Err(invalid(format!("at most {MAX_LIST} scopes")));
+            return Err(invalid(format!("scopes: at most {MAX_LIST}")));
         }
         if let Some(bad) = scopes.iter().find(|s| !oauth::valid_scope_token(s)) {
             return Err(invalid(format!(
-                "scope {bad:?} is not a scope token (printable ASCII without space, quote or backslash)"
+                "scopes: {bad:?} is not a scope token (printable ASCII without space, quote or backslash)"
             )));
         }
         s.scopes = oauth::words(&scopes.join(" ")).join(" ");
     }
     if let Some(uris) = &input.redirect_uris {
         if uris.len() > MAX_LIST {
-            return Err(invalid(format!("at most {MAX_LIST} redirect URIs")));
+            return Err(invalid(format!("redirect_uris: at most {MAX_LIST}")));
         }
         if let Some(bad) = uris.iter().find(|u| !oauth::valid_redirect_uri(u)) {
             return Err(invalid(format!(
-                "redirect URI {bad:?} must be an absolute https URL (http only on a loopback address) without a fragment"
+                "redirect_uris: {bad:?} must be an absolute https URL (http only on a loopback address) without a fragment"
             )));
         }
         s.redirect_uris = serde_json::to_string(uris)?;
@@ -112,7 +114,7 @@ fn settings(
     if let Some(filter) = &input.claim_filter {
         if let Some(f) = filter {
             if f.len() > MAX_LIST {
-                return Err(invalid(format!("at most {MAX_LIST} claim_filter entries")));
+                return Err(invalid(format!("claim_filter: at most {MAX_LIST} entries")));
             }
             for name in f {
                 text("claim_filter entry", name, 255, true)?;
@@ -152,7 +154,39 @@ fn settings(
         }
         s.introspect = i64::from(introspect);
     }
+    if let Some(alg) = &input.signing_alg {
+        if let Some(a) = alg
+            && !limits.algorithms.contains(&a.as_str())
+        {
+            return Err(invalid(format!(
+                "signing_alg: {a:?} is not one of tokens.algorithms ({})",
+                limits.algorithms.join(", ")
+            )));
+        }
+        s.signing_alg = alg.clone();
+    }
     Ok(s)
+}
+
+/// What the server's configuration allows a client.
+struct Limits {
+    /// `tokens.token_duration`: a longer token would outlive its signing key.
+    max_access_ttl: i64,
+    /// The algorithms the key ring signs with.
+    algorithms: Vec<&'static str>,
+}
+
+impl Limits {
+    fn of(state: &AppState) -> Limits {
+        let ring = state.keys.settings();
+        Limits {
+            max_access_ttl: state.tokens.token_duration,
+            algorithms: std::iter::once(ring.alg)
+                .chain(ring.extra.iter().copied())
+                .map(|a| a.name())
+                .collect(),
+        }
+    }
 }
 
 /// The groups named, sorted and without duplicates, if every one exists; else `unknown_reference`.
@@ -211,7 +245,7 @@ pub async fn create(state: &AppState, caller: &Caller, input: ClientInput) -> Re
         signing_alg: None,
         updated_at: now,
     };
-    let s = settings(&input, base, public, state.tokens.token_duration)?;
+    let s = settings(&input, base, public, &Limits::of(state))?;
     let (secret, digest) = match public {
         true => (None, None),
         false => {
@@ -232,7 +266,7 @@ pub async fn create(state: &AppState, caller: &Caller, input: ClientInput) -> Re
         refresh_token_ttl: s.refresh_token_ttl,
         jwt_profile: s.jwt_profile,
         introspect: s.introspect,
-        signing_alg: None,
+        signing_alg: s.signing_alg,
         secret_digest: digest,
         previous_digest: None,
         previous_until: None,
@@ -260,15 +294,15 @@ pub async fn update(
     id: String,
     input: ClientInput,
 ) -> Result<OAuthClient, ServiceError> {
-    let max_access_ttl = state.tokens.token_duration;
+    let limits = Limits::of(state);
     let change = Change::new("client.update", &id);
     write(state, caller, Area::Operations, change, move |c, _, now| {
         let row = clients::find(c, &id)?.ok_or_else(|| not_found(&id))?;
         if input.kind.as_deref().is_some_and(|k| k != row.kind) {
-            return Err(invalid("a client's type cannot change: register a new client"));
+            return Err(invalid("type: a client's type cannot change: register a new client"));
         }
         let base = row.settings(now);
-        let s = settings(&input, base, row.kind == PUBLIC, max_access_ttl)?;
+        let s = settings(&input, base, row.kind == PUBLIC, &limits)?;
         clients::update(c, &id, &s)?;
         if let Some(groups) = &input.claim_groups {
             let groups = check_groups(c, groups)?;

@@ -31,7 +31,7 @@ pub fn key_ring(state: &AppState, caller: &Caller) -> Result<KeyRingInfo, Servic
     caller.require(Area::Operations, false)?;
     let ring = state.keys.current();
     let now = state.clock.now();
-    let signer = ring.signer(now).map(|k| k.key.kid.clone());
+    let signing = ring.signing_kids(now);
     let settings = state.keys.settings();
     let keys = ring
         .keys
@@ -42,14 +42,10 @@ pub fn key_ring(state: &AppState, caller: &Caller) -> Result<KeyRingInfo, Servic
             published_at: rfc3339(k.publish_at),
             signs_from: rfc3339(k.sign_from),
             expires_at: rfc3339(k.expires_at),
-            signing: signer.as_deref() == Some(k.key.kid.as_str()),
+            signing: signing.contains(&k.key.kid.as_str()),
         })
         .collect();
-    let next = ring
-        .keys
-        .last()
-        .map_or(now, |k| k.expires_at - 2 * settings.token_duration)
-        .max(now);
+    let next = state.keys.next_rotation(now);
     Ok(KeyRingInfo {
         keys,
         next_rotation: rfc3339(next),

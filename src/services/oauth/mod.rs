@@ -9,6 +9,7 @@ pub mod token;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::crypto::keys::Alg;
 use crate::db::clients::ClientRow;
 use crate::services::ServiceError;
 use crate::services::tokens::ClientGrant;
@@ -53,6 +54,8 @@ pub struct Client {
     pub refresh_ttl: Option<i64>,
     pub rfc9068: bool,
     pub introspect: bool,
+    /// Its access tokens' algorithm; `None` (or one no longer parsed): the configured one.
+    pub signing_alg: Option<Alg>,
 }
 
 impl Client {
@@ -68,6 +71,7 @@ impl Client {
             refresh_ttl: row.refresh_token_ttl,
             rfc9068: row.jwt_profile.as_deref() == Some(RFC9068),
             introspect: row.introspect != 0,
+            signing_alg: row.signing_alg.as_deref().and_then(Alg::parse),
         }
     }
 
@@ -102,6 +106,7 @@ impl Client {
             refresh_ttl: self.refresh_ttl,
             claim_filter: self.claim_filter.clone(),
             rfc9068: self.rfc9068,
+            alg: self.signing_alg,
         }
     }
 

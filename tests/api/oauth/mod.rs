@@ -1,6 +1,7 @@
 //! Tessera's OAuth 2.0 face: the clients of `/api/admin/clients`, `/oauth/token`, `/oauth/revoke`,
 //! `/oauth/introspect` and the metadata; `interop` drives them with third-party clients.
 
+mod algorithms;
 mod clients;
 mod interop;
 mod introspect;
