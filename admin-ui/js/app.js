@@ -51,11 +51,9 @@ async function render() {
   }
   if (r === 'login') return go('', { replace: true });
   const main = h('main', { id: 'main', tabindex: '-1' });
-  mount(
-    app,
-    header(),
-    h('div', { class: 'layout' }, nav(r), h('div', { class: 'content' }, h('div', { id: 'notices' }), main)),
-  );
+  // The notices survive the page change: "Group deleted." is said just before going back to the list.
+  const notices = document.getElementById('notices') || h('div', { id: 'notices' });
+  mount(app, header(), h('div', { class: 'layout' }, nav(r), h('div', { class: 'content' }, notices, main)));
   if (!anyAccess()) {
     mount(
       main,
