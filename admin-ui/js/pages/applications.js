@@ -116,8 +116,8 @@ export async function applicationPage(main, rawId) {
       h('dt', {}, 'Changed'),
       h('dd', {}, when(c.updated_at)),
     ),
-    h('section', {}, h('h2', {}, 'Settings'), details),
     h('section', { id: 'client-secret-section' }, h('h2', {}, 'Secret'), secretSection(c, canWrite, reload)),
+    h('section', {}, h('h2', {}, 'Settings'), details),
   );
 }
 
@@ -242,12 +242,12 @@ function clientForm(c, groups, { submitLabel = 'Save', submit, done, cancel, ext
         hint: 'The claim short names its tokens may carry, separated by spaces; empty: every claim.',
       }),
       groupsField,
-      ttl(
-        'Access token lifetime (seconds)',
-        'access_token_ttl',
-        'Empty: tokens.token_duration, which is also the maximum.',
+      h(
+        'div',
+        { class: 'two' },
+        ttl('Access token lifetime', 'access_token_ttl', 'Seconds; empty: tokens.token_duration, the maximum.'),
+        ttl('Refresh token lifetime', 'refresh_token_ttl', 'Seconds; empty: tokens.refresh_max_age.'),
       ),
-      ttl('Refresh token lifetime (seconds)', 'refresh_token_ttl', 'Empty: tokens.refresh_max_age.'),
       field('Token profile', 'jwt_profile', {
         value: v.jwt_profile ?? '',
         options: [
@@ -348,11 +348,11 @@ function readOnlyDetails(c, groups) {
       ['Name', c.name],
       ['Grant types', codes(c.grant_types)],
       ['Scopes', c.scopes.length ? codes(c.scopes) : 'none'],
-      ['Audience', c.audience || 'tokens.audience'],
+      ['Audience', c.audience || 'default (tokens.audience)'],
       ['Claim filter', c.claim_filter ? list(codes(c.claim_filter, false), 'no claims') : 'every claim'],
       ['Claim groups', list(c.claim_groups.map(group), 'none')],
-      ['Access token lifetime', secs(c.access_token_ttl, 'tokens.token_duration')],
-      ['Refresh token lifetime', secs(c.refresh_token_ttl, 'tokens.refresh_max_age')],
+      ['Access token lifetime', secs(c.access_token_ttl, 'default (tokens.token_duration)')],
+      ['Refresh token lifetime', secs(c.refresh_token_ttl, 'default (tokens.refresh_max_age)')],
       ['Token profile', c.jwt_profile === 'rfc9068' ? 'RFC 9068 (typ at+jwt)' : 'Tessera tokens (typ JWT)'],
       ['May introspect', c.introspect ? 'yes' : 'no'],
       [
@@ -465,8 +465,8 @@ async function remove(c) {
     return;
   try {
     await api.del(apiPath(c.client_id));
-    notify(`Application ${c.name} deleted.`);
     go('applications');
+    notify(`Application ${c.name} deleted.`);
   } catch (err) {
     notify(explain(err), 'error');
   }
