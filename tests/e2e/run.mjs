@@ -304,6 +304,7 @@ try {
   step = 'rotate the secret';
   await page.locator('#rotate-secret').click();
   await page.locator('dialog').getByRole('button', { name: 'Rotate secret' }).click();
+  await page.locator('dialog #previous-secret').waitFor();
   const rotated = await takeSecret('application-rotated-secret');
   check(rotated !== secret, 'rotation must make a new secret');
   const second = await oauthToken(clientId, rotated, { grant_type: 'client_credentials' });

@@ -429,6 +429,13 @@ function showSecret(client, secret, title) {
         ),
         h('small', { class: 'hint' }, 'The program sends it with its client ID to /oauth/token (HTTP Basic).'),
       ),
+      client.previous_secret_valid_until
+        ? h(
+            'p',
+            { class: 'meta', id: 'previous-secret' },
+            `The previous secret keeps working until ${when(client.previous_secret_valid_until)}: switch the program over before then.`,
+          )
+        : null,
       h(
         'div',
         { class: 'actions' },
