@@ -7,6 +7,7 @@ import { failed, field, form, h, link, mount } from './ui.js';
 import { usersPage, userPage } from './pages/users.js';
 import { groupsPage, groupPage } from './pages/groups.js';
 import { claimsPage } from './pages/claims.js';
+import { applicationsPage, applicationPage } from './pages/applications.js';
 import { keysPage } from './pages/keys.js';
 import { auditPage } from './pages/audit.js';
 import { metricsPage } from './pages/metrics.js';
@@ -16,6 +17,7 @@ const NAV = [
   ['users', 'Users', 'users'],
   ['groups', 'Claim groups', 'groups'],
   ['claims', 'Claims', 'claims'],
+  ['applications', 'Applications', 'clients'],
   ['keys', 'Keys', 'operations'],
   ['audit', 'Audit log', 'operations'],
   ['metrics', 'Metrics', 'metrics'],
@@ -28,6 +30,8 @@ const PAGES = [
   [/^groups$/, groupsPage, 'groups'],
   [/^groups\/(\d+)$/, groupPage, 'groups'],
   [/^claims$/, claimsPage, 'claims'],
+  [/^applications$/, applicationsPage, 'clients'],
+  [/^applications\/([^/]+)$/, applicationPage, 'clients'],
   [/^keys$/, keysPage, 'operations'],
   [/^audit$/, auditPage, 'operations'],
   [/^metrics$/, metricsPage, 'metrics'],
@@ -47,11 +51,9 @@ async function render() {
   }
   if (r === 'login') return go('', { replace: true });
   const main = h('main', { id: 'main', tabindex: '-1' });
-  mount(
-    app,
-    header(),
-    h('div', { class: 'layout' }, nav(r), h('div', { class: 'content' }, h('div', { id: 'notices' }), main)),
-  );
+  // The notices survive the page change: "Group deleted." is said just before going back to the list.
+  const notices = document.getElementById('notices') || h('div', { id: 'notices' });
+  mount(app, header(), h('div', { class: 'layout' }, nav(r), h('div', { class: 'content' }, notices, main)));
   if (!anyAccess()) {
     mount(
       main,

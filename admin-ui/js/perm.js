@@ -19,9 +19,11 @@ const READ = {
   claims: ['s', 'c', 'C', 'G', 'U'],
   totals: ['s', 'u', 'U', 'g', 'G', 'c', 'C'],
   operations: ['s'],
+  // OAuth 2.0 clients: read-all operators read them, only superusers (S) change them.
+  clients: ['s'],
   metrics: ['m', 's'],
 };
-const WRITE = { users: ['U'], groups: ['G'], claims: ['C'], operations: [] };
+const WRITE = { users: ['U'], groups: ['G'], claims: ['C'], operations: [], clients: [] };
 
 /** Whether the token may read (or, with `write`, change) `area`. */
 export function may(area, write = false) {

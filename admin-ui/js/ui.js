@@ -94,6 +94,8 @@ export function showError(form, err) {
     form.prepend(top);
   }
   top.textContent = explain(err);
+  // A long form (in a scrolled dialog) was submitted from its bottom: bring the message into sight.
+  top.scrollIntoView({ block: 'nearest' });
 }
 
 /** A message that says what to do next. */

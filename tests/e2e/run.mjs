@@ -2,9 +2,12 @@
 // is ever downloaded. Usage: node run.mjs <base url> <superuser name> <superuser password> [artifacts dir]
 //
 // Scenario: sign in as the bootstrap superuser; create a claim, a group with that claim and a user in that group;
-// sign out; log in as the new user through /api/login and find the claim in the token; a read-only operator
-// (stk=s) sees no write controls; revoking a session makes its refresh fail; keys, audit log and metrics pages
-// render; the console refreshes its token before it expires. Every page is screenshotted into the artifacts dir.
+// register an OAuth 2.0 application (errors next to their field), read its secret once from its dialog and get a
+// token with it from /oauth/token, rotate the secret, edit it, register a public one, delete the first; sign out;
+// log in as the new user through /api/login and find the claim in the token; a read-only operator (stk=s) sees
+// no write controls (applications included), an admin without s or S no Applications page; revoking a session
+// makes its refresh fail; keys, audit log and metrics pages render; the console refreshes its token before it
+// expires. Every page is screenshotted into the artifacts dir.
 // Any console error (such as a Content-Security-Policy violation) fails the run.
 
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
@@ -29,6 +32,14 @@ const GROUP = `e2e-testers-${stamp}`;
 const READERS = `e2e-readers-${stamp}`;
 const USER = { username: `e2e-user-${stamp}`, email: `e2e-${stamp}@example.com`, password: 'correct horse battery' };
 const READER = { username: `e2e-reader-${stamp}`, email: `reader-${stamp}@example.com`, password: 'reader password 1' };
+// Holds only `u` (read users): an admin for whom the Applications page does not exist.
+const USER_ADMIN = {
+  username: `e2e-uadmin-${stamp}`,
+  email: `uadmin-${stamp}@example.com`,
+  password: 'user admin pw 1',
+};
+const APP = `e2e-app-${stamp}`;
+const PUBLIC_APP = `e2e-spa-${stamp}`;
 
 let step = 'start';
 const problems = [];
@@ -42,6 +53,16 @@ async function api(path, body, token) {
   const headers = { 'Content-Type': 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   const res = await fetch(new URL(path, base), { method: 'POST', headers, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/** `POST /oauth/token` as `clientId`, authenticated by HTTP Basic with `secret` (or by `client_id` alone). */
+async function oauthToken(clientId, secret, params) {
+  const headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
+  const form = new URLSearchParams(params);
+  if (secret === null) form.set('client_id', clientId);
+  else headers.Authorization = `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`;
+  const res = await fetch(new URL('oauth/token', base), { method: 'POST', headers, body: form });
   return { status: res.status, body: await res.json().catch(() => null) };
 }
 
@@ -65,6 +86,8 @@ const context = await chromium.launchPersistentContext(profile, {
   ],
   viewport: { width: 1280, height: 860 },
 });
+// The secret dialog's Copy button is checked against the clipboard.
+await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(base).origin });
 const page = context.pages()[0] || (await context.newPage());
 page.setDefaultTimeout(10_000);
 page.on('console', (m) => {
@@ -127,6 +150,46 @@ async function createGroup(name, claim) {
   await page.locator('#group-claims').getByRole('checkbox', { name: claim }).check();
   await page.getByRole('button', { name: 'Save claims' }).click();
   await page.locator('#group-claims table').getByText(claim, { exact: true }).waitFor();
+}
+
+/** The admin API with the console's own session token (for setting up what the console is not tested on). */
+async function adminApi(method, path, body) {
+  const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem('tessera.admin.session')).token);
+  const headers = { Authorization: `Bearer ${token}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(new URL(path, base), { method, headers, body: body && JSON.stringify(body) });
+  const json = await res.json().catch(() => null);
+  check(res.ok, `${method} ${path} answered ${res.status}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+/**
+ * Reads a client secret from the dialog that shows it once, copies it with the dialog's button, closes the dialog;
+ * then neither the page nor the browser's storage may hold it any more.
+ */
+async function takeSecret(name) {
+  const d = page.locator('dialog');
+  await d.getByText('you will not see it again').waitFor();
+  const secret = await d.locator('#client-secret').inputValue();
+  check(/^[A-Za-z0-9_-]{43}$/.test(secret), `a secret of ${secret.length} characters is not 256 bits in base64url`);
+  await d.locator('button.copy').click();
+  await d.locator('button.copy', { hasText: 'Copied' }).waitFor();
+  check((await page.evaluate(() => navigator.clipboard.readText())) === secret, 'Copy did not copy the secret');
+  await screenshot(name);
+  await d.locator('#secret-done').click();
+  await d.waitFor({ state: 'detached' });
+  const kept = await page.evaluate(
+    (s) =>
+      [
+        JSON.stringify(localStorage),
+        JSON.stringify(sessionStorage),
+        document.documentElement.outerHTML,
+        ...[...document.querySelectorAll('input, textarea')].map((i) => i.value),
+      ].some((x) => x.includes(s)),
+    secret,
+  );
+  check(!kept, 'the secret is still in the page or in browser storage after its dialog closed');
+  return secret;
 }
 
 try {
@@ -192,6 +255,122 @@ try {
   await page.locator('dialog').getByRole('button', { name: 'Cancel' }).click();
   await page.locator('dialog').waitFor({ state: 'detached' });
 
+  step = 'register an application: errors next to the field they name, or at the top';
+  await nav('Applications');
+  await page.locator('#new-client').click();
+  const ad = page.locator('dialog');
+  await ad.getByLabel('Name').fill(APP);
+  await ad.getByRole('checkbox', { name: 'client_credentials' }).uncheck();
+  await ad.getByRole('button', { name: 'Create application' }).click();
+  const grantError = ad.locator('[data-field="grant_types"] .error');
+  await grantError.filter({ hasText: 'grant_types must name at least one grant' }).waitFor();
+  await ad.getByRole('checkbox', { name: 'client_credentials' }).check();
+  await ad.getByLabel('Redirect URIs').fill('http://example.com/callback');
+  await ad.getByRole('button', { name: 'Create application' }).click();
+  // "redirect URI … must be https": no field is called that, so the message goes to the top of the form.
+  await ad.locator('.form-error').filter({ hasText: 'redirect URI' }).waitFor();
+  check((await grantError.textContent()) === '', 'the earlier grant_types error should be gone');
+  await screenshot('application-validation');
+  await ad.getByLabel('Redirect URIs').fill('https://app.example/callback');
+  await ad.getByLabel('Scopes').fill('read write');
+  await ad.getByRole('checkbox', { name: GROUP }).check();
+  await ad.getByLabel('Access token lifetime').fill('20');
+  await ad.getByRole('button', { name: 'Create application' }).click();
+
+  step = 'the secret is shown once';
+  const secret = await takeSecret('application-secret');
+  await page.locator('main h1', { hasText: APP }).waitFor();
+  const clientId = (await page.locator('#client-id').textContent()).trim();
+  say(`registered application ${clientId}`);
+
+  step = 'the secret gets a token from /oauth/token';
+  const first = await oauthToken(clientId, secret, { grant_type: 'client_credentials', scope: 'read' });
+  check(
+    first.status === 200 && first.body?.access_token,
+    `token answered ${first.status}: ${JSON.stringify(first.body)}`,
+  );
+  check(first.body.scope === 'read', `granted scope ${first.body.scope}`);
+  const ct = claimsOf(first.body.access_token);
+  check(ct.client_id === clientId, `token client_id ${ct.client_id}`);
+  check(
+    ct[CLAIM.short_name] === CLAIM.value,
+    `the claim group picked in the form is not in the token: ${JSON.stringify(ct)}`,
+  );
+  check(ct.exp - ct.iat === 20, `access_token_ttl 20 gave a token of ${ct.exp - ct.iat} s`);
+  const wrong = await oauthToken(clientId, `${secret}x`, { grant_type: 'client_credentials' });
+  check(wrong.status === 401, `a wrong secret answered ${wrong.status}`);
+  say(`client_credentials token for ${clientId} carries ${CLAIM.short_name}=${ct[CLAIM.short_name]}`);
+
+  step = 'rotate the secret';
+  await page.locator('#rotate-secret').click();
+  await page.locator('dialog').getByRole('button', { name: 'Rotate secret' }).click();
+  await page.locator('dialog #previous-secret').waitFor();
+  const rotated = await takeSecret('application-rotated-secret');
+  check(rotated !== secret, 'rotation must make a new secret');
+  const second = await oauthToken(clientId, rotated, { grant_type: 'client_credentials' });
+  check(second.status === 200, `the new secret answered ${second.status}: ${JSON.stringify(second.body)}`);
+  // The previous secret keeps working for oauth.secret_rotation_overlap, and the page says until when.
+  const overlap = await oauthToken(clientId, secret, { grant_type: 'client_credentials' });
+  check(overlap.status === 200, `the previous secret answered ${overlap.status} within the overlap`);
+  await page.getByText('The secret before the last rotation works until').waitFor();
+
+  step = 'edit an application';
+  await page.locator('main').getByLabel('Audience').fill('https://api.example');
+  await page.locator('main').getByRole('button', { name: 'Save', exact: true }).click();
+  await page.getByText('Saved.').waitFor();
+  await page.reload();
+  await page.locator('main h1', { hasText: APP }).waitFor();
+  const audience = await page.locator('main').getByLabel('Audience').inputValue();
+  check(audience === 'https://api.example', `audience after saving: ${audience}`);
+  const edited = claimsOf(
+    (await oauthToken(clientId, rotated, { grant_type: 'client_credentials' })).body.access_token,
+  );
+  check([].concat(edited.aud).includes('https://api.example'), `aud after the edit: ${JSON.stringify(edited.aud)}`);
+  await screenshot('application');
+
+  step = 'register a public application (no secret)';
+  await nav('Applications');
+  await page.locator('#new-client').click();
+  await ad.getByLabel('Name').fill(PUBLIC_APP);
+  await ad.getByLabel('Type', { exact: true }).selectOption('public');
+  check(await ad.getByRole('checkbox', { name: 'client_credentials' }).isDisabled(), 'public: no client_credentials');
+  await ad.getByRole('checkbox', { name: 'password' }).check();
+  await ad.getByRole('checkbox', { name: 'refresh_token' }).check();
+  await ad.getByRole('button', { name: 'Create application' }).click();
+  await page.getByText(`Application ${PUBLIC_APP} created. It is public`).waitFor();
+  await page.locator('main h1', { hasText: PUBLIC_APP }).waitFor();
+  const publicId = (await page.locator('#client-id').textContent()).trim();
+  check((await page.locator('#rotate-secret').count()) === 0, 'a public application has no secret to rotate');
+  const pw = await oauthToken(publicId, null, {
+    grant_type: 'password',
+    username: READER.username,
+    password: READER.password,
+  });
+  check(pw.status === 200 && pw.body.refresh_token, `password grant answered ${pw.status}: ${JSON.stringify(pw.body)}`);
+  await nav('Applications');
+  for (const id of [clientId, publicId]) await page.locator('main tbody').getByText(id, { exact: true }).waitFor();
+  await screenshot('applications');
+
+  step = 'delete an application';
+  await page.getByRole('link', { name: APP }).click();
+  await page.locator('#delete-client').click();
+  await page.locator('dialog').getByRole('button', { name: 'Delete' }).click();
+  await page.getByText(`Application ${APP} deleted.`).waitFor();
+  await page.locator('main h1', { hasText: 'Applications' }).waitFor();
+  check((await page.locator('main tbody').getByText(clientId).count()) === 0, 'the deleted application is listed');
+  const gone = await oauthToken(clientId, rotated, { grant_type: 'client_credentials' });
+  check(gone.status === 401, `a deleted application's secret answered ${gone.status}`);
+
+  step = 'an admin holding only u';
+  const readUsers = (await adminApi('GET', 'api/admin/claims?itemsPerPage=255')).find(
+    (c) => c.short_name === 'stk' && c.value === 'u',
+  );
+  check(readUsers, 'no stk=u claim (Read Users)');
+  const uGroup = await adminApi('POST', 'api/admin/claim-groups', { name: `e2e-user-readers-${stamp}` });
+  await adminApi('PATCH', `api/admin/claim-groups/${uGroup.id}`, { claims: [readUsers.id] });
+  const uAdmin = await adminApi('POST', 'api/admin/localuser', { ...USER_ADMIN, fname: 'E2E', lname: 'Users' });
+  await adminApi('PATCH', `api/admin/users/${uAdmin.id}`, { claim_groups: [uGroup.id] });
+
   step = 'sign out';
   await signOut();
   check(await page.evaluate(() => sessionStorage.length === 0), 'sign-out must clear the session');
@@ -205,7 +384,7 @@ try {
 
   step = 'read-only operator sees no write controls';
   await signIn(READER.username, READER.password);
-  for (const label of ['Overview', 'Users', 'Claim groups', 'Claims', 'Keys', 'Audit log']) {
+  for (const label of ['Overview', 'Users', 'Claim groups', 'Claims', 'Applications', 'Keys', 'Audit log']) {
     await nav(label);
     const writes = await page.locator('main button.primary, main button.danger, main form').count();
     check(writes === 0, `${label}: ${writes} write controls shown to a read-only operator`);
@@ -221,6 +400,15 @@ try {
   await page.locator('#group-links').waitFor();
   const groupWrites = await page.locator('main button, main form').count();
   check(groupWrites === 0, `group page: ${groupWrites} write controls shown to a read-only operator`);
+  await nav('Applications');
+  check((await page.locator('#new-client').count()) === 0, 'a read-only operator is offered New application');
+  await page.getByRole('link', { name: PUBLIC_APP }).click();
+  await page.locator('#client-details').waitFor();
+  // Only the Copy button of the client ID: nothing that changes anything.
+  const appWrites = await page.locator('main button:not(.copy), main form, main input').count();
+  check(appWrites === 0, `application page: ${appWrites} write controls shown to a read-only operator`);
+  await page.locator('#client-details').getByText('password').waitFor();
+  await screenshot('read-only-application');
   await signOut();
 
   step = 'revoke a session; its refresh fails';
@@ -280,6 +468,15 @@ try {
   await signOut();
   await signIn(USER.username, USER.password);
   await page.getByText('No admin access').waitFor();
+  await signOut();
+
+  step = 'an admin without s or S has no Applications page';
+  await signIn(USER_ADMIN.username, USER_ADMIN.password);
+  await page.locator('nav.side').getByRole('link', { name: 'Users', exact: true }).waitFor();
+  const appLinks = await page.locator('nav.side').getByRole('link', { name: 'Applications' }).count();
+  check(appLinks === 0, 'an admin with only u is offered the Applications page');
+  await page.goto(url('applications'));
+  await page.locator('main h1', { hasText: 'Not allowed' }).waitFor();
   await signOut();
 
   check(problems.length === 0, `browser reported problems:\n  ${problems.join('\n  ')}`);
