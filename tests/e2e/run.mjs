@@ -255,7 +255,7 @@ try {
   await page.locator('dialog').getByRole('button', { name: 'Cancel' }).click();
   await page.locator('dialog').waitFor({ state: 'detached' });
 
-  step = 'register an application: errors next to the field they name, or at the top';
+  step = 'register an application: errors next to the field they name';
   await nav('Applications');
   await page.locator('#new-client').click();
   const ad = page.locator('dialog');
@@ -267,8 +267,8 @@ try {
   await ad.getByRole('checkbox', { name: 'client_credentials' }).check();
   await ad.getByLabel('Redirect URIs').fill('http://example.com/callback');
   await ad.getByRole('button', { name: 'Create application' }).click();
-  // "redirect URI … must be https": no field is called that, so the message goes to the top of the form.
-  await ad.locator('.form-error').filter({ hasText: 'redirect URI' }).waitFor();
+  // "redirect_uris: … must be an absolute https URL": the message names its field, so it is shown there.
+  await ad.locator('[data-field="redirect_uris"] .error').filter({ hasText: 'must be an absolute https URL' }).waitFor();
   check((await grantError.textContent()) === '', 'the earlier grant_types error should be gone');
   await screenshot('application-validation');
   await ad.getByLabel('Redirect URIs').fill('https://app.example/callback');
@@ -316,6 +316,8 @@ try {
 
   step = 'edit an application';
   await page.locator('main').getByLabel('Audience').fill('https://api.example');
+  // The ring's second algorithm (RS256 by default), offered from the discovery document.
+  await page.locator('main').getByLabel('Signing algorithm').selectOption('RS256');
   await page.locator('main').getByRole('button', { name: 'Save', exact: true }).click();
   await page.getByText('Saved.').waitFor();
   await page.reload();
@@ -326,6 +328,9 @@ try {
     (await oauthToken(clientId, rotated, { grant_type: 'client_credentials' })).body.access_token,
   );
   check([].concat(edited.aud).includes('https://api.example'), `aud after the edit: ${JSON.stringify(edited.aud)}`);
+  const editedToken = (await oauthToken(clientId, rotated, { grant_type: 'client_credentials' })).body.access_token;
+  const alg = JSON.parse(Buffer.from(editedToken.split('.')[0], 'base64url').toString()).alg;
+  check(alg === 'RS256', `the edited application's tokens are signed with ${alg}`);
   await screenshot('application');
 
   step = 'register a public application (no secret)';
@@ -429,7 +434,8 @@ try {
 
   step = 'keys';
   await nav('Keys');
-  check((await page.locator('.badge', { hasText: 'signing' }).count()) === 1, 'exactly one key should sign');
+  // One key per algorithm of the ring signs: ES256 (tokens.algorithm) and RS256 (the default second one).
+  check((await page.locator('.badge', { hasText: 'signing' }).count()) === 2, 'one key per algorithm should sign');
   await screenshot('keys');
   await page.locator('#rotate').click();
   await page.locator('dialog').getByRole('button', { name: 'Rotate now' }).click();

@@ -52,12 +52,21 @@ export async function applicationsPage(main) {
   );
 }
 
+/** The algorithms the server signs with (its discovery document), for the signing_alg choice. */
+function algorithms() {
+  return api
+    .publicJson('.well-known/openid-configuration')
+    .then((d) => d.id_token_signing_alg_values_supported || [])
+    .catch(() => []);
+}
+
 async function createClient() {
   // Claim groups the client's own subject may hold; without them the form still works (none picked).
-  const groups = await api.all('api/admin/claim-groups').catch(() => []);
+  const [groups, algs] = await Promise.all([api.all('api/admin/claim-groups').catch(() => []), algorithms()]);
   const m = modal(
     'New application',
     clientForm(null, groups, {
+      algs,
       submitLabel: 'Create application',
       submit: (body) => api.postJson('api/admin/clients', body),
       done: (created) => {
@@ -74,13 +83,15 @@ async function createClient() {
 export async function applicationPage(main, rawId) {
   const id = decodeURIComponent(rawId);
   const canWrite = may('clients', true);
-  const [c, groups] = await Promise.all([
+  const [c, groups, algs] = await Promise.all([
     api.get(apiPath(id)),
     may('groups') ? api.all('api/admin/claim-groups') : Promise.resolve([]),
+    canWrite ? algorithms() : Promise.resolve([]),
   ]);
   const reload = () => applicationPage(main, rawId);
   const details = canWrite
     ? clientForm(c, groups, {
+        algs,
         submit: (body) => api.patch(apiPath(id), body),
         done: () => {
           notify('Saved.');
@@ -155,7 +166,7 @@ function secretSection(c, canWrite, reload) {
 }
 
 /** The form of a new client (`c` null) or of an existing one; `submit(body)` gets the API's JSON body. */
-function clientForm(c, groups, { submitLabel = 'Save', submit, done, cancel, extra } = {}) {
+function clientForm(c, groups, { algs = [], submitLabel = 'Save', submit, done, cancel, extra } = {}) {
   const isNew = !c;
   const v = c || {
     name: '',
@@ -170,7 +181,9 @@ function clientForm(c, groups, { submitLabel = 'Save', submit, done, cancel, ext
     refresh_token_ttl: null,
     jwt_profile: null,
     introspect: false,
+    signing_alg: null,
   };
+  const algChoices = [...new Set([...algs, ...(v.signing_alg ? [v.signing_alg] : [])])];
   const type = field('Type', 'type', {
     value: v.type,
     options: [
@@ -255,6 +268,11 @@ function clientForm(c, groups, { submitLabel = 'Save', submit, done, cancel, ext
           ['rfc9068', 'RFC 9068 access tokens (typ at+jwt)'],
         ],
       }),
+      field('Signing algorithm', 'signing_alg', {
+        value: v.signing_alg ?? '',
+        options: [['', 'Default (tokens.algorithm)'], ...algChoices.map((a) => [a, a])],
+        hint: 'RS256 for resource servers that know nothing else; the keys of every choice are in the JWKS.',
+      }),
       introspect,
       field('Redirect URIs', 'redirect_uris', {
         type: 'textarea',
@@ -330,6 +348,7 @@ function body(values, f, isNew) {
     access_token_ttl: seconds('access_token_ttl'),
     refresh_token_ttl: seconds('refresh_token_ttl'),
     jwt_profile: values.jwt_profile || null,
+    signing_alg: values.signing_alg || null,
     introspect: f.querySelector('input[name=introspect]').checked,
   };
   if (isNew) out.type = values.type;
@@ -354,6 +373,7 @@ function readOnlyDetails(c, groups) {
       ['Access token lifetime', secs(c.access_token_ttl, 'default (tokens.token_duration)')],
       ['Refresh token lifetime', secs(c.refresh_token_ttl, 'default (tokens.refresh_max_age)')],
       ['Token profile', c.jwt_profile === 'rfc9068' ? 'RFC 9068 (typ at+jwt)' : 'Tessera tokens (typ JWT)'],
+      ['Signing algorithm', c.signing_alg || 'default (tokens.algorithm)'],
       ['May introspect', c.introspect ? 'yes' : 'no'],
       [
         'Redirect URIs',

@@ -53,6 +53,11 @@ export async function keysPage(main) {
       ],
       'No keys loaded: the server cannot sign tokens. Check its logs.',
     ),
-    h('p', { class: 'meta' }, 'Resource servers fetch these public keys from /.well-known/jwks.json and /api/pkeys.'),
+    h(
+      'p',
+      { class: 'meta' },
+      'One key signs per algorithm of tokens.algorithms. Resource servers fetch every public key from ' +
+        '/.well-known/jwks.json; /api/pkeys (Stoke\'s clients) lists only those of tokens.algorithm.',
+    ),
   );
 }
