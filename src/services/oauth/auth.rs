@@ -75,23 +75,28 @@ pub async fn authenticate(
     let (id, secret) = auth.presented()?;
     let now = state.clock.now();
     let failures = &state.client_failures;
-    // Counted as a failure before anything is checked, and refunded on success: a parallel burst cannot have
-    // more attempts in flight than the limit leaves.
-    failures.reserve(&id, addr, now)?;
-    if id.len() > MAX_CREDENTIAL || secret.as_ref().is_some_and(|s| s.len() > MAX_CREDENTIAL) {
-        return Err(invalid_client("unknown client or wrong secret"));
-    }
-    let row = {
-        let wanted = id.clone();
-        match state.db.run(move |c| clients::find(c, &wanted)).await {
-            Ok(row) => row,
-            Err(e) => {
-                failures.refund(&id, addr, now);
-                return Err(e.into());
-            }
+    // Early refusal of a caller that used up its failures, so a flood costs no lookups.
+    failures.check(&id, addr, now)?;
+    let row = match id.len() > MAX_CREDENTIAL || secret.as_ref().is_some_and(|s| s.len() > MAX_CREDENTIAL) {
+        true => None,
+        false => {
+            let wanted = id.clone();
+            state.db.run(move |c| clients::find(c, &wanted)).await?
         }
     };
-    let verdict = match &row {
+    // The limit is checked again, the secret compared and a failure counted in one step under one lock, so
+    // a parallel burst of wrong secrets gets no more tries than the limit, and right ones are never counted
+    // (however many of a client's workers are in flight).
+    failures.decide(&id, addr, now, || verdict(row.as_ref(), secret.as_deref(), now))?;
+    match row {
+        Some(row) => Ok(Client::from_row(&row)),
+        None => Err(invalid_client("unknown client")),
+    }
+}
+
+/// Whether `secret` authenticates the client `row` at `now`; why not (for the debug log) otherwise.
+fn verdict(row: Option<&clients::ClientRow>, secret: Option<&str>, now: i64) -> Result<(), &'static str> {
+    match row {
         None => Err("unknown client or wrong secret"),
         Some(r) if r.kind == super::PUBLIC => match secret {
             None => Ok(()),
@@ -100,7 +105,7 @@ pub async fn authenticate(
         Some(r) => match secret {
             None => Err("this client must authenticate with its secret"),
             Some(s) => {
-                let digest = secret_digest(&s);
+                let digest = secret_digest(s);
                 let current = r.secret_digest.as_deref().is_some_and(|d| constant_time_eq(d, &digest));
                 let previous = r.previous_until.is_some_and(|until| now < until)
                     && r.previous_digest
@@ -113,13 +118,6 @@ pub async fn authenticate(
                 }
             }
         },
-    };
-    match (verdict, row) {
-        (Ok(()), Some(row)) => {
-            failures.refund(&id, addr, now);
-            Ok(Client::from_row(&row))
-        }
-        (verdict, _) => Err(invalid_client(verdict.err().unwrap_or("unknown client"))),
     }
 }
 
@@ -153,34 +151,37 @@ impl ClientFailures {
         std::iter::once(format!("id:{id}")).chain(addr.map(|a| format!("ip:{}", a.ip())))
     }
 
-    /// Counts one attempt against the client id and the address, or 429 while either has used up its failures
-    /// in the current window. Check and count are one step, so parallel attempts cannot all pass the check.
-    pub fn reserve(&self, id: &str, addr: Option<ClientAddr>, now: i64) -> Result<(), ServiceError> {
+    /// 429 while the client id or the address has used up its failures in the current window.
+    pub fn check(&self, id: &str, addr: Option<ClientAddr>, now: i64) -> Result<(), ServiceError> {
         if self.max == 0 {
             return Ok(());
         }
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        self.check(&counts, id, addr, now)?;
-        self.record(&mut counts, id, addr, now);
-        Ok(())
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_locked(&counts, id, addr, now)
     }
 
-    /// Gives back what [`ClientFailures::reserve`] counted: the attempt succeeded, or was not decided.
-    pub fn refund(&self, id: &str, addr: Option<ClientAddr>, now: i64) {
+    /// Under one lock: 429 while the limit is used up, else `verdict()` (a constant-time digest comparison,
+    /// microseconds), counting a failure against the id and the address. Parallel attempts are decided one
+    /// after another, each seeing the failures of those before it.
+    pub fn decide(
+        &self,
+        id: &str,
+        addr: Option<ClientAddr>,
+        now: i64,
+        verdict: impl FnOnce() -> Result<(), &'static str>,
+    ) -> Result<(), ServiceError> {
         if self.max == 0 {
-            return;
+            return verdict().map_err(invalid_client);
         }
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        for key in Self::keys(id, addr) {
-            if let Some((start, n)) = counts.get_mut(&key)
-                && now < *start + self.window
-            {
-                *n = n.saturating_sub(1);
-            }
-        }
+        self.check_locked(&counts, id, addr, now)?;
+        verdict().map_err(|why| {
+            self.record(&mut counts, id, addr, now);
+            invalid_client(why)
+        })
     }
 
-    fn check(
+    fn check_locked(
         &self,
         counts: &HashMap<String, (i64, u32)>,
         id: &str,
@@ -273,29 +274,40 @@ mod tests {
         let f = ClientFailures::new(&config);
         let addr = Some(ClientAddr::new("192.0.2.1".parse().unwrap()));
         let other = Some(ClientAddr::new("192.0.2.2".parse().unwrap()));
-        assert!(f.reserve("c1", addr, 100).is_ok());
-        assert!(f.reserve("c2", addr, 101).is_ok());
-        // The address has two failures (over two ids); the id c1 only one.
-        assert!(matches!(f.reserve("c3", addr, 102), Err(ServiceError::Limited(_))));
-        assert!(f.reserve("c1", other, 102).is_ok());
-        assert!(matches!(f.reserve("c1", None, 104), Err(ServiceError::Limited(_))));
-        // A success gives its attempt back.
-        f.refund("c1", other, 105);
-        assert!(f.reserve("c1", None, 105).is_ok());
+        let wrong = || Err("wrong secret");
+        let right = || Ok(());
+        let unauthenticated = |r| matches!(r, Err(ServiceError::Unauthenticated));
+        let limited = |r| matches!(r, Err(ServiceError::Limited(_)));
+        assert!(unauthenticated(f.decide("c1", addr, 100, wrong)));
+        // Successes are never counted, however many.
+        for _ in 0..10 {
+            assert!(f.decide("c2", addr, 101, right).is_ok());
+        }
+        assert!(unauthenticated(f.decide("c2", addr, 101, wrong)));
+        // The address has two failures (over two ids): even a right secret from it waits; the id c1 has one.
+        assert!(limited(f.decide("c3", addr, 102, right)));
+        assert!(limited(f.check("c3", addr, 102)));
+        assert!(unauthenticated(f.decide("c1", other, 102, wrong)));
+        assert!(limited(f.decide("c1", None, 104, right)));
         // The window ends.
-        assert!(f.reserve("c1", addr, 161).is_ok());
+        assert!(f.decide("c1", addr, 161, right).is_ok());
     }
 
     #[test]
     fn a_flood_of_made_up_ids_stays_bounded() {
         let f = ClientFailures::new(&OAuthConfig::default());
         for i in 0..MAX_ENTRIES + 500 {
-            f.reserve(&format!("made-up-{i}"), None, 100).unwrap();
+            let _ = f.decide(&format!("made-up-{i}"), None, 100, || Err("unknown client"));
         }
         let len = f.counts.lock().unwrap().len();
         assert!(len <= MAX_ENTRIES, "{len} entries");
         // An id counted before the map filled keeps counting.
-        let limited = (0..20).any(|_| matches!(f.reserve("made-up-0", None, 101), Err(ServiceError::Limited(_))));
+        let limited = (0..20).any(|_| {
+            matches!(
+                f.decide("made-up-0", None, 101, || Err("unknown client")),
+                Err(ServiceError::Limited(_))
+            )
+        });
         assert!(limited);
     }
 }

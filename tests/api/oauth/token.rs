@@ -442,3 +442,21 @@ db_test!(
         );
     }
 );
+
+// A client with more workers in flight than the failure limit is never refused: right secrets are not counted,
+// not even while they are being checked.
+db_test!(a_parallel_burst_of_right_secrets_is_never_limited, async |db| {
+    let app = oauth_app(db, |c| c.oauth.max_client_failures = 3).await.unwrap();
+    let (id, secret) = confidential(&app).await;
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..24 {
+        let request = app
+            .client
+            .post(app.url("/oauth/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")]);
+        burst.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let statuses = burst.join_all().await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+});
