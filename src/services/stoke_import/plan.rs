@@ -4,7 +4,8 @@
 //! Entities are matched by natural key: claims and groups by name, users by username, links by (group, type,
 //! resource), keys by kid and key material. What Tessera holds already is left as it is (its copy is the newer:
 //! a password rehashed at login, a description edited), so a second run finds nothing to do. What contradicts
-//! it is a problem: a claim name or `short_name=value` pair held differently, a username with another email,
+//! it is a problem: a claim name held with another `short_name=value` (Tessera's claim of the same pair is taken
+//! as Stoke's, whatever its name, since tokens carry only the pair), a username with another email,
 //! an email another user has, a kid taken by another key. So are rows Tessera cannot use: a malformed password
 //! hash, an unknown `source`, a signing key that does not parse, a non-canonical `stk` value.
 
@@ -77,30 +78,36 @@ fn plan_claims(dump: &StokeDump, target: &Target, p: &mut Plan) -> HashMap<i64, 
         }
         let by_name = target.claims.iter().find(|t| t.1 == c.name);
         let by_value = target.claims.iter().find(|t| t.2 == c.short_name && t.3 == c.value);
-        match (by_name, by_value) {
-            (Some(t), _) if t.2 == c.short_name && t.3 == c.value => p.unchanged += 1,
+        let name = match (by_value, by_name) {
+            // What a token carries is `short_name=value`: Tessera's claim of the same pair is Stoke's claim.
             (Some(t), _) => {
+                p.unchanged += 1;
+                if t.1 != c.name {
+                    p.notes.push(format!(
+                        "{label} ({}={}) is Tessera's claim {:?}: its groups get that one",
+                        c.short_name, c.value, t.1
+                    ));
+                }
+                t.1.clone()
+            }
+            (None, Some(t)) => {
                 p.problems.push(format!(
                     "{label}: Tessera has a claim of this name with {}={}, Stoke's is {}={}",
                     t.2, t.3, c.short_name, c.value
                 ));
                 continue;
             }
-            (None, Some(t)) => {
-                p.problems.push(format!(
-                    "{label}: Tessera holds {}={} as the claim {:?}",
-                    c.short_name, c.value, t.1
-                ));
-                continue;
+            (None, None) => {
+                p.changes.claims.push(NewClaim {
+                    name: c.name.clone(),
+                    short_name: c.short_name.clone(),
+                    value: c.value.clone(),
+                    description: c.description.clone(),
+                });
+                c.name.clone()
             }
-            (None, None) => p.changes.claims.push(NewClaim {
-                name: c.name.clone(),
-                short_name: c.short_name.clone(),
-                value: c.value.clone(),
-                description: c.description.clone(),
-            }),
-        }
-        ok.insert(c.id, c.name.clone());
+        };
+        ok.insert(c.id, name);
     }
     ok
 }
