@@ -21,7 +21,8 @@ use crate::startup::{self, Application};
     about = "A lightweight self-hosted token service (Stoke-compatible)"
 )]
 pub struct Cli {
-    /// Configuration file (default: ./config.yaml when it exists, else built-in defaults).
+    /// Configuration file. Default: $TESSERA_CONFIG, else the first of /etc/tessera/config.yaml,
+    /// /etc/stoke/config.yaml, ./config.yaml that exists, else built-in defaults.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// A dbinit file to apply at start-up (overrides users.user_init_file).
@@ -117,10 +118,25 @@ fn with_config(cli: &Cli, f: impl FnOnce(LoadedConfig) -> ExitCode) -> ExitCode 
     }
 }
 
+/// Says which configuration file was read, and how it was chosen.
+fn log_source(loaded: &LoadedConfig) {
+    match &loaded.file {
+        Some(file) => tracing::info!(file = %file.display(), chosen_by = loaded.chosen_by, "configuration read"),
+        None => tracing::info!(
+            "no configuration file (--config, TESSERA_CONFIG, /etc/tessera/config.yaml, /etc/stoke/config.yaml, \
+             ./config.yaml): built-in defaults"
+        ),
+    }
+}
+
 fn validate(cli: &Cli, strict: bool) -> ExitCode {
     match load(cli, strict) {
         Ok(loaded) => {
             print_warnings(&loaded.warnings);
+            match &loaded.file {
+                Some(file) => eprintln!("configuration read from {} ({})", file.display(), loaded.chosen_by),
+                None => eprintln!("no configuration file found: built-in defaults"),
+            }
             match serde_yaml_ng::to_string(&loaded.config) {
                 Ok(text) => println!("# effective configuration (secrets redacted)\n{text}"),
                 Err(e) => eprintln!("error: cannot print the configuration: {e}"),
@@ -141,6 +157,7 @@ fn migrate(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    log_source(&loaded);
     match startup::prepare(&loaded.config, cli.dbinit.as_deref(), &SystemClock) {
         Ok(prepared) => {
             announce_superuser(prepared.superuser_password.as_deref());
@@ -158,6 +175,7 @@ fn import_stoke(loaded: LoadedConfig, from: &str, dry_run: bool, skip_invalid: b
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    log_source(&loaded);
     let config = &loaded.config;
     let rsa_alg = match config.tokens.num_bits {
         384 => Alg::PS384,
@@ -215,6 +233,7 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    log_source(&loaded);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
