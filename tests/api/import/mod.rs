@@ -15,6 +15,8 @@ use crate::cli::tessera;
 use crate::db_test;
 use crate::helpers::{TestDb, claims_of, fresh_database, repo_path, spawn_on_url, test_config};
 
+mod config;
+
 const FIXTURE: &str = "tests/fixtures/stoke-db";
 
 /// The text of Stoke's key `id` in the fixture rows (base64url of SEC1 DER).
@@ -429,63 +431,4 @@ async fn fry_is_a_directory_user() {
     );
     assert!(claims.get("stk").is_none(), "fry is not in admin_staff");
     crate::ldap::expect_401(&app, "fry", "wrong", Some("ldap")).await;
-}
-
-#[test]
-fn tessera_config_names_the_file_and_the_log_says_which_was_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("elsewhere.yaml");
-    let db = dir.path().join("t.db");
-    std::fs::write(
-        &file,
-        format!(
-            "server:\n  port: 18099\ndatabase:\n  url: sqlite://{}\nlogging:\n  pretty_stdout: false\n",
-            db.display()
-        ),
-    )
-    .unwrap();
-    let out = tessera(dir.path())
-        .arg("validate")
-        .env("TESSERA_CONFIG", &file)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!("configuration read from {} (TESSERA_CONFIG)", file.display())),
-        "{stderr}"
-    );
-    assert!(stdout.contains("port: 18099"), "{stdout}");
-    // --config wins over the environment; the log of a real command names the file and how it was chosen.
-    let out = tessera(dir.path())
-        .arg("--config")
-        .arg(&file)
-        .arg("migrate")
-        .env("TESSERA_CONFIG", "/nowhere.yaml")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let line = stdout
-        .lines()
-        .find(|l| l.contains("configuration read"))
-        .expect("no log line");
-    assert!(
-        line.contains(&file.display().to_string()) && line.contains("--config"),
-        "{line}"
-    );
-    // A file the environment names must exist.
-    let out = tessera(dir.path())
-        .arg("validate")
-        .env("TESSERA_CONFIG", "/nowhere.yaml")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("/nowhere.yaml: cannot read config file (named by TESSERA_CONFIG)")
-    );
 }
