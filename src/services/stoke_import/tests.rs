@@ -182,10 +182,19 @@ fn conflicts_with_tessera_are_problems() {
     t.claims.push((11, "Super".into(), "stk".into(), "s".into()));
     t.claims.push((12, "Ship access".into(), "ship".into(), "acc".into()));
     let p = plan::plan(&dump(), &t, &opts(), NOW);
-    assert_eq!(p.problems.len(), 4, "{:?}", p.problems);
+    assert_eq!(p.problems.len(), 3, "{:?}", p.problems);
     assert!(
         p.problems
             .iter()
             .any(|x| x.contains("belongs to the Tessera user \"someone\""))
     );
+    assert!(
+        p.problems
+            .iter()
+            .any(|x| x.contains("claim \"Super\": Tessera has a claim of this name"))
+    );
+    // Tessera's claim of the same pair stands for Stoke's, under Tessera's name.
+    assert!(p.changes.claims.is_empty());
+    let edge = ("Crew".to_string(), "Ship access".to_string());
+    assert!(p.changes.group_claims.contains(&edge), "{:?}", p.changes.group_claims);
 }
