@@ -107,6 +107,10 @@ pub fn import_stoke(
     clock: &dyn Clock,
 ) -> Result<stoke_import::Plan, StartupError> {
     let dump = stoke_import::read_source(from)?;
+    if opts.dry_run && sqlite_file_missing(config) {
+        // Connecting would create the file: a dry run plans against nothing instead.
+        return Ok(stoke_import::plan_fresh(&dump, opts, clock.now())?);
+    }
     let db = Db::connect(&config.database).map_err(|source| StartupError::Database {
         key: "database.url",
         source,
@@ -133,6 +137,19 @@ pub fn import_stoke(
         KeyRing::load(ring_settings(config, kek)?, db.clone(), clock.now())?;
     }
     Ok(stoke_import::import(&mut conn, &dump, opts, clock.now())?)
+}
+
+/// Whether the configured database is a SQLite file that does not exist yet.
+fn sqlite_file_missing(config: &Config) -> bool {
+    match config.database.resolve() {
+        Ok((crate::config::Backend::Sqlite, url)) if !url.contains("mode=memory") => {
+            let path = url.strip_prefix("file:").unwrap_or(&url);
+            let path = path.split('?').next().unwrap_or(path);
+            let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+            !Path::new(path.as_ref()).exists()
+        }
+        _ => false,
+    }
 }
 
 fn ring_settings(config: &Config, kek: Kek) -> Result<RingSettings, StartupError> {
