@@ -1,4 +1,4 @@
-//! The command line: `tessera [--config FILE] [--dbinit FILE] [serve|migrate|validate|hash-password]`.
+//! The command line: `tessera [--config FILE] [--dbinit FILE] [serve|migrate|validate|hash-password|import-stoke]`.
 //! Stoke's single-dash `-config`/`-dbinit` spellings are accepted too.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::SystemClock;
 use crate::config::{self, Config, LoadedConfig};
+use crate::crypto::keys::Alg;
 use crate::crypto::password::{self, Hasher};
+use crate::services::stoke_import;
 use crate::startup::{self, Application};
 
 #[derive(Debug, Parser)]
@@ -19,7 +21,8 @@ use crate::startup::{self, Application};
     about = "A lightweight self-hosted token service (Stoke-compatible)"
 )]
 pub struct Cli {
-    /// Configuration file (default: ./config.yaml when it exists, else built-in defaults).
+    /// Configuration file. Default: $TESSERA_CONFIG, else the first of /etc/tessera/config.yaml,
+    /// /etc/stoke/config.yaml, ./config.yaml that exists, else built-in defaults.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// A dbinit file to apply at start-up (overrides users.user_init_file).
@@ -40,6 +43,18 @@ pub enum Command {
         /// Treat unknown keys as errors.
         #[arg(long)]
         strict: bool,
+    },
+    /// Import a Stoke database (users, groups, claims, links, memberships, unexpired keys) into the configured one.
+    ImportStoke {
+        /// Stoke's database: a SQLite file, postgres://… or mysql://…
+        #[arg(long, value_name = "DATABASE")]
+        from: String,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Leave out (and list) rows Tessera cannot take instead of refusing the whole import.
+        #[arg(long)]
+        skip_invalid: bool,
     },
     /// Read a password from stdin and print dbinit lines for it.
     HashPassword {
@@ -70,6 +85,11 @@ pub fn run() -> ExitCode {
         Command::Validate { strict } => validate(&cli, *strict),
         Command::HashPassword { stoke } => hash_password(&cli, *stoke),
         Command::Migrate => with_config(&cli, |loaded| migrate(&cli, loaded)),
+        Command::ImportStoke {
+            from,
+            dry_run,
+            skip_invalid,
+        } => with_config(&cli, |loaded| import_stoke(loaded, from, *dry_run, *skip_invalid)),
         Command::Serve => with_config(&cli, |loaded| serve(&cli, loaded)),
     }
 }
@@ -98,10 +118,25 @@ fn with_config(cli: &Cli, f: impl FnOnce(LoadedConfig) -> ExitCode) -> ExitCode 
     }
 }
 
+/// Says which configuration file was read, and how it was chosen.
+fn log_source(loaded: &LoadedConfig) {
+    match &loaded.file {
+        Some(file) => tracing::info!(file = %file.display(), chosen_by = loaded.chosen_by, "configuration read"),
+        None => tracing::info!(
+            "no configuration file (--config, TESSERA_CONFIG, /etc/tessera/config.yaml, /etc/stoke/config.yaml, \
+             ./config.yaml): built-in defaults"
+        ),
+    }
+}
+
 fn validate(cli: &Cli, strict: bool) -> ExitCode {
     match load(cli, strict) {
         Ok(loaded) => {
             print_warnings(&loaded.warnings);
+            match &loaded.file {
+                Some(file) => eprintln!("configuration read from {} ({})", file.display(), loaded.chosen_by),
+                None => eprintln!("no configuration file found: built-in defaults"),
+            }
             match serde_yaml_ng::to_string(&loaded.config) {
                 Ok(text) => println!("# effective configuration (secrets redacted)\n{text}"),
                 Err(e) => eprintln!("error: cannot print the configuration: {e}"),
@@ -122,6 +157,7 @@ fn migrate(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    log_source(&loaded);
     match startup::prepare(&loaded.config, cli.dbinit.as_deref(), &SystemClock) {
         Ok(prepared) => {
             announce_superuser(prepared.superuser_password.as_deref());
@@ -139,11 +175,70 @@ fn migrate(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
     }
 }
 
+fn import_stoke(loaded: LoadedConfig, from: &str, dry_run: bool, skip_invalid: bool) -> ExitCode {
+    if let Err(e) = crate::telemetry::init(&loaded.config.logging) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    log_source(&loaded);
+    let config = &loaded.config;
+    let rsa_alg = match config.tokens.num_bits {
+        384 => Alg::PS384,
+        512 => Alg::PS512,
+        _ => Alg::PS256,
+    };
+    let opts = stoke_import::Options {
+        dry_run,
+        skip_invalid,
+        instance_id: config.cluster.instance_id.clone(),
+        rsa_alg,
+        providers: config.users.providers.iter().map(|p| p.name.clone()).collect(),
+    };
+    let plan = match startup::import_stoke(config, from, &opts, &SystemClock) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let lines = plan.describe();
+    if !lines.is_empty() {
+        println!(
+            "{}",
+            if dry_run {
+                "would add (dry run, nothing written):"
+            } else {
+                "added:"
+            }
+        );
+        for line in lines {
+            println!("  {line}");
+        }
+    }
+    if !plan.problems.is_empty() {
+        println!("left out (--skip-invalid):");
+        for p in &plan.problems {
+            println!("  {p}");
+        }
+    }
+    for note in &plan.notes {
+        println!("note: {note}");
+    }
+    if !config.tokens.persist_keys && !plan.changes.keys.is_empty() {
+        println!(
+            "note: tokens.persist_keys is off, so Tessera reads no keys from its database: Stoke's keys are not published until it is on"
+        );
+    }
+    println!("{}", plan.summary(dry_run));
+    ExitCode::SUCCESS
+}
+
 fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
     if let Err(e) = crate::telemetry::init(&loaded.config.logging) {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
+    log_source(&loaded);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

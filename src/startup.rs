@@ -19,7 +19,7 @@ use crate::services::at_rest::{self, Kek};
 use crate::services::keyring::{KeyRing, RingSettings};
 use crate::services::passwords::Passwords;
 use crate::services::tokens::TokenSettings;
-use crate::services::{bootstrap, dbinit, maintenance};
+use crate::services::{bootstrap, dbinit, maintenance, stoke_import};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -39,6 +39,8 @@ pub enum StartupError {
     Db(#[from] DbError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
+    #[error("import-stoke: {0}")]
+    Import(#[from] stoke_import::ImportError),
 }
 
 /// What start-up prepared, for `serve` and for `migrate`.
@@ -91,6 +93,63 @@ pub fn prepare(config: &Config, dbinit_file: Option<&Path>, clock: &dyn Clock) -
         kek,
         superuser_password,
     })
+}
+
+/// `tessera import-stoke`: reads the Stoke database `from`, plans the import against the configured database and,
+/// unless `opts.dry_run`, migrates that database, makes sure Tessera's own key ring has a key (so Stoke's
+/// verification-only keys are never the newest of the ring, which decides rotation), and writes the import in
+/// one transaction. A refused import writes nothing, migrations included, when the problems can be seen before
+/// migrating. Blocking.
+pub fn import_stoke(
+    config: &Config,
+    from: &str,
+    opts: &stoke_import::Options,
+    clock: &dyn Clock,
+) -> Result<stoke_import::Plan, StartupError> {
+    let dump = stoke_import::read_source(from)?;
+    if opts.dry_run && sqlite_file_missing(config) {
+        // Connecting would create the file: a dry run plans against nothing instead.
+        return Ok(stoke_import::plan_fresh(&dump, opts, clock.now())?);
+    }
+    let db = Db::connect(&config.database).map_err(|source| StartupError::Database {
+        key: "database.url",
+        source,
+    })?;
+    let mut conn = db.get()?;
+    if crate::db::stoke::holds_stoke_tables(&mut conn)? {
+        return Err(StartupError::Config(
+            "the configured database holds Stoke's tables: import-stoke writes into a Tessera database; point \
+             database.url at a new, empty database and pass Stoke's as --from"
+                .into(),
+        ));
+    }
+    let migrated = crate::db::stoke::table_exists(&mut conn, "signing_keys")?;
+    if !migrated {
+        // Nothing to compare with: see the problems before creating anything.
+        let plan = stoke_import::plan_fresh(&dump, opts, clock.now())?;
+        if opts.dry_run {
+            return Ok(plan);
+        }
+    }
+    if !opts.dry_run {
+        migrations::exclusively(&mut conn, migrations::run)?;
+        let kek = at_rest::resolve(config, &mut conn)?;
+        KeyRing::load(ring_settings(config, kek)?, db.clone(), clock.now())?;
+    }
+    Ok(stoke_import::import(&mut conn, &dump, opts, clock.now())?)
+}
+
+/// Whether the configured database is a SQLite file that does not exist yet.
+fn sqlite_file_missing(config: &Config) -> bool {
+    match config.database.resolve() {
+        Ok((crate::config::Backend::Sqlite, url)) if !url.contains("mode=memory") => {
+            let path = url.strip_prefix("file:").unwrap_or(&url);
+            let path = path.split('?').next().unwrap_or(path);
+            let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+            !Path::new(path.as_ref()).exists()
+        }
+        _ => false,
+    }
 }
 
 fn ring_settings(config: &Config, kek: Kek) -> Result<RingSettings, StartupError> {

@@ -43,6 +43,8 @@ pub struct LoadedConfig {
     pub warnings: Vec<Problem>,
     /// The file it was read from, if any.
     pub file: Option<PathBuf>,
+    /// How that file was chosen: `--config`, `TESSERA_CONFIG`, `found` (a standard place), or `defaults`.
+    pub chosen_by: &'static str,
 }
 
 /// Every problem that stops a configuration from loading, plus the warnings.
@@ -64,34 +66,55 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Loads the configuration from `file` (or `config.yaml` in the working directory when it exists, or the
-/// defaults), applies the environment overrides in `env`, and checks it. `strict` turns unknown keys into errors.
+/// Names the configuration file when `--config` does not: `TESSERA_CONFIG=/path/config.yaml`.
+pub const CONFIG_ENV: &str = "TESSERA_CONFIG";
+
+/// Where a configuration is looked for without `--config` or `TESSERA_CONFIG`, in order: Tessera's place, the
+/// place Stoke's image reads (so a Stoke deployment's mounted file is found), the working directory.
+pub const CONFIG_PLACES: [&str; 3] = ["/etc/tessera/config.yaml", "/etc/stoke/config.yaml", "config.yaml"];
+
+/// Which file to read, and why: `--config`, else `TESSERA_CONFIG`, else the first of `places` that exists;
+/// `None` (the defaults) when none does. A file named by `--config` or `TESSERA_CONFIG` must exist (reading it
+/// fails otherwise); a place is only taken when it is there.
+pub fn locate(file: Option<&Path>, env_file: Option<&str>, places: &[&str]) -> Option<(PathBuf, &'static str)> {
+    if let Some(path) = file {
+        return Some((path.to_path_buf(), "--config"));
+    }
+    if let Some(path) = env_file.filter(|p| !p.is_empty()) {
+        return Some((PathBuf::from(path), CONFIG_ENV));
+    }
+    places
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .map(|p| (p.to_path_buf(), "found"))
+}
+
+/// Loads the configuration from the file [`locate`] picks (or the defaults), applies the environment overrides
+/// in `env`, and checks it. `strict` turns unknown keys into errors.
 pub fn load(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
     strict: bool,
 ) -> Result<LoadedConfig, ConfigError> {
-    let (text, path) = match file {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => (text, Some(path.to_path_buf())),
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let env_file = env.iter().find(|(k, _)| k == CONFIG_ENV).map(|(_, v)| v.as_str());
+    let located = locate(file, env_file, &CONFIG_PLACES);
+    let (text, path, chosen_by) = match located {
+        Some((path, why)) => match std::fs::read_to_string(&path) {
+            Ok(text) => (text, Some(path), why),
             Err(e) => {
                 return Err(ConfigError {
                     problems: vec![Problem {
                         source: path.display().to_string(),
                         key: String::new(),
-                        message: format!("cannot read config file: {e}"),
+                        message: format!("cannot read config file (named by {why}): {e}"),
                     }],
                     warnings: Vec::new(),
                 });
             }
         },
-        None => {
-            let default = Path::new("config.yaml");
-            match std::fs::read_to_string(default) {
-                Ok(text) => (text, Some(default.to_path_buf())),
-                Err(_) => (String::new(), None),
-            }
-        }
+        None => (String::new(), None, "defaults"),
     };
     let source = path
         .as_ref()
@@ -99,6 +122,7 @@ pub fn load(
         .unwrap_or_else(|| "(defaults)".into());
     let mut loaded = load_from_str(&text, &source, env, strict)?;
     loaded.file = path;
+    loaded.chosen_by = chosen_by;
     Ok(loaded)
 }
 
@@ -202,6 +226,7 @@ pub fn load_from_str(
             config,
             warnings: report.warnings,
             file: None,
+            chosen_by: "defaults",
         })
     } else {
         Err(ConfigError {

@@ -28,7 +28,7 @@ pub use cidr::{Cidr, parse_cidr};
 pub use database::*;
 pub use duration::{GoDuration, Millis, parse as parse_duration};
 pub(crate) use load::yaml_files_in;
-pub use load::{ConfigError, LoadedConfig, Problem, load, load_from_str};
+pub use load::{CONFIG_ENV, CONFIG_PLACES, ConfigError, LoadedConfig, Problem, load, load_from_str, locate};
 pub use oauth::OAuthConfig;
 pub use secret::Secret;
 pub use server::*;

@@ -125,3 +125,33 @@ fn a_public_server_with_a_plain_issuer_is_warned_about() {
     ));
     assert!(!warned("server:\n  address: 127.0.0.1\n"));
 }
+
+#[test]
+fn the_config_file_is_found_in_order() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+    let (a, b) = (dir.path().join("tessera.yaml"), dir.path().join("stoke.yaml"));
+    let places = [a.to_str().unwrap_or_default(), b.to_str().unwrap_or_default()];
+    assert_eq!(super::locate(None, None, &places), None, "nothing there: the defaults");
+    std::fs::write(&b, "").unwrap_or_default();
+    assert_eq!(
+        super::locate(None, None, &places),
+        Some((b.clone(), "found")),
+        "Stoke's place"
+    );
+    std::fs::write(&a, "").unwrap_or_default();
+    assert_eq!(
+        super::locate(None, None, &places),
+        Some((a.clone(), "found")),
+        "Tessera's first"
+    );
+    let named = std::path::PathBuf::from("/nowhere/x.yaml");
+    assert_eq!(
+        super::locate(None, Some("/nowhere/x.yaml"), &places),
+        Some((named.clone(), "TESSERA_CONFIG")),
+        "the environment names a file, even a missing one"
+    );
+    assert_eq!(
+        super::locate(Some(&b), Some("/nowhere/x.yaml"), &places),
+        Some((b.clone(), "--config"))
+    );
+}

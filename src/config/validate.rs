@@ -254,12 +254,7 @@ fn warnings(c: &Config, warn: &mut impl FnMut(&str, String)) {
             );
         }
     }
-    if c.cluster.enabled {
-        warn(
-            "cluster.enabled",
-            "Tessera replicas share keys through their common database; peer federation is not used".into(),
-        );
-    }
+    cluster(c, warn);
     let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(&c.server.address.as_str());
     if !loopback && !c.tokens.issuer.starts_with("https://") {
         warn(
@@ -296,6 +291,46 @@ fn warnings(c: &Config, warn: &mut impl FnMut(&str, String)) {
         warn(
             "database.sqlite.flags",
             "cache=shared is ignored for a file database (with WAL it only adds lock errors)".into(),
+        );
+    }
+}
+
+/// Stoke's `cluster` keys: accepted, and what becomes of each said, since Tessera replicas need none of them.
+fn cluster(c: &Config, warn: &mut impl FnMut(&str, String)) {
+    let k = &c.cluster;
+    if k.enabled {
+        warn(
+            "cluster.enabled",
+            "not needed: Tessera replicas that share a database share one key ring (rotation is decided in the \
+             database, every replica re-reads it each cluster.key_check_interval), so every replica's JWKS and \
+             /api/pkeys list every key; unlike Stoke, keys stay persisted (tokens.persist_keys)"
+                .into(),
+        );
+    }
+    if !k.static_peers.is_empty() {
+        warn(
+            "cluster.static_peers",
+            format!(
+                "{} peer(s) ignored: replicas never call each other, so static peers are unnecessary (point them all \
+                 at one database instead)",
+                k.static_peers.len()
+            ),
+        );
+    }
+    if k.enabled && (k.discovery != "static" || k.refresh_sec != 30) {
+        warn(
+            "cluster.discovery",
+            "discovery and refresh_sec are ignored: there is no peer federation to discover or refresh".into(),
+        );
+    }
+    if !k.instance_id.is_empty() {
+        warn(
+            "cluster.instance_id",
+            format!(
+                "only names Stoke's imported keys ({0:?}-p-0, {0:?}-p-1, … as Stoke served them); Tessera's own kids \
+                 are key thumbprints, the same on every replica",
+                k.instance_id
+            ),
         );
     }
 }

@@ -88,6 +88,9 @@ pub enum KeyError {
     Sign,
     #[error("unsupported RSA key size {0}")]
     RsaSize(u32),
+    /// A public JWK (of a verification-only key) that does not describe a key of its algorithm.
+    #[error("public {0} JWK: {1}")]
+    Jwk(Alg, String),
 }
 
 /// The public half as JWK members (raw bytes; encodings are chosen when serving).
@@ -117,6 +120,8 @@ enum Pair {
     Ec(EcdsaKeyPair),
     Ed(Ed25519KeyPair),
     Rsa(RsaKeyPair),
+    /// No private half: the key only verifies (Stoke's imported keys, until they expire).
+    VerifyOnly,
 }
 
 /// A private signing key with its algorithm, public JWK and kid.
@@ -203,9 +208,60 @@ impl SigningKey {
         })
     }
 
+    /// A key that only verifies, from its public JWK as stored (the `public_jwk` column: members in base64url,
+    /// padded or not). Its kid is the JWK's `kid` (Stoke's `p-0`, …), else the thumbprint. It never signs.
+    pub fn verify_only(alg: Alg, public_jwk: &str) -> Result<SigningKey, KeyError> {
+        let bad = |m: &str| KeyError::Jwk(alg, m.to_string());
+        let jwk: serde_json::Value = serde_json::from_str(public_jwk).map_err(|_| bad("not JSON"))?;
+        let member = |name: &str| -> Result<Vec<u8>, KeyError> {
+            let text = jwk.get(name).and_then(|v| v.as_str()).ok_or_else(|| bad(name))?;
+            URL_SAFE_NO_PAD
+                .decode(text.trim_end_matches('='))
+                .map_err(|_| bad(name))
+        };
+        let kty = jwk.get("kty").and_then(|v| v.as_str()).unwrap_or_default();
+        let public = match (alg.ecdsa(), kty) {
+            (Some((_, crv, len)), "EC") => {
+                let (x, y) = (member("x")?, member("y")?);
+                if jwk.get("crv").and_then(|v| v.as_str()) != Some(crv) || x.len() != len || y.len() != len {
+                    return Err(bad("curve or coordinates do not fit the algorithm"));
+                }
+                PublicJwk::Ec { crv, x, y }
+            }
+            (None, "OKP") if alg == Alg::EdDSA => {
+                let x = member("x")?;
+                if jwk.get("crv").and_then(|v| v.as_str()) != Some("Ed25519") || x.len() != 32 {
+                    return Err(bad("not an Ed25519 key"));
+                }
+                PublicJwk::Okp { x }
+            }
+            (None, "RSA") if alg.rsa_encoding().is_some() => PublicJwk::Rsa {
+                n: member("n")?,
+                e: member("e")?,
+            },
+            _ => return Err(bad("key type does not fit the algorithm")),
+        };
+        let kid = match jwk.get("kid").and_then(|v| v.as_str()) {
+            Some(kid) if !kid.is_empty() => kid.to_string(),
+            _ => public.thumbprint(),
+        };
+        Ok(SigningKey {
+            alg,
+            kid,
+            public,
+            pair: Pair::VerifyOnly,
+        })
+    }
+
+    /// Whether this key can sign (false for [`SigningKey::verify_only`] keys).
+    pub fn can_sign(&self) -> bool {
+        !matches!(self.pair, Pair::VerifyOnly)
+    }
+
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         match &self.pair {
+            Pair::VerifyOnly => Err(KeyError::Sign),
             Pair::Ec(k) => k
                 .sign(&rng, message)
                 .map(|s| s.as_ref().to_vec())
@@ -242,10 +298,12 @@ impl SigningKey {
 }
 
 fn verify_with(alg: &'static dyn signature::VerificationAlgorithm, key: &SigningKey, msg: &[u8], sig: &[u8]) -> bool {
-    let public = match &key.pair {
-        Pair::Ec(k) => k.public_key().as_ref(),
-        Pair::Ed(k) => k.public_key().as_ref(),
-        Pair::Rsa(_) => return false,
+    let public = match (&key.pair, &key.public) {
+        (Pair::Ec(k), _) => k.public_key().as_ref().to_vec(),
+        (Pair::Ed(k), _) => k.public_key().as_ref().to_vec(),
+        (Pair::VerifyOnly, PublicJwk::Ec { x, y, .. }) => [&[4u8][..], x, y].concat(),
+        (Pair::VerifyOnly, PublicJwk::Okp { x }) => x.clone(),
+        _ => return false,
     };
     signature::UnparsedPublicKey::new(alg, public).verify(msg, sig).is_ok()
 }
@@ -280,6 +338,52 @@ mod tests {
         };
         assert_eq!(URL_SAFE_NO_PAD.encode(e), "AQAB");
         assert_eq!(n.len(), 256);
+    }
+
+    #[test]
+    fn verify_only_keys_verify_and_never_sign() {
+        for alg in [Alg::ES256, Alg::ES512, Alg::EdDSA, Alg::PS256] {
+            let (key, _) = SigningKey::generate(alg, 2048).unwrap_or_else(|e| unreachable!("{e}"));
+            let sig = key.sign(b"message").unwrap_or_default();
+            let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE.encode(v);
+            let jwk = match &key.public {
+                PublicJwk::Ec { crv, x, y } => format!(
+                    r#"{{"kty":"EC","kid":"p-0","crv":"{crv}","x":"{}","y":"{}"}}"#,
+                    b(x),
+                    b(y)
+                ),
+                PublicJwk::Okp { x } => format!(r#"{{"kty":"OKP","kid":"p-0","crv":"Ed25519","x":"{}"}}"#, b(x)),
+                PublicJwk::Rsa { n, e } => format!(r#"{{"kty":"RSA","kid":"p-0","n":"{}","e":"{}"}}"#, b(n), b(e)),
+            };
+            let only = SigningKey::verify_only(alg, &jwk).unwrap_or_else(|e| unreachable!("{alg}: {e}"));
+            assert_eq!(only.kid, "p-0");
+            assert!(!only.can_sign() && key.can_sign());
+            assert!(only.verify(b"message", &sig), "{alg}");
+            assert!(!only.verify(b"massage", &sig), "{alg}");
+            assert!(only.sign(b"message").is_err());
+        }
+        let (ec, _) = SigningKey::generate(Alg::ES256, 0).unwrap_or_else(|e| unreachable!("{e}"));
+        let PublicJwk::Ec { x, y, .. } = &ec.public else {
+            unreachable!()
+        };
+        let jwk = format!(
+            r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+            URL_SAFE_NO_PAD.encode(x),
+            URL_SAFE_NO_PAD.encode(y)
+        );
+        assert!(
+            SigningKey::verify_only(Alg::ES384, &jwk).is_err(),
+            "a P-256 key is no ES384 key"
+        );
+        assert!(SigningKey::verify_only(Alg::EdDSA, &jwk).is_err());
+        assert!(SigningKey::verify_only(Alg::ES256, "{}").is_err());
+        assert_eq!(
+            SigningKey::verify_only(Alg::ES256, &jwk)
+                .map(|k| k.kid)
+                .unwrap_or_default(),
+            ec.kid,
+            "no kid: the thumbprint"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod seal;
+pub mod stoke;
 
 /// SHA-256 of `data` as lowercase hex: how opaque tokens and limit keys are stored.
 pub fn sha256_hex(data: &[u8]) -> String {

@@ -195,6 +195,25 @@ fn verify_stoke(password: &str, hash_b64: &str, salt: &str, memory: &mut Memory)
     super::constant_time_eq(&out, &expected)
 }
 
+/// Why a stored Stoke (hash, salt) pair can never verify, if it cannot: the hash must be the standard base64 of
+/// Stoke's 64-byte output, and the salt (its ASCII bytes are argon2's salt) at least 8 bytes long.
+pub fn stoke_pair_problem(hash: &str, salt: &str) -> Option<String> {
+    match STANDARD.decode(hash.trim()) {
+        Ok(bytes) if bytes.len() == STOKE_OUTPUT => {}
+        Ok(bytes) => {
+            return Some(format!(
+                "the hash is {} bytes long, Stoke's are {STOKE_OUTPUT}",
+                bytes.len()
+            ));
+        }
+        Err(_) => return Some("the hash is not base64".into()),
+    }
+    if salt.len() < 8 {
+        return Some("the salt is missing or shorter than 8 bytes".into());
+    }
+    None
+}
+
 /// Stoke's (hash, salt) pair for `password`, for dbinit files that Stoke must read too.
 pub fn stoke_pair(password: &str) -> Result<(String, String), PasswordError> {
     let salt = STANDARD.encode(rand::random::<[u8; 32]>());
@@ -271,6 +290,15 @@ mod tests {
                 .unwrap_or_default()
         };
         assert_eq!(h.verify("password", Stored::Phc(&reference)), Verdict::Right);
+    }
+
+    #[test]
+    fn malformed_stoke_pairs_are_named() {
+        let (hash, salt) = stoke_pair("pw").unwrap_or_default();
+        assert_eq!(stoke_pair_problem(&hash, &salt), None);
+        assert!(stoke_pair_problem("not base64!", &salt).is_some());
+        assert!(stoke_pair_problem(&STANDARD.encode([1u8; 32]), &salt).is_some());
+        assert!(stoke_pair_problem(&hash, "short").is_some());
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub fn exclusively<T, E: From<DbError>>(
 
 /// Applies pending migrations; call it inside [`exclusively`].
 pub fn run(conn: &mut DbConn) -> Result<usize, DbError> {
+    // Stoke's tables share names with Tessera's: migrating over them would fail half-way, with no hint.
+    if super::stoke::holds_stoke_tables(conn)? {
+        return Err(DbError::Migration(super::stoke::HOLDS_STOKE.into()));
+    }
     let applied = match conn {
         DbConn::Sqlite(c) => {
             // WAL lets readers proceed during a write; it is a property of the file, set once.

@@ -16,6 +16,7 @@ pub mod oauth;
 pub mod passwords;
 pub mod rights;
 pub mod state;
+pub mod stoke_import;
 pub mod throttle;
 pub mod tokens;
 

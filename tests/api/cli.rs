@@ -8,7 +8,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
 pub fn tessera(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).env_remove("RUST_LOG");
+    cmd.current_dir(dir).env_remove("RUST_LOG").env_remove("TESSERA_CONFIG");
     for (k, _) in std::env::vars() {
         if k.starts_with("TESSERA__") {
             cmd.env_remove(k);

@@ -16,6 +16,7 @@ mod cli;
 mod config_files;
 mod dbinit;
 mod health;
+mod import;
 mod interop;
 mod keys;
 mod layout;

@@ -22,16 +22,20 @@ use crate::services::AppState;
 pub use crate::services::ServiceError;
 use crate::services::throttle::{Settle, ThrottleError};
 
-/// The user a verified token stands for: its `sub` (the user id), or with a fixed `tokens.subject` the user
-/// named by its `tokens.user_info.username` claim; `None` when there is none.
+/// The user a verified token stands for: its `sub` (the user id), or with a fixed `tokens.subject` (or no `sub`
+/// at all, as in tokens Stoke signed with its default empty subject) the user named by its
+/// `tokens.user_info.username` claim; `None` when there is none.
 pub async fn user_of(
     state: &AppState,
     claims: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Option<i64>, DbError> {
     let claim = |k: &str| claims.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
-    if state.tokens.subject.is_empty() {
-        return Ok(claim("sub").and_then(|s| s.parse::<i64>().ok()));
+    if state.tokens.subject.is_empty()
+        && let Some(sub) = claim("sub")
+    {
+        return Ok(sub.parse::<i64>().ok());
     }
+    // A configured subject, or a token without `sub` (Stoke's, signed by an imported key): by username.
     let key = &state.tokens.user_info.username;
     let Some(username) = (!key.is_empty()).then(|| claim(key)).flatten() else {
         return Ok(None);
