@@ -5,11 +5,13 @@
 //! header `alg` equal to that key's algorithm (no `none`, no HMAC, no algorithm confusion), and refuses headers
 //! that point elsewhere for keys (`jku`, `jwk`, `x5u`, `x5c`) or demand unknown extensions (`crit`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
+use sha2::Digest as _;
 
 use super::keys::{Alg, KeyError, SigningKey};
 
@@ -74,11 +76,48 @@ pub struct Rules<'a> {
     pub audience: &'a [String],
 }
 
+/// Tokens whose signature has been verified, by the SHA-256 of the whole token (header, payload and signature),
+/// with the key that verified it. A token presented again (a resource server introspecting, an admin console's
+/// requests) skips only the signature arithmetic: its header, key (still in the ring, the same key object),
+/// algorithm, expiry and every other rule are checked each time. Bounded: emptied when full.
+#[derive(Debug, Default)]
+pub struct SignatureCache {
+    seen: Mutex<HashMap<[u8; 32], Arc<SigningKey>>>,
+}
+
+impl SignatureCache {
+    /// Tokens remembered before the cache is emptied (about 100 bytes each).
+    const MAX: usize = 8192;
+
+    fn verified(&self, digest: &[u8; 32], key: &Arc<SigningKey>) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(digest).is_some_and(|k| Arc::ptr_eq(k, key))
+    }
+
+    fn remember(&self, digest: [u8; 32], key: Arc<SigningKey>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= Self::MAX {
+            seen.clear();
+        }
+        seen.insert(digest, key);
+    }
+}
+
 /// Verifies `token` against the keys `find_key` knows (by `kid`) and `rules`; returns its claims.
 pub fn verify(
     token: &str,
     find_key: impl Fn(&str) -> Option<Arc<SigningKey>>,
     rules: &Rules<'_>,
+) -> Result<Map<String, Value>, JwtError> {
+    verify_with(token, find_key, rules, None)
+}
+
+/// [`verify`], skipping the signature check of a token `cache` saw verified by the same key.
+pub fn verify_with(
+    token: &str,
+    find_key: impl Fn(&str) -> Option<Arc<SigningKey>>,
+    rules: &Rules<'_>,
+    cache: Option<&SignatureCache>,
 ) -> Result<Map<String, Value>, JwtError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::Malformed);
@@ -108,8 +147,15 @@ pub fn verify(
     }
     let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
     let signed = &token[..h.len() + 1 + p.len()];
-    if !key.verify(signed.as_bytes(), &signature) {
-        return Err(JwtError::BadSignature);
+    let digest: Option<[u8; 32]> = cache.map(|_| sha2::Sha256::digest(token.as_bytes()).into());
+    let known = matches!((cache, &digest), (Some(c), Some(d)) if c.verified(d, &key));
+    if !known {
+        if !key.verify(signed.as_bytes(), &signature) {
+            return Err(JwtError::BadSignature);
+        }
+        if let (Some(c), Some(d)) = (cache, digest) {
+            c.remember(d, key.clone());
+        }
     }
     let claims = decode_object(p)?;
     let exp = claims.get("exp").and_then(Value::as_i64).ok_or(JwtError::Malformed)?;
@@ -152,6 +198,7 @@ fn decode_object(part: &str) -> Result<Map<String, Value>, JwtError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::keys::PublicJwk;
 
     fn setup() -> (Arc<SigningKey>, String) {
         let (key, _) = SigningKey::generate(Alg::ES256, 0).unwrap_or_else(|e| unreachable!("{e}"));
@@ -172,6 +219,43 @@ mod tests {
     fn claims(exp: i64) -> Map<String, Value> {
         let v = serde_json::json!({ "iss": "tessera", "exp": exp, "u": "ann" });
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_signature_cache_skips_only_the_arithmetic() {
+        let (key, header) = setup();
+        let cache = SignatureCache::default();
+        let token = encode(&key, &header, &claims(1000)).unwrap_or_default();
+        let find = |kid: &str| (kid == key.kid).then(|| key.clone());
+        assert!(verify_with(&token, find, &rules(900), Some(&cache)).is_ok());
+        // Remembered: still checked for expiry, and for its key being the same one.
+        assert!(verify_with(&token, find, &rules(900), Some(&cache)).is_ok());
+        assert_eq!(
+            verify_with(&token, find, &rules(1006), Some(&cache)),
+            Err(JwtError::Expired)
+        );
+        // Another key object under the same kid (a restart with other keys, an imported kid) checks again.
+        let (other, _) = SigningKey::generate(Alg::ES256, 0).unwrap_or_else(|e| unreachable!("{e}"));
+        let PublicJwk::Ec { x, y, .. } = &other.public else {
+            unreachable!("an ES256 key")
+        };
+        let jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256", "kid": key.kid, "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)
+        });
+        let impostor =
+            Arc::new(SigningKey::verify_only(Alg::ES256, &jwk.to_string()).unwrap_or_else(|e| unreachable!("{e}")));
+        let find_impostor = |kid: &str| (kid == key.kid).then(|| impostor.clone());
+        assert_eq!(
+            verify_with(&token, find_impostor, &rules(900), Some(&cache)),
+            Err(JwtError::BadSignature)
+        );
+        // Any change of the token is another digest: verified, refused.
+        let mut tampered = token.clone();
+        tampered.pop();
+        tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(verify_with(&tampered, find, &rules(900), Some(&cache)).is_err());
+        // A token that failed is never remembered.
+        assert!(verify_with(&tampered, find, &rules(900), Some(&cache)).is_err());
     }
 
     #[test]

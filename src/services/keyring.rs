@@ -25,7 +25,7 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::crypto::jwt;
+use crate::crypto::jwt::{self, SignatureCache};
 use crate::crypto::keys::{Alg, KeyError, PublicJwk, SigningKey};
 use crate::crypto::seal::Row;
 use crate::db::keys::{self as key_db, KeyRow};
@@ -73,7 +73,7 @@ pub struct LiveKey {
 impl LiveKey {
     /// A key that signs at some time (a verification-only key never does).
     fn signs(&self) -> bool {
-        self.sign_from < self.expires_at
+        self.key.can_sign() && self.sign_from < self.expires_at
     }
 
     fn can_sign(&self, now: i64) -> bool {
@@ -94,6 +94,8 @@ pub struct RingState {
     pub jwks_body: Bytes,
     /// When clients should fetch the keys again: between the next key's publication and its first use.
     pub refetch_at: i64,
+    /// Signatures of tokens already verified by these keys (shared by every snapshot of one ring).
+    pub signatures: Arc<SignatureCache>,
 }
 
 impl RingState {
@@ -130,7 +132,7 @@ impl RingState {
 
     /// Whether a key belongs to Stoke's chain (published in `/api/pkeys`).
     fn stoke(&self, key: &LiveKey) -> bool {
-        !self.extra.contains(&key.key.alg)
+        Chain::stoke_holds(key, &self.extra)
     }
 
     pub fn find(&self, kid: &str) -> Option<Arc<SigningKey>> {
@@ -154,9 +156,15 @@ impl Chain {
 
     fn holds(self, key: &LiveKey, extra: &[Alg]) -> bool {
         match self {
-            Chain::Stoke(_) => !extra.contains(&key.key.alg),
-            Chain::Extra(a) => key.key.alg == a,
+            Chain::Stoke(_) => Self::stoke_holds(key, extra),
+            Chain::Extra(a) => key.key.alg == a && key.signs(),
         }
+    }
+
+    /// Stoke's chain: keys of the configured algorithm or of one no longer configured, and keys imported from
+    /// Stoke (verification-only, whatever their algorithm: Stoke's clients verify its last tokens with them).
+    fn stoke_holds(key: &LiveKey, extra: &[Alg]) -> bool {
+        !extra.contains(&key.key.alg) || !key.signs()
     }
 
     /// The chain's newest key that ever signs (verification-only keys never need a successor).
@@ -173,6 +181,7 @@ pub struct KeyRing {
     settings: RingSettings,
     db: Db,
     state: RwLock<Arc<RingState>>,
+    signatures: Arc<SignatureCache>,
 }
 
 impl KeyRing {
@@ -184,6 +193,7 @@ impl KeyRing {
             settings,
             db,
             state: RwLock::new(Arc::new(RingState::default())),
+            signatures: Arc::new(SignatureCache::default()),
         };
         ring.refresh_chains(now, false)?;
         Ok(ring)
@@ -464,7 +474,7 @@ impl KeyRing {
             .ok()
             .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_default();
-        let stoke = keys.iter().filter(|k| !extra.contains(&k.key.alg));
+        let stoke = keys.iter().filter(|k| Chain::stoke_holds(k, &extra));
         let pkeys = json!({ "exp": exp, "keys": stoke.map(|k| jwk(&k.key, true)).collect::<Vec<_>>() });
         let jwks = json!({ "keys": keys.iter().map(|k| jwk(&k.key, false)).collect::<Vec<_>>() });
         RingState {
@@ -473,6 +483,7 @@ impl KeyRing {
             pkeys_body: Bytes::from(pkeys.to_string()),
             jwks_body: Bytes::from(jwks.to_string()),
             refetch_at,
+            signatures: self.signatures.clone(),
         }
     }
 

@@ -291,7 +291,12 @@ pub fn verify(
     now: i64,
     check_exp: bool,
 ) -> Result<Map<String, Value>, JwtError> {
-    jwt::verify(token, |kid| ring.find(kid), &s.rules(now, check_exp))
+    jwt::verify_with(
+        token,
+        |kid| ring.find(kid),
+        &s.rules(now, check_exp),
+        Some(&ring.signatures),
+    )
 }
 
 /// Bytes of a refresh token's random part: 256 bits.

@@ -66,7 +66,7 @@ fn verify_access_token(
         issuer: &state.tokens.issuer,
         audience: &[],
     };
-    jwt::verify(token, |kid| ring.find(kid), &rules)
+    jwt::verify_with(token, |kid| ring.find(kid), &rules, Some(&ring.signatures))
 }
 
 /// Who asks to introspect.

@@ -64,8 +64,12 @@ fn stoke_source(db: TestDb, dir: &Path) -> Option<String> {
     let read = |name: &str| std::fs::read_to_string(repo_path(&format!("{FIXTURE}/{name}"))).unwrap();
     match db {
         TestDb::Sqlite => {
+            // Made from the SQL, like the others (a `.db` file is not committed).
             let path = dir.join("stoke.db");
-            std::fs::copy(repo_path(&format!("{FIXTURE}/stoke.db")), &path).unwrap();
+            diesel::sqlite::SqliteConnection::establish(path.to_str().unwrap())
+                .unwrap()
+                .batch_execute(&(read("schema-sqlite.sql") + &read("rows.sql")))
+                .unwrap();
             Some(path.display().to_string())
         }
         TestDb::Postgres => {
