@@ -40,7 +40,20 @@ impl Writer {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        match self.queue(work) {
+        match self.queue(work, true) {
+            Ok(answer) => answer.await.unwrap_or_else(|_| Err(stopped())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Writer::submit`] for a job that only reads: it needs no savepoint of its own (see [`run`]).
+    pub(super) async fn submit_read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        match self.queue(work, false) {
             Ok(answer) => answer.await.unwrap_or_else(|_| Err(stopped())),
             Err(e) => Err(e),
         }
@@ -53,13 +66,13 @@ impl Writer {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        match self.queue(work) {
+        match self.queue(work, true) {
             Ok(answer) => answer.blocking_recv().unwrap_or_else(|_| Err(stopped())),
             Err(e) => Err(e),
         }
     }
 
-    fn queue<T, E, F>(&self, work: F) -> Result<oneshot::Receiver<Result<T, E>>, E>
+    fn queue<T, E, F>(&self, work: F, savepoint: bool) -> Result<oneshot::Receiver<Result<T, E>>, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -71,6 +84,7 @@ impl Writer {
             result: None,
             reply,
             span: tracing::Span::current(),
+            savepoint,
         });
         self.jobs.send(job).map_err(|_| stopped())?;
         Ok(answer)
@@ -87,6 +101,8 @@ trait Job: Send {
     fn run(&mut self, conn: &mut DbConn) -> bool;
     /// Sends the result, now that the transaction has ended (`Err`: it did not commit).
     fn finish(self: Box<Self>, commit: Result<(), &DbError>);
+    /// Whether the job may write, and so needs a savepoint when it shares a transaction.
+    fn savepoint(&self) -> bool;
 }
 
 struct Typed<F, T, E> {
@@ -95,6 +111,8 @@ struct Typed<F, T, E> {
     reply: oneshot::Sender<Result<T, E>>,
     /// The request's span, so the job's log lines carry its id.
     span: tracing::Span,
+    /// `false` for a job that only reads.
+    savepoint: bool,
 }
 
 impl<F, T, E> Job for Typed<F, T, E>
@@ -125,6 +143,10 @@ where
         };
         let _ = reply.send(result);
     }
+
+    fn savepoint(&self) -> bool {
+        self.savepoint
+    }
 }
 
 /// The writer thread: one transaction per batch of queued jobs, until every sender is gone.
@@ -148,6 +170,16 @@ fn run(mut conn: DbConn, queue: mpsc::Receiver<Box<dyn Job>>) {
             let Ok(mut job) = queue.try_recv() else {
                 break;
             };
+            if !job.savepoint() {
+                // A read writes nothing to take back. Should it fail, the batch ends here: if the failure ended
+                // SQLite's transaction too (an I/O error), the commit says so to the jobs before it.
+                if run_job(&mut *job, &mut conn) {
+                    committed.push(job);
+                    continue;
+                }
+                job.finish(Ok(()));
+                break;
+            }
             if let Err(e) = exec(&mut conn, "SAVEPOINT job") {
                 job.finish(Err(&DbError::Query(e)));
                 continue;
