@@ -230,6 +230,26 @@ impl Db {
         }
     }
 
+    /// Runs a short read by key (`f`: a statement or two on indexed columns) at once on the calling thread when
+    /// the backend is SQLite and a pooled connection is idle; otherwise (another backend, whose answer crosses a
+    /// network, or no idle connection) like [`Db::run`]. A read of SQLite's pages takes microseconds, less than
+    /// handing it to the blocking pool and back (two thread wake-ups, which were most of the time of a
+    /// `client_credentials` token or an introspection); it never waits for a connection, and in WAL mode a
+    /// reader does not wait for the writer.
+    pub async fn read_now<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        if self.backend == Backend::Sqlite
+            && let Some(mut conn) = self.pool.try_get()
+        {
+            return f(&mut conn);
+        }
+        self.run(f).await
+    }
+
     /// Runs `f` without a transaction of its own: on SQLite as a job of the writer thread, elsewhere on a pooled
     /// connection (autocommit). For reads on a write-heavy path (a pooled SQLite connection must re-read every
     /// page another connection changed; the writer's cache stays warm), and for single-statement writes such as

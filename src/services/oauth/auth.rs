@@ -83,7 +83,7 @@ pub async fn authenticate(
     }
     let row = {
         let wanted = id.clone();
-        match state.db.run(move |c| clients::find(c, &wanted)).await {
+        match state.db.read_now(move |c| clients::find(c, &wanted)).await {
             Ok(row) => row,
             Err(e) => {
                 failures.refund(&id, addr, now);
