@@ -426,12 +426,16 @@ async fn oauth_phases(report: &mut Report, addr: &str, logins: &[Bytes], ceiling
 
     // A user's access token of a live session: introspection checks its signature, its jti and its session.
     let mut sender = connect(addr).await;
-    let (status, bytes) = send(&mut sender, &Method::POST, "/api/login", Some(&logins[0])).await.unwrap();
+    let (status, bytes) = send(&mut sender, &Method::POST, "/api/login", Some(&logins[0]))
+        .await
+        .unwrap();
     assert_eq!(status, 200, "bench login failed");
     let access: Value = serde_json::from_slice(&bytes).unwrap();
     let token = access["token"].as_str().unwrap();
     let body = Bytes::from(format!("token={token}&token_type_hint=access_token"));
-    let (status, answer) = send_form(&mut sender, "/oauth/introspect", &body, &basic).await.unwrap();
+    let (status, answer) = send_form(&mut sender, "/oauth/introspect", &body, &basic)
+        .await
+        .unwrap();
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     assert!(
         status == 200 && answer["active"] == json!(true),
@@ -458,8 +462,12 @@ async fn oauth_phases(report: &mut Report, addr: &str, logins: &[Bytes], ceiling
 async fn form_load(addr: &str, path: &str, body: Bytes, authorization: &str, conns: usize, dur: Duration) -> Stats {
     let tasks: Vec<_> = (0..conns)
         .map(|_| {
-            let (addr, path, body, authorization) =
-                (addr.to_string(), path.to_string(), body.clone(), authorization.to_string());
+            let (addr, path, body, authorization) = (
+                addr.to_string(),
+                path.to_string(),
+                body.clone(),
+                authorization.to_string(),
+            );
             tokio::spawn(async move {
                 let mut sender = connect(&addr).await;
                 let mut stats = Stats::default();
