@@ -87,7 +87,7 @@ pub fn family_with_generations(conn: &mut DbConn, id: &str) -> Result<Option<(Fa
 
 /// What a rotation reads of a session (a token of the current form): the family with its refresh state, its
 /// user (`None`: deleted) and the claims the user holds, as [`super::users::claims_of`] (duplicates included,
-/// unordered: [`crate::services::tokens::group_claims`] sorts them).
+/// unordered: the token builder sorts them).
 pub struct SessionRead {
     pub family: FamilyRow,
     pub generations: Generations,
