@@ -307,6 +307,46 @@ mod tests {
         assert_eq!(n, 100);
     }
 
+    /// Reads share the writers' transactions without savepoints; a read that fails ends its batch, and neither
+    /// it nor the writes around it lose anything of each other's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn reads_without_savepoints_keep_the_batch_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let jobs: Vec<_> = (0..300i64)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    match i % 3 {
+                        0 => db
+                            .write(move |c| Ok::<_, DbError>(c.batch_execute(&format!("INSERT INTO t VALUES ({i})"))?))
+                            .await
+                            .map(|()| 0),
+                        1 => {
+                            db.read_on_writer(|c| {
+                                Ok::<_, DbError>(
+                                    diesel::sql_query("SELECT COUNT(*) AS n FROM t")
+                                        .get_result::<Count>(c)?
+                                        .n,
+                                )
+                            })
+                            .await
+                        }
+                        _ => {
+                            db.read_on_writer(|_| Err::<i64, _>(DbError::Unavailable("refused".into())))
+                                .await
+                        }
+                    }
+                })
+            })
+            .collect();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let result = job.await.unwrap();
+            assert_eq!(result.is_ok(), i % 3 != 2, "job {i}: {result:?}");
+        }
+        assert_eq!(rows(&db), 100);
+    }
+
     /// A statement error inside a job (here a unique violation) is that job's error; the batch commits the rest.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_failed_statement_fails_only_its_job() {
