@@ -29,6 +29,10 @@ use serde_json::{Value, json};
 
 struct Options {
     smoke: bool,
+    /// Only the long session phase (with the ceiling and the sequential tail around it): `--long-only`.
+    long_only: bool,
+    /// Only the OAuth phases (with the ceiling): `--oauth-only`.
+    oauth_only: bool,
     postgres: Option<String>,
     out: PathBuf,
     server: PathBuf,
@@ -47,6 +51,8 @@ fn main() {
     let smoke = args.iter().any(|a| a == "--smoke");
     let options = Options {
         smoke,
+        long_only: args.iter().any(|a| a == "--long-only"),
+        oauth_only: args.iter().any(|a| a == "--oauth-only"),
         postgres: value("--postgres"),
         out: value("--out")
             .map(PathBuf::from)
@@ -72,16 +78,18 @@ async fn run(o: Options) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let dur = Duration::from_secs_f64(o.seconds);
     let mut report = Report::default();
-    eprintln!(
-        "tessera bench: {} s per phase, {} cores, {}",
-        o.seconds,
-        cores,
-        if o.smoke { "smoke" } else { "full" }
-    );
+    let mode = match (o.smoke, o.long_only, o.oauth_only) {
+        (true, _, _) => "smoke",
+        (_, true, _) => "long phase only",
+        (_, _, true) => "OAuth phases only",
+        _ => "full",
+    };
+    eprintln!("tessera bench: {} s per phase, {} cores, {mode}", o.seconds, cores);
+    let partial = o.long_only || o.oauth_only;
 
     // Ceiling for logins: argon2id at the server's default parameters, timed with the same crate.
     let hasher = tessera::crypto::password::Hasher::new(&Default::default()).unwrap();
-    let rounds = if o.smoke { 3 } else { 20 };
+    let rounds = if o.smoke || partial { 3 } else { 20 };
     // With one reused buffer, as the server's hashing threads work.
     let mut memory = tessera::crypto::password::Memory::default();
     hasher.hash_in("warm-up", &mut memory).unwrap();
@@ -133,7 +141,11 @@ async fn run(o: Options) {
     let dbinit: String = (0..USERS)
         .map(|i| format!("  - username: bench{i}\n    password_hash: \"{phc}\"\n"))
         .collect();
-    std::fs::write(dir.path().join("dbinit.yaml"), format!("users:\n{dbinit}")).unwrap();
+    std::fs::write(
+        dir.path().join("dbinit.yaml"),
+        format!("users:\n{dbinit}{}", oauth_dbinit()),
+    )
+    .unwrap();
     let env = server_env(&db_url, port);
     let status = Command::new(&o.server)
         .current_dir(dir.path())
@@ -145,7 +157,7 @@ async fn run(o: Options) {
     assert!(status.success(), "tessera migrate failed");
     let addr = format!("127.0.0.1:{port}");
     let started = Instant::now();
-    let mut server = Command::new(&o.server)
+    let server = Command::new(&o.server)
         .current_dir(dir.path())
         .envs(env)
         .stdout(Stdio::null())
@@ -166,9 +178,13 @@ async fn run(o: Options) {
 
     // Key endpoints against the baseline, in three interleaved rounds, each figure the median of its rounds: a
     // burst of other work on this shared machine then spoils one round, not the comparison.
+    // (A partial run measures the ceiling alone, in three rounds.)
     let (mut base, mut pkeys, mut jwks) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
         base.push(fixed(&baseline_addr, Method::GET, "/", vec![], 64, dur / 2).await.rps());
+        if partial {
+            continue;
+        }
         pkeys.push(fixed(&addr, Method::GET, "/api/pkeys", vec![], 64, dur / 2).await.rps());
         jwks.push(
             fixed(&addr, Method::GET, "/.well-known/jwks.json", vec![], 64, dur / 2)
@@ -179,16 +195,26 @@ async fn run(o: Options) {
     kill(&mut baseline);
     let ceiling = median(base);
     report.put("baseline_rps", ceiling, "req/s", None);
-    report.put(
-        "pkeys_rps",
-        median(pkeys),
-        "req/s",
-        Some((ceiling * 0.9, Better::Higher)),
-    );
-    report.put("jwks_rps", median(jwks), "req/s", Some((ceiling * 0.9, Better::Higher)));
+    if !partial {
+        report.put(
+            "pkeys_rps",
+            median(pkeys),
+            "req/s",
+            Some((ceiling * 0.9, Better::Higher)),
+        );
+        report.put("jwks_rps", median(jwks), "req/s", Some((ceiling * 0.9, Better::Higher)));
+    }
     let logins: Vec<Bytes> = (0..USERS)
         .map(|i| Bytes::from(json!({"username": format!("bench{i}"), "password": password}).to_string()))
         .collect();
+    if o.oauth_only {
+        oauth_phases(&mut report, &addr, &logins, ceiling, dur).await;
+        return finish(&o, report, server, cores);
+    }
+    if o.long_only {
+        long_phase_with_tail(&mut report, &addr, &db_url, &logins, ceiling, dur).await;
+        return finish(&o, report, server, cores);
+    }
 
     // Refreshes with chained rotation: every request is the first use of its token.
     let chains = login_many(&addr, &logins, 32).await;
@@ -225,20 +251,11 @@ async fn run(o: Options) {
     );
     if !o.smoke {
         sessions_phase(&mut report, &addr, &db_url, &logins, ceiling).await;
-        let sequential_after = refresh_chains(&addr, login_many(&addr, &logins, 1).await, dur).await;
-        report.put(
-            "refresh_seq_p50_after_ms",
-            sequential_after.percentile(50.0),
-            "ms",
-            None,
-        );
-        report.put(
-            "refresh_seq_p99_after_ms",
-            sequential_after.percentile(99.0),
-            "ms",
-            Some((3.0, Better::Lower)),
-        );
+        sequential_after(&mut report, &addr, &logins, dur).await;
     }
+
+    // The OAuth face: client_credentials tokens and introspections.
+    oauth_phases(&mut report, &addr, &logins, ceiling, dur).await;
 
     // Logins alone: the hashing throughput.
     let login_only = fixed(&addr, Method::POST, "/api/login", logins.clone(), 16, dur).await;
@@ -306,11 +323,172 @@ async fn run(o: Options) {
         );
     }
 
+    finish(&o, report, server, cores);
+}
+
+/// Stops the server, prints the figures and writes them as JSON.
+fn finish(o: &Options, report: Report, mut server: Child, cores: usize) {
     kill(&mut server);
-    report.print(&o);
-    let doc = report.json(&o, cores);
+    report.print(o);
+    let doc = report.json(o, cores);
     std::fs::write(&o.out, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     eprintln!("wrote {}", o.out.display());
+}
+
+/// `--long-only`: the sequential tail before the long phase, the long phase, and the tail after it.
+async fn long_phase_with_tail(
+    report: &mut Report,
+    addr: &str,
+    db_url: &str,
+    logins: &[Bytes],
+    ceiling: f64,
+    dur: Duration,
+) {
+    let sequential_before = refresh_chains(addr, login_many(addr, logins, 1).await, dur).await;
+    report.put(
+        "refresh_seq_p50_before_ms",
+        sequential_before.percentile(50.0),
+        "ms",
+        None,
+    );
+    report.put(
+        "refresh_seq_p99_before_ms",
+        sequential_before.percentile(99.0),
+        "ms",
+        Some((3.0, Better::Lower)),
+    );
+    sessions_phase(report, addr, db_url, logins, ceiling).await;
+    sequential_after(report, addr, logins, dur).await;
+}
+
+/// One client refreshing one session in a chain after the long phase.
+async fn sequential_after(report: &mut Report, addr: &str, logins: &[Bytes], dur: Duration) {
+    let sequential_after = refresh_chains(addr, login_many(addr, logins, 1).await, dur).await;
+    report.put(
+        "refresh_seq_p50_after_ms",
+        sequential_after.percentile(50.0),
+        "ms",
+        None,
+    );
+    report.put(
+        "refresh_seq_p99_after_ms",
+        sequential_after.percentile(99.0),
+        "ms",
+        Some((3.0, Better::Lower)),
+    );
+}
+
+/// The OAuth client the bench registers through its dbinit file: confidential, `client_credentials`, allowed
+/// to introspect, holding one claim group (so its tokens carry a claim, as a real client's would).
+const CLIENT_ID: &str = "bench-client";
+const CLIENT_SECRET: &str = "bench-client-secret-0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// The dbinit sections of that client (the secret as its SHA-256 hex, as dbinit takes it).
+fn oauth_dbinit() -> String {
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(CLIENT_SECRET.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "claims:\n  - name: Bench Robot\n    short_name: role\n    value: robot\n\
+         groups:\n  - name: Bench Robots\n    claims: [Bench Robot]\n\
+         clients:\n  - client_id: {CLIENT_ID}\n    name: Bench\n    type: confidential\n\
+         \x20   client_secret_sha256: {digest}\n    grant_types: [client_credentials]\n    scopes: [read]\n\
+         \x20   groups: [Bench Robots]\n    introspect: \"true\"\n"
+    )
+}
+
+/// `client_credentials` tokens/s (`client_secret_basic`) and introspections/s (of a user's access token, by
+/// the same client), each against the minimal-handler ceiling of the run.
+async fn oauth_phases(report: &mut Report, addr: &str, logins: &[Bytes], ceiling: f64, dur: Duration) {
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    let token_body = Bytes::from_static(b"grant_type=client_credentials&scope=read");
+    let cc = form_load(addr, "/oauth/token", token_body, &basic, 32, dur).await;
+    report.put(
+        "client_credentials_rps",
+        cc.rps(),
+        "req/s",
+        Some((0.15 * ceiling, Better::Higher)),
+    );
+    report.put("client_credentials_ceiling_ratio", cc.rps() / ceiling, "x", None);
+    report.put("client_credentials_p99_ms", cc.percentile(99.0), "ms", None);
+    report.put(
+        "client_credentials_errors",
+        cc.errors as f64,
+        "count",
+        Some((0.0, Better::Lower)),
+    );
+
+    // A user's access token of a live session: introspection checks its signature, its jti and its session.
+    let mut sender = connect(addr).await;
+    let (status, bytes) = send(&mut sender, &Method::POST, "/api/login", Some(&logins[0]))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "bench login failed");
+    let access: Value = serde_json::from_slice(&bytes).unwrap();
+    let token = access["token"].as_str().unwrap();
+    let body = Bytes::from(format!("token={token}&token_type_hint=access_token"));
+    let (status, answer) = send_form(&mut sender, "/oauth/introspect", &body, &basic)
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert!(
+        status == 200 && answer["active"] == json!(true),
+        "introspection of a fresh token: {status} {answer}"
+    );
+    let introspect = form_load(addr, "/oauth/introspect", body, &basic, 32, dur).await;
+    report.put(
+        "introspect_rps",
+        introspect.rps(),
+        "req/s",
+        Some((0.25 * ceiling, Better::Higher)),
+    );
+    report.put("introspect_ceiling_ratio", introspect.rps() / ceiling, "x", None);
+    report.put("introspect_p99_ms", introspect.percentile(99.0), "ms", None);
+    report.put(
+        "introspect_errors",
+        introspect.errors as f64,
+        "count",
+        Some((0.0, Better::Lower)),
+    );
+}
+
+/// `conns` connections posting one form with an `Authorization` header for `dur`, as fast as they can.
+async fn form_load(addr: &str, path: &str, body: Bytes, authorization: &str, conns: usize, dur: Duration) -> Stats {
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            let (addr, path, body, authorization) = (
+                addr.to_string(),
+                path.to_string(),
+                body.clone(),
+                authorization.to_string(),
+            );
+            tokio::spawn(async move {
+                let mut sender = connect(&addr).await;
+                let mut stats = Stats::default();
+                let start = Instant::now();
+                while start.elapsed() < dur {
+                    let t = Instant::now();
+                    match send_form(&mut sender, &path, &body, &authorization).await {
+                        Ok((200, _)) => stats.latencies_us.push(t.elapsed().as_micros() as u32),
+                        Ok(_) => stats.errors += 1,
+                        Err(_) => {
+                            stats.errors += 1;
+                            sender = connect(&addr).await;
+                        }
+                    }
+                }
+                stats.elapsed = start.elapsed().as_secs_f64();
+                stats
+            })
+        })
+        .collect();
+    merge_all(tasks).await
 }
 
 /// Users the dbinit file seeds (`bench0`..), and sessions of the long phase.
@@ -482,6 +660,9 @@ fn server_env(db_url: &str, port: u16) -> Vec<(String, String)> {
             "1000000000".into(),
         ),
         ("TESSERA__SECURITY__RATE_LIMITS__LOGIN_FAILURES__PERIOD", "300h".into()),
+        // Client authentication reserves a failure before its check and gives it back after: with more requests
+        // of one client (and one address) in flight than the limit (10), the rest are refused with 429.
+        ("TESSERA__OAUTH__MAX_CLIENT_FAILURES", "1000000000".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -558,6 +739,28 @@ async fn send(
         req = req.header("content-type", "application/json");
     }
     let req = req.body(Full::new(body.cloned().unwrap_or_default())).unwrap();
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, bytes))
+}
+
+/// A form-encoded POST with an `Authorization` header (OAuth endpoints).
+async fn send_form(
+    sender: &mut SendRequest<Full<Bytes>>,
+    path: &str,
+    body: &Bytes,
+    authorization: &str,
+) -> Result<(u16, Bytes), String> {
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", authorization)
+        .body(Full::new(body.clone()))
+        .unwrap();
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
@@ -881,6 +1084,8 @@ impl Report {
             .collect();
         json!({
             "smoke": o.smoke,
+            "long_only": o.long_only,
+            "oauth_only": o.oauth_only,
             "backend": if o.postgres.is_some() { "postgres" } else { "sqlite" },
             "cores": cores,
             "seconds_per_phase": o.seconds,

@@ -1,5 +1,6 @@
-//! Queries of self-service accounts: link tokens (stored as SHA-256 hex, used once, expiring) and the links
-//! between anonymous tokens and the accounts registered with them. Outbox queries live in [`super::outbox`].
+//! Queries of self-service accounts: link tokens (stored as the base64url of their SHA-256, used once,
+//! expiring) and the links between anonymous tokens and the accounts registered with them. Outbox queries live
+//! in [`super::outbox`].
 
 use diesel::prelude::*;
 

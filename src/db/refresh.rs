@@ -6,8 +6,9 @@
 
 use diesel::prelude::*;
 
-use super::schema::{refresh_families, refresh_tokens};
-use super::{Cached, DbConn, DbError};
+use super::schema::{claim_group_claims, claims, refresh_families, refresh_tokens, user_claim_groups, users};
+use super::users::UserRow;
+use super::{Cached, CachedAs, DbConn, DbError};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refresh_families)]
@@ -84,6 +85,57 @@ pub fn family_with_generations(conn: &mut DbConn, id: &str) -> Result<Option<(Fa
         .optional()?)
 }
 
+/// What a rotation reads of a session (a token of the current form): the family with its refresh state, its
+/// user (`None`: deleted) and the claims the user holds, as [`super::users::claims_of`] (duplicates included,
+/// unordered: the token builder sorts them).
+pub struct SessionRead {
+    pub family: FamilyRow,
+    pub generations: Generations,
+    pub user: Option<UserRow>,
+    pub claims: Vec<(String, String)>,
+}
+
+/// The family row the statement of [`session_for_rotation`] yields once per claim of the user.
+type SessionRow = (FamilyRow, Generations, Option<UserRow>, Option<String>, Option<String>);
+
+/// Reads a session for a rotation in one statement: family, user and claims, on the backend's own connection
+/// (the hot path of every refresh; see [`crate::native`]).
+pub fn session_for_rotation(conn: &mut DbConn, id: &str) -> Result<Option<SessionRead>, DbError> {
+    let rows: Vec<SessionRow> = crate::native!(conn, c => refresh_families::table
+        .left_join(users::table)
+        .left_join(user_claim_groups::table.on(user_claim_groups::user_id.eq(refresh_families::user_id)))
+        .left_join(
+            claim_group_claims::table.on(claim_group_claims::claim_group_id.eq(user_claim_groups::claim_group_id)),
+        )
+        .left_join(claims::table.on(claims::id.eq(claim_group_claims::claim_id)))
+        .filter(refresh_families::id.eq(id))
+        .select((
+            FamilyRow::as_select(),
+            Generations::as_select(),
+            Option::<UserRow>::as_select(),
+            claims::short_name.nullable(),
+            claims::value.nullable(),
+        ))
+        .load(c))?;
+    let mut rows = rows.into_iter();
+    let Some((family, generations, user, short, value)) = rows.next() else {
+        return Ok(None);
+    };
+    let held = std::iter::once((short, value))
+        .chain(rows.map(|(_, _, _, short, value)| (short, value)))
+        .filter_map(|pair| match pair {
+            (Some(short), Some(value)) => Some((short, value)),
+            _ => None,
+        })
+        .collect();
+    Ok(Some(SessionRead {
+        family,
+        generations,
+        user,
+        claims: held,
+    }))
+}
+
 /// The one write of a refresh: moves a live family from `generation` to the next, only if `digest` is still
 /// its current token's, installing the new token's digest (`next`) and the new grace. `true`: this caller won
 /// the rotation (concurrent uses of one token compete for this compare-and-set).
@@ -94,9 +146,11 @@ pub fn advance(
     (next, grace): (&[u8], &[u8]),
     now: i64,
 ) -> Result<bool, DbError> {
+    /// The key of this statement's prepared form (its text never varies).
+    struct Advance;
     // Every value is bound, none read from another column, so the result does not depend on the order in which
     // a backend assigns (MySQL assigns left to right, using values already changed).
-    let n = Cached(
+    let n = crate::native!(conn, c => CachedAs::<Advance, _>::new(
         diesel::update(
             refresh_families::table
                 .find(family_id)
@@ -112,7 +166,7 @@ pub fn advance(
             refresh_families::last_used_at.eq(now),
         )),
     )
-    .execute(conn)?;
+    .execute(c))?;
     Ok(n == 1)
 }
 

@@ -40,7 +40,20 @@ impl Writer {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        match self.queue(work) {
+        match self.queue(work, true) {
+            Ok(answer) => answer.await.unwrap_or_else(|_| Err(stopped())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Writer::submit`] for a job that only reads: it needs no savepoint of its own (see [`run`]).
+    pub(super) async fn submit_read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        match self.queue(work, false) {
             Ok(answer) => answer.await.unwrap_or_else(|_| Err(stopped())),
             Err(e) => Err(e),
         }
@@ -53,13 +66,13 @@ impl Writer {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        match self.queue(work) {
+        match self.queue(work, true) {
             Ok(answer) => answer.blocking_recv().unwrap_or_else(|_| Err(stopped())),
             Err(e) => Err(e),
         }
     }
 
-    fn queue<T, E, F>(&self, work: F) -> Result<oneshot::Receiver<Result<T, E>>, E>
+    fn queue<T, E, F>(&self, work: F, savepoint: bool) -> Result<oneshot::Receiver<Result<T, E>>, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -71,6 +84,7 @@ impl Writer {
             result: None,
             reply,
             span: tracing::Span::current(),
+            savepoint,
         });
         self.jobs.send(job).map_err(|_| stopped())?;
         Ok(answer)
@@ -87,6 +101,8 @@ trait Job: Send {
     fn run(&mut self, conn: &mut DbConn) -> bool;
     /// Sends the result, now that the transaction has ended (`Err`: it did not commit).
     fn finish(self: Box<Self>, commit: Result<(), &DbError>);
+    /// Whether the job may write, and so needs a savepoint when it shares a transaction.
+    fn savepoint(&self) -> bool;
 }
 
 struct Typed<F, T, E> {
@@ -95,6 +111,8 @@ struct Typed<F, T, E> {
     reply: oneshot::Sender<Result<T, E>>,
     /// The request's span, so the job's log lines carry its id.
     span: tracing::Span,
+    /// `false` for a job that only reads.
+    savepoint: bool,
 }
 
 impl<F, T, E> Job for Typed<F, T, E>
@@ -125,6 +143,10 @@ where
         };
         let _ = reply.send(result);
     }
+
+    fn savepoint(&self) -> bool {
+        self.savepoint
+    }
 }
 
 /// The writer thread: one transaction per batch of queued jobs, until every sender is gone.
@@ -148,6 +170,16 @@ fn run(mut conn: DbConn, queue: mpsc::Receiver<Box<dyn Job>>) {
             let Ok(mut job) = queue.try_recv() else {
                 break;
             };
+            if !job.savepoint() {
+                // A read writes nothing to take back. Should it fail, the batch ends here: if the failure ended
+                // SQLite's transaction too (an I/O error), the commit says so to the jobs before it.
+                if run_job(&mut *job, &mut conn) {
+                    committed.push(job);
+                    continue;
+                }
+                job.finish(Ok(()));
+                break;
+            }
             if let Err(e) = exec(&mut conn, "SAVEPOINT job") {
                 job.finish(Err(&DbError::Query(e)));
                 continue;
@@ -273,6 +305,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 100);
+    }
+
+    /// Reads share the writers' transactions without savepoints; a read that fails ends its batch, and neither
+    /// it nor the writes around it lose anything of each other's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn reads_without_savepoints_keep_the_batch_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir);
+        let jobs: Vec<_> = (0..300i64)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    match i % 3 {
+                        0 => db
+                            .write(move |c| Ok::<_, DbError>(c.batch_execute(&format!("INSERT INTO t VALUES ({i})"))?))
+                            .await
+                            .map(|()| 0),
+                        1 => {
+                            db.read_on_writer(|c| {
+                                Ok::<_, DbError>(
+                                    diesel::sql_query("SELECT COUNT(*) AS n FROM t")
+                                        .get_result::<Count>(c)?
+                                        .n,
+                                )
+                            })
+                            .await
+                        }
+                        _ => {
+                            db.read_on_writer(|_| Err::<i64, _>(DbError::Unavailable("refused".into())))
+                                .await
+                        }
+                    }
+                })
+            })
+            .collect();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let result = job.await.unwrap();
+            assert_eq!(result.is_ok(), i % 3 != 2, "job {i}: {result:?}");
+        }
+        assert_eq!(rows(&db), 100);
     }
 
     /// A statement error inside a job (here a unique violation) is that job's error; the batch commits the rest.

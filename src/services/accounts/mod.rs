@@ -1,7 +1,7 @@
 //! Self-service accounts (TokTok's lifecycle, DESIGN 4.3): registration with optional email confirmation,
 //! password reset and change, profile and email change, logout, anonymous tokens.
 //!
-//! Link tokens are 256 random bits, stored only as SHA-256, used once (the use and its effect share one
+//! Link tokens are 256 random bits, stored only as SHA-256 (base64url), used once (the use and its effect share one
 //! transaction) and expire. Every message is queued in the outbox in the transaction of its change; links come
 //! from `email.public_url` only. HTTP-agnostic: routes identify the caller and map [`ServiceError`].
 
@@ -21,6 +21,22 @@ use crate::db::{DbError, audit};
 use crate::services::AppState;
 pub use crate::services::ServiceError;
 use crate::services::throttle::{Settle, ThrottleError};
+
+/// A new link token (256 random bits, base64url) and the digest it is stored under.
+fn new_link_token() -> (String, String) {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let digest = link_digest(&token);
+    (token, digest)
+}
+
+/// What a link token is stored under: its SHA-256 in base64url (43 characters; 64-character hex before
+/// migration `2026-12-02-000012_digests_as_bytes`, which converted the rows it found).
+fn link_digest(token: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token.as_bytes()))
+}
 
 /// The user a verified token stands for: its `sub` (the user id), or with a fixed `tokens.subject` (or no `sub`
 /// at all, as in tokens Stoke signed with its default empty subject) the user named by its

@@ -10,7 +10,6 @@ use crate::db::refresh as refresh_db;
 use crate::db::users;
 use crate::services::AppState;
 use crate::services::mail;
-use crate::services::tokens;
 
 /// Sends a reset link to `email` if it belongs to a user with a local password; otherwise sends nothing. The
 /// caller answers the same either way, and both paths do one read and one small write transaction (an audit
@@ -29,7 +28,7 @@ pub async fn forgot_password(state: &AppState, email: String) -> Result<(), Serv
     let now = state.clock.now();
     let duration = state.config.email.reset_link_duration.as_secs();
     // Prepared for both paths alike.
-    let (token, hash) = tokens::new_refresh_token();
+    let (token, hash) = super::new_link_token();
     let link = state.mail.reset_link(&token);
     let username = user.as_ref().map(|u| u.username.clone()).unwrap_or_default();
     let message = state.mail.render(
@@ -86,7 +85,7 @@ pub async fn reset_password(state: &AppState, token: String, password: String) -
         return Err(invalid_token());
     }
     check_password(state, &password)?;
-    let hash = tokens::refresh_hash(&token);
+    let hash = super::link_digest(&token);
     let (lookup, now) = (hash.clone(), state.clock.now());
     // Refuse a dead link before spending a hash on it; the write below checks again.
     state

@@ -127,7 +127,7 @@ pub async fn change_email(state: &AppState, user_id: i64, email: String, passwor
     check_current_password(state, &user, password, "the password does not match").await?;
     let now = state.clock.now();
     let duration = state.config.email.confirm_link_duration.as_secs();
-    let (token, hash) = tokens::new_refresh_token();
+    let (token, hash) = super::new_link_token();
     let link = state.mail.confirm_link(&token);
     let message = state.mail.render(
         "confirm_email_change",

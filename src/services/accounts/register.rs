@@ -106,7 +106,7 @@ pub async fn register(
         let user = state.db.write(move |c| create_user(c, &pending, now)).await?;
         return Ok(Registered::Created(user));
     }
-    let (token, hash) = tokens::new_refresh_token();
+    let (token, hash) = super::new_link_token();
     let duration = state.config.email.confirm_link_duration.as_secs();
     let link = state.mail.confirm_link(&token);
     let message = state.mail.render(
@@ -239,7 +239,7 @@ pub async fn confirm(state: &AppState, token: String) -> Result<Confirmed, Servi
     if !plausible_link_token(&token) {
         return Err(invalid_token());
     }
-    let hash = tokens::refresh_hash(&token);
+    let hash = super::link_digest(&token);
     let now = state.clock.now();
     state
         .db

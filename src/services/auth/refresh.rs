@@ -154,7 +154,8 @@ async fn rotate(
     let settings = state.tokens.clone();
     let loaded = {
         let parsed = parsed.clone();
-        state.db.on_writer(move |c| load_rotation(c, &parsed)).await?
+        // A read, in the writer's transaction without a savepoint (on SQLite the writer's page cache is warm).
+        state.db.read_on_writer(move |c| load_rotation(c, &parsed)).await?
     };
     let grant = match loaded.as_ref().map(|l| via.grant_for(&l.family)).transpose()? {
         Some(Err(why)) => {
@@ -206,11 +207,22 @@ struct Loaded {
 fn load_rotation(c: &mut DbConn, presented: &Presented) -> Result<Option<Loaded>, ServiceError> {
     let (family, generations, current) = match presented {
         Presented::Generation { token, digest } => {
-            let Some((family, g)) = refresh_db::family_with_generations(c, &token.family)? else {
+            // Family, user and claims in one statement.
+            let Some(read) = refresh_db::session_for_rotation(c, &token.family)? else {
                 return Ok(None);
             };
+            let (family, g) = (read.family, read.generations);
             let current = family.refresh_count == token.generation && g.current_digest.as_ref() == Some(digest);
-            (family, Some(g), current)
+            let user = match current {
+                true => read.user.map(|user| (user, read.claims)),
+                false => None,
+            };
+            return Ok(Some(Loaded {
+                family,
+                generations: Some(g),
+                current,
+                user,
+            }));
         }
         Presented::Legacy { hash } => {
             let Some((token, family)) = refresh_db::token_with_family(c, hash)? else {

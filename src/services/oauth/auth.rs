@@ -81,7 +81,7 @@ pub async fn authenticate(
         true => None,
         false => {
             let wanted = id.clone();
-            state.db.run(move |c| clients::find(c, &wanted)).await?
+            state.db.read_now(move |c| clients::find(c, &wanted)).await?
         }
     };
     // The limit is checked again, the secret compared and a failure counted in one step under one lock, so

@@ -102,7 +102,7 @@ pub async fn introspect(state: &AppState, caller: &Introspector, token: &str) ->
         let idle = state.tokens.idle_timeout;
         let found = state
             .db
-            .run(move |c| -> Result<Option<Value>, ServiceError> {
+            .read_now(move |c| -> Result<Option<Value>, ServiceError> {
                 let Some((family, generations)) = refresh_db::family_with_generations(c, &parsed.family)? else {
                     return Ok(None);
                 };
@@ -151,7 +151,7 @@ pub async fn introspect(state: &AppState, caller: &Introspector, token: &str) ->
         .map(str::to_string);
     let live = state
         .db
-        .run(move |c| -> Result<bool, ServiceError> {
+        .read_now(move |c| -> Result<bool, ServiceError> {
             if let Some(jti) = &jti
                 && clients::is_revoked(c, jti)?
             {

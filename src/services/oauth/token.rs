@@ -88,7 +88,7 @@ async fn client_credentials(
     let grant = client.grant(client.grant_scope(request.scope.as_deref())?);
     let held = {
         let id = client.id.clone();
-        state.db.run(move |c| clients::claims_of(c, &id)).await?
+        state.db.read_now(move |c| clients::claims_of(c, &id)).await?
     };
     let now = state.clock.now();
     let settings = &state.tokens;

@@ -472,3 +472,60 @@ async fn anonymous_tokens_open_registration_and_are_linked() {
     let resp = app.post_json("/api/register", &body).await;
     assert_eq!(error_code(resp).await, (403, "invalid_anonymous_token".into()));
 }
+
+// A reset link mailed before migration `2026-12-02-000012_link_digests_base64url` (its row under the token's
+// SHA-256 hex) still works after it: the migration converts the row, in SQL, on each backend.
+db_test!(a_link_mailed_before_the_digest_migration_still_works, async |db| {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use sha2::Digest;
+    use tessera::db::schema::account_tokens;
+
+    let smtp = Smtp::start().await;
+    let app = app_with_mail(db, &smtp, "open", |_| {}).await.unwrap();
+    assert_eq!(app.register("hal", "hal@example.org").await.status(), 201);
+    let resp = app
+        .post_json("/api/password/forgot", &json!({ "email": "hal@example.org" }))
+        .await;
+    assert_eq!(resp.status(), 202);
+    let token = smtp.wait_for(1).await.remove(0).token();
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let stored = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    };
+    let mut conn = app.state.db.get().unwrap();
+    let rows = || -> Vec<String> {
+        account_tokens::table
+            .select(account_tokens::token_hash)
+            .load(&mut *app.state.db.get().unwrap())
+            .unwrap()
+    };
+    assert_eq!(rows(), vec![stored.clone()], "a new link is stored under base64url");
+    // As the code before the migration stored it.
+    diesel::update(account_tokens::table.find(&stored))
+        .set(account_tokens::token_hash.eq(&hex))
+        .execute(&mut *conn)
+        .unwrap();
+    let folder = match app.state.db.backend() {
+        tessera::config::Backend::Sqlite => "sqlite",
+        tessera::config::Backend::Postgres => "postgres",
+        tessera::config::Backend::Mysql => "mysql",
+    };
+    let up = std::fs::read_to_string(crate::helpers::repo_path(&format!(
+        "migrations/{folder}/2026-12-02-000012_link_digests_base64url/up.sql"
+    )))
+    .unwrap();
+    conn.batch_execute(&up).unwrap();
+    drop(conn);
+    assert_eq!(rows(), vec![stored], "the migration converts a hex row");
+    let resp = app
+        .post_json(
+            "/api/password/reset",
+            &json!({ "token": token, "password": "a brand new secret" }),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    app.login_ok("hal", "a brand new secret").await;
+});
