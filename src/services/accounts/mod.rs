@@ -31,7 +31,7 @@ fn new_link_token() -> (String, String) {
 }
 
 /// What a link token is stored under: its SHA-256 in base64url (43 characters; 64-character hex before
-/// migration `2026-12-02-000012_digests_as_bytes`, which converted the rows it found).
+/// migration `2026-12-02-000012_link_digests_base64url`, which converted the rows it found).
 fn link_digest(token: &str) -> String {
     use base64::Engine as _;
     use sha2::Digest as _;
