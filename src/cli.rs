@@ -261,6 +261,10 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
             eprintln!("error: cannot listen for signals: {e}");
             return ExitCode::FAILURE;
         }
+        if let Err(e) = reload_on_hangup(app.tls_certificate()) {
+            eprintln!("error: cannot listen for signals: {e}");
+            return ExitCode::FAILURE;
+        }
         announce_superuser(app.superuser_password.as_deref());
         tracing::info!(port = app.port(), "tessera listening");
         match app.run_until_stopped().await {
@@ -274,6 +278,23 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
             }
         }
     })
+}
+
+/// SIGHUP re-reads the TLS certificate files (a renewal); without TLS it is logged and ignored.
+fn reload_on_hangup(certificate: Option<std::sync::Arc<crate::tls::Certificate>>) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match certificate.clone() {
+                Some(c) => {
+                    let _ = tokio::task::spawn_blocking(move || c.reload()).await;
+                }
+                None => tracing::info!("SIGHUP: nothing to reload (no TLS certificate configured)"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// SIGTERM or SIGINT stops the server gracefully: it stops listening, finishes the requests in flight for up

@@ -20,4 +20,5 @@ pub mod state {
     pub use crate::services::state::AppState;
 }
 pub mod telemetry;
+pub mod tls;
 pub mod user_source;

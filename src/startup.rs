@@ -39,6 +39,8 @@ pub enum StartupError {
     Db(#[from] DbError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Tls(String),
     #[error("import-stoke: {0}")]
     Import(#[from] stoke_import::ImportError),
 }
@@ -175,6 +177,32 @@ fn ring_settings(config: &Config, kek: Kek) -> Result<RingSettings, StartupError
     })
 }
 
+/// The certificate of `server.tls_public_cert` and `server.tls_private_key`, when either is set.
+fn tls_certificate(config: &Config) -> Result<Option<Arc<crate::tls::Certificate>>, StartupError> {
+    let s = &config.server;
+    let tls_error = |e: crate::tls::TlsError| StartupError::Tls(e.to_string());
+    crate::tls::check_pair(&s.tls_public_cert, &s.tls_private_key).map_err(tls_error)?;
+    if s.tls_public_cert.is_empty() {
+        return Ok(None);
+    }
+    let certificate = crate::tls::Certificate::open(Path::new(&s.tls_public_cert), Path::new(&s.tls_private_key))
+        .map_err(tls_error)?;
+    Ok(Some(Arc::new(certificate)))
+}
+
+/// Reloads the certificate when its files change (a renewal by certbot, a mounted secret updated).
+fn watch_certificate(certificate: Arc<crate::tls::Certificate>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::tls::WATCH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let c = certificate.clone();
+            let _ = tokio::task::spawn_blocking(move || c.reload_if_changed()).await;
+        }
+    });
+}
+
 /// The dbinit files to apply, in order: `--dbinit` (or `users.user_init_file`), then `users.user_init_dir`.
 fn init_files(config: &Config, cli: Option<&Path>) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -207,6 +235,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// The certificate when serving HTTPS (`server.tls_*`), for a reload on SIGHUP.
+    tls: Option<Arc<crate::tls::Certificate>>,
     /// The superuser password when start-up created `sadmin`.
     pub superuser_password: Option<String>,
 }
@@ -234,6 +264,7 @@ impl Application {
             a => a,
         };
         let addr = format!("{address}:{}", config.server.port);
+        let tls = tls_certificate(&config)?;
         let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
             addr: addr.clone(),
             source,
@@ -296,19 +327,31 @@ impl Application {
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartupError::Bind {
-                addr: format!("{address}:{port}"),
-                source,
-            })?
-            .run();
+        let bind_error = |source| StartupError::Bind {
+            addr: format!("{address}:{port}"),
+            source,
+        };
+        let server = match &tls {
+            Some(certificate) => {
+                let rustls = certificate.server_config().map_err(StartupError::Tls)?;
+                watch_certificate(certificate.clone());
+                server.listen_rustls_0_23(listener, rustls).map_err(bind_error)?
+            }
+            None => server.listen(listener).map_err(bind_error)?,
+        }
+        .run();
         Ok(Application {
             port,
             server,
             state,
+            tls,
             superuser_password: prepared.superuser_password,
         })
+    }
+
+    /// The TLS certificate when serving HTTPS, to reload on SIGHUP.
+    pub fn tls_certificate(&self) -> Option<Arc<crate::tls::Certificate>> {
+        self.tls.clone()
     }
 
     /// Stops the server from elsewhere (tests, embedding).

@@ -101,11 +101,9 @@ fn tokens(c: &Config, fail: &mut impl FnMut(&str, String)) {
             ),
         );
     }
-    if !c.server.tls_private_key.is_empty() || !c.server.tls_public_cert.is_empty() {
-        fail(
-            "server.tls_private_key",
-            "TLS termination is not built into Tessera yet: leave tls_private_key/tls_public_cert empty and put a TLS proxy in front".into(),
-        );
+    // The files are read as `serve` would read them: a key that does not match is found before a start.
+    if let Err(e) = crate::tls::check_pair(&c.server.tls_public_cert, &c.server.tls_private_key) {
+        fail(e.key, e.message);
     }
     let t = &c.tokens;
     if !t.key_encryption_secret.is_empty() && !t.key_encryption_secret_file.is_empty() {

@@ -32,3 +32,4 @@ mod refresh;
 mod replicas;
 mod security;
 mod throttle;
+mod tls;
