@@ -76,8 +76,9 @@ impl LiveKey {
         self.key.can_sign() && self.sign_from < self.expires_at
     }
 
+    /// Whether it signs at `now` (never a verification-only key, whatever its stored window says).
     fn can_sign(&self, now: i64) -> bool {
-        self.sign_from <= now && self.expires_at > now
+        self.key.can_sign() && self.sign_from <= now && self.expires_at > now
     }
 }
 
