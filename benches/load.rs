@@ -409,20 +409,7 @@ async fn oauth_phases(report: &mut Report, addr: &str, logins: &[Bytes], ceiling
     );
     let token_body = Bytes::from_static(b"grant_type=client_credentials&scope=read");
     let cc = form_load(addr, "/oauth/token", token_body, &basic, 32, dur).await;
-    report.put(
-        "client_credentials_rps",
-        cc.rps(),
-        "req/s",
-        Some((0.15 * ceiling, Better::Higher)),
-    );
-    report.put("client_credentials_ceiling_ratio", cc.rps() / ceiling, "x", None);
-    report.put("client_credentials_p99_ms", cc.percentile(99.0), "ms", None);
-    report.put(
-        "client_credentials_errors",
-        cc.errors as f64,
-        "count",
-        Some((0.0, Better::Lower)),
-    );
+    put_ratio_phase(report, "client_credentials", &cc, ceiling, 0.15);
 
     // A user's access token of a live session: introspection checks its signature, its jti and its session.
     let mut sender = connect(addr).await;
@@ -442,17 +429,22 @@ async fn oauth_phases(report: &mut Report, addr: &str, logins: &[Bytes], ceiling
         "introspection of a fresh token: {status} {answer}"
     );
     let introspect = form_load(addr, "/oauth/introspect", body, &basic, 32, dur).await;
+    put_ratio_phase(report, "introspect", &introspect, ceiling, 0.25);
+}
+
+/// A phase judged against the ceiling: `<name>_rps` (bound `target` × ceiling), its ratio, p99 and errors (none).
+fn put_ratio_phase(report: &mut Report, name: &str, stats: &Stats, ceiling: f64, target: f64) {
     report.put(
-        "introspect_rps",
-        introspect.rps(),
+        &format!("{name}_rps"),
+        stats.rps(),
         "req/s",
-        Some((0.25 * ceiling, Better::Higher)),
+        Some((target * ceiling, Better::Higher)),
     );
-    report.put("introspect_ceiling_ratio", introspect.rps() / ceiling, "x", None);
-    report.put("introspect_p99_ms", introspect.percentile(99.0), "ms", None);
+    report.put(&format!("{name}_ceiling_ratio"), stats.rps() / ceiling, "x", None);
+    report.put(&format!("{name}_p99_ms"), stats.percentile(99.0), "ms", None);
     report.put(
-        "introspect_errors",
-        introspect.errors as f64,
+        &format!("{name}_errors"),
+        stats.errors as f64,
         "count",
         Some((0.0, Better::Lower)),
     );

@@ -181,8 +181,7 @@ fn ring_settings(config: &Config, kek: Kek) -> Result<RingSettings, StartupError
 fn tls_certificate(config: &Config) -> Result<Option<Arc<crate::tls::Certificate>>, StartupError> {
     let s = &config.server;
     let tls_error = |e: crate::tls::TlsError| StartupError::Tls(e.to_string());
-    crate::tls::check_pair(&s.tls_public_cert, &s.tls_private_key).map_err(tls_error)?;
-    if s.tls_public_cert.is_empty() {
+    if !crate::tls::configured(&s.tls_public_cert, &s.tls_private_key).map_err(tls_error)? {
         return Ok(None);
     }
     let certificate = crate::tls::Certificate::open(Path::new(&s.tls_public_cert), Path::new(&s.tls_private_key))

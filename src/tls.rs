@@ -50,10 +50,18 @@ pub fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     })
 }
 
-/// `server.tls_public_cert` and `server.tls_private_key` go together.
+/// `server.tls_public_cert` and `server.tls_private_key` go together, and load (`validate`).
 pub fn check_pair(cert: &str, key: &str) -> Result<(), TlsError> {
+    match configured(cert, key)? {
+        true => load(Path::new(cert), Path::new(key)).map(drop),
+        false => Ok(()),
+    }
+}
+
+/// Whether HTTPS is configured: both files named (true), neither (false), or only one (an error).
+pub fn configured(cert: &str, key: &str) -> Result<bool, TlsError> {
     match (cert.is_empty(), key.is_empty()) {
-        (true, true) => Ok(()),
+        (true, true) => Ok(false),
         (false, true) => Err(TlsError {
             key: KEY_KEY,
             message: "empty while server.tls_public_cert is set: HTTPS needs both".into(),
@@ -62,7 +70,7 @@ pub fn check_pair(cert: &str, key: &str) -> Result<(), TlsError> {
             key: CERT_KEY,
             message: "empty while server.tls_private_key is set: HTTPS needs both".into(),
         }),
-        (false, false) => load(Path::new(cert), Path::new(key)).map(drop),
+        (false, false) => Ok(true),
     }
 }
 

@@ -405,32 +405,21 @@ impl KeyRing {
             };
             let alg =
                 Alg::parse(&row.algorithm).ok_or_else(|| stored(format!("unknown algorithm {}", row.algorithm)))?;
-            if row.private_key.is_empty() {
+            let key = if row.private_key.is_empty() {
                 // A verification-only key (Stoke's, from `import-stoke`): published and trusted until it expires;
                 // `sign_from = expires_at`, so it never signs.
-                let key = SigningKey::verify_only(alg, &row.public_jwk)?;
-                if key.kid != row.kid {
-                    return Err(stored("kid does not match the key".into()));
+                SigningKey::verify_only(alg, &row.public_jwk)?
+            } else {
+                let (der, rewrite) = self
+                    .settings
+                    .kek
+                    .open(Row::SigningKey(&row.kid), &row.private_key)
+                    .map_err(stored)?;
+                if let Some(new) = rewrite {
+                    self.rewrite_stored(&row, &new);
                 }
-                keys.push(Arc::new(LiveKey {
-                    header: jwt::encoded_header(&key),
-                    key: Arc::new(key),
-                    step: row.rotation_step,
-                    publish_at: row.publish_at,
-                    sign_from: row.sign_from,
-                    expires_at: row.expires_at,
-                }));
-                continue;
-            }
-            let (der, rewrite) = self
-                .settings
-                .kek
-                .open(Row::SigningKey(&row.kid), &row.private_key)
-                .map_err(stored)?;
-            if let Some(new) = rewrite {
-                self.rewrite_stored(&row, &new);
-            }
-            let key = SigningKey::from_pkcs8(alg, &der)?;
+                SigningKey::from_pkcs8(alg, &der)?
+            };
             if key.kid != row.kid {
                 return Err(stored("kid does not match the key".into()));
             }

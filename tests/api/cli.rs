@@ -230,26 +230,10 @@ fn serve_with_no_config_and_stop_on_sigterm() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (mut port, mut superuser) = (None, false);
-    while port.is_none() && Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
-        superuser |= line.starts_with("Created superuser 'sadmin' password=");
-        if line.contains("tessera listening") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            port = v["fields"]["port"].as_u64();
-        }
-    }
-    let port = port.expect("server did not start");
+    let (port, lines) = listening_port(&mut child).expect("server did not start");
+    let superuser = lines
+        .iter()
+        .any(|l| l.starts_with("Created superuser 'sadmin' password="));
     assert!(superuser, "the superuser password is printed once");
     assert!(dir.path().join("tessera.db").exists());
     let body = reqwest::blocking_get(&format!("http://127.0.0.1:{port}/healthz"));
@@ -261,6 +245,31 @@ fn serve_with_no_config_and_stop_on_sigterm() {
         .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// Reads a `serve` child's stdout (JSON logs) until its "tessera listening" line: the port, and the lines before.
+/// `None` after 30 s without one.
+pub fn listening_port(child: &mut std::process::Child) -> Option<(u16, Vec<String>)> {
+    let stdout = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        if line.contains("tessera listening") {
+            let v: serde_json::Value = serde_json::from_str(&line).ok()?;
+            return Some((u16::try_from(v["fields"]["port"].as_u64()?).ok()?, lines));
+        }
+        lines.push(line);
+    }
+    None
 }
 
 mod reqwest {

@@ -2,7 +2,6 @@
 //! certificate against a test CA (curl), reload on SIGHUP and on a file change, a broken renewal that keeps the
 //! current certificate, and a key that does not match refused at start and by `validate`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -135,26 +134,14 @@ fn start(dir: &Path) -> (Child, u16) {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
-        if line.contains("tessera listening") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            return (child, v["fields"]["port"].as_u64().unwrap() as u16);
+    match crate::cli::listening_port(&mut child) {
+        Some((port, _)) => (child, port),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not start");
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("server did not start");
 }
 
 fn signal(child: &Child, name: &str) {
