@@ -301,3 +301,40 @@ async fn keys_move_to_a_secret_added_later() {
         .expect("start refused");
     assert!(err.to_string().contains("at least 16"), "{err}");
 }
+
+/// A stored key without its private half never signs, even when its row claims an open signing window and the
+/// newest rotation step (a tampered or mis-imported row): logins keep using Tessera's own key.
+#[tokio::test]
+async fn a_verification_only_row_never_becomes_the_signer() {
+    use diesel::prelude::*;
+    use tessera::crypto::keys::{Alg, SigningKey};
+    use tessera::db::keys::KeyRow;
+    let app = spawn_app(TestDb::Sqlite).await.unwrap();
+    let now = tessera::clock::SystemClock.now();
+    let (key, _) = SigningKey::generate(Alg::ES256, 0).unwrap();
+    let row = KeyRow {
+        kid: key.kid.clone(),
+        algorithm: "ES256".into(),
+        public_jwk: tessera::services::keyring::jwk(&key, false).to_string(),
+        private_key: String::new(),
+        rotation_step: 1_000,
+        publish_at: now - 60,
+        // The latest signing window of the ring and its highest step: it would win the signer's choice.
+        sign_from: now + 1,
+        expires_at: now + 3600,
+        created_at: now - 60,
+    };
+    diesel::insert_into(tessera::db::schema::signing_keys::table)
+        .values(&row)
+        .execute(&mut *app.state.db.get().unwrap())
+        .unwrap();
+    let keys = app.state.keys.clone();
+    tokio::task::spawn_blocking(move || keys.refresh(now).unwrap())
+        .await
+        .unwrap();
+    let ring = app.state.keys.current();
+    assert!(ring.find(&key.kid).is_some(), "published, to verify");
+    assert_ne!(ring.signer(now + 1).unwrap().key.kid, key.kid);
+    let (token, _) = app.login_ok("sadmin", app.superuser_password.as_deref().unwrap()).await;
+    assert_ne!(crate::helpers::header_of(&token)["kid"], key.kid.as_str());
+}
