@@ -26,6 +26,10 @@ pub struct ClaimGroup {
     pub id: i64,
     pub name: String,
     pub description: String,
+    /// The credential kinds whose logins get this group's claims (`password`, `api_key`, `ldap`, `oidc`,
+    /// `anonymous`, `client`); absent: every kind (Stoke's shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -58,6 +62,10 @@ pub struct ClaimInput {
 pub struct GroupInput {
     pub name: Option<String>,
     pub description: Option<String>,
+    /// Limits the group to logins of these credential kinds; `null` lifts the limit, absent keeps it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub credentials: Option<Option<Vec<String>>>,
     pub users: Option<Vec<i64>>,
     pub claims: Option<Vec<i64>>,
     pub group_links: Option<Vec<i64>>,

@@ -27,6 +27,8 @@ pub struct SecurityConfig {
     pub admin_rights_cache: GoDuration,
     /// Audit rows older than this are deleted by the maintenance sweep; 0 keeps them forever.
     pub audit_retention: GoDuration,
+    /// API keys one user may hold at once; the next one is refused (409 `too_many_keys`). 0: no API keys.
+    pub max_api_keys_per_user: u32,
 }
 
 impl Default for SecurityConfig {
@@ -42,6 +44,7 @@ impl Default for SecurityConfig {
             rate_limits: RateLimitsConfig::default(),
             admin_rights_cache: GoDuration::from_secs(2),
             audit_retention: GoDuration::from_secs(365 * 24 * 3600),
+            max_api_keys_per_user: 20,
         }
     }
 }

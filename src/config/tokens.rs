@@ -28,6 +28,8 @@ pub struct TokensConfig {
     pub audience: Vec<String>,
     pub include_issued_at: bool,
     pub include_not_before: bool,
+    /// How a user's token says how its session was authenticated (`amr`).
+    pub amr_claim: AmrClaim,
     /// Most refreshes per session (refresh family); 0 means unlimited.
     pub token_refresh_limit: u32,
     /// Claim that carries the refresh count; empty means none is added.
@@ -39,6 +41,19 @@ pub struct TokensConfig {
     pub refresh_max_age: GoDuration,
     /// A session ends when it has not been refreshed for this long.
     pub refresh_idle_timeout: GoDuration,
+}
+
+/// The form of the `amr` claim (RFC 8176: an array such as `["pwd"]`, `["api_key"]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmrClaim {
+    /// A JSON array, as RFC 8176 has it.
+    Array,
+    /// The values joined by commas (`"pwd,otp"`), like every other multi-valued claim: Stoke's Go client
+    /// library decodes every claim it does not know as a string and refuses a token with an array in one.
+    String,
+    /// No `amr` claim.
+    Off,
 }
 
 impl Default for TokensConfig {
@@ -58,6 +73,7 @@ impl Default for TokensConfig {
             audience: Vec::new(),
             include_issued_at: true,
             include_not_before: false,
+            amr_claim: AmrClaim::Array,
             token_refresh_limit: 0,
             token_refresh_count_key: String::new(),
             user_info: UserInfoConfig::default(),

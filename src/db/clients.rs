@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::catalog::Page;
-use super::schema::{claim_group_claims, claims, oauth_client_groups, oauth_clients, revoked_tokens};
+use super::schema::{claim_group_claims, claim_groups, claims, oauth_client_groups, oauth_clients, revoked_tokens};
 use super::{DbConn, DbError};
 
 /// A client as stored (with its secret digests: never leaves the services layer).
@@ -160,17 +160,20 @@ pub fn groups_of(conn: &mut DbConn, client_id: &str) -> Result<Vec<i64>, DbError
         .load(conn)?)
 }
 
-/// Every (short_name, value) the client's own subject holds through its groups, ordered.
+/// Every (short_name, value) the client's own subject holds through its groups that admit the `client`
+/// credential kind ([`crate::credential::admitted`]), ordered.
 pub fn claims_of(conn: &mut DbConn, client_id: &str) -> Result<Vec<(String, String)>, DbError> {
-    Ok(oauth_client_groups::table
+    let rows: Vec<((String, String), Option<String>)> = oauth_client_groups::table
+        .inner_join(claim_groups::table.on(claim_groups::id.eq(oauth_client_groups::claim_group_id)))
         .inner_join(
             claim_group_claims::table.on(claim_group_claims::claim_group_id.eq(oauth_client_groups::claim_group_id)),
         )
         .inner_join(claims::table.on(claims::id.eq(claim_group_claims::claim_id)))
         .filter(oauth_client_groups::client_id.eq(client_id))
-        .select((claims::short_name, claims::value))
+        .select(((claims::short_name, claims::value), claim_groups::credentials))
         .order((claims::short_name.asc(), claims::value.asc()))
-        .load(conn)?)
+        .load(conn)?;
+    Ok(crate::credential::admitted(rows, Some(crate::credential::Kind::Client)))
 }
 
 /// The scopes of every client, space-separated lists (for `scopes_supported`).

@@ -40,6 +40,8 @@ pub struct PlanGroup {
     /// Claim names.
     pub claims: Vec<String>,
     pub links: Vec<PlanLink>,
+    /// The credential limit, normalised (`crate::credential::normalise`); `None`: the file names none.
+    pub credentials: Option<String>,
 }
 
 /// A link as stored: `type` is `KIND:provider` (Stoke's form; an empty provider matches every provider of
@@ -136,6 +138,12 @@ fn write(conn: &mut DbConn, f: &Plan, now: i64) -> Result<(), DbError> {
                 diesel::update(claim_groups::table.find(id))
                     .set(claim_groups::description.eq(&g.description))
                     .execute(conn)?;
+                // A file that names no limit leaves the group's as it is.
+                if g.credentials.is_some() {
+                    diesel::update(claim_groups::table.find(id))
+                        .set(claim_groups::credentials.eq(&g.credentials))
+                        .execute(conn)?;
+                }
                 id
             }
             None => {
@@ -146,6 +154,7 @@ fn write(conn: &mut DbConn, f: &Plan, now: i64) -> Result<(), DbError> {
                         claim_groups::name.eq(&g.name),
                         claim_groups::description.eq(&g.description),
                         claim_groups::created_at.eq(now),
+                        claim_groups::credentials.eq(&g.credentials),
                     ))
                     .execute(conn)?;
                 id

@@ -8,6 +8,7 @@
 //! re-preparation was a fifth of a refresh's CPU time). `first` stays where several rows may match.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod catalog;
 pub mod clients;

@@ -6,7 +6,9 @@
 
 use diesel::prelude::*;
 
-use super::schema::{claim_group_claims, claims, refresh_families, refresh_tokens, user_claim_groups, users};
+use super::schema::{
+    claim_group_claims, claim_groups, claims, refresh_families, refresh_tokens, user_claim_groups, users,
+};
 use super::users::UserRow;
 use super::{Cached, CachedAs, DbConn, DbError};
 
@@ -27,6 +29,17 @@ pub struct FamilyRow {
     pub client_id: Option<String>,
     /// The scope granted to that client, space-separated.
     pub scope: Option<String>,
+    /// The kind of credential the session was started with ([`crate::credential::Kind`]).
+    pub credential_kind: String,
+    /// The API key the session was started with.
+    pub api_key_id: Option<String>,
+}
+
+impl FamilyRow {
+    /// The session's credential kind; `None` for a kind this version does not know.
+    pub fn kind(&self) -> Option<crate::credential::Kind> {
+        crate::credential::Kind::parse(&self.credential_kind)
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -54,12 +67,12 @@ pub struct Generations {
     pub rotated_at: Option<i64>,
 }
 
-/// The user of a session that is not revoked, if it exists.
-pub fn live_session_user(conn: &mut DbConn, family_id: &str) -> Result<Option<i64>, DbError> {
+/// The user and credential kind of a session that is not revoked, if it exists.
+pub fn live_session_user(conn: &mut DbConn, family_id: &str) -> Result<Option<(i64, String)>, DbError> {
     Ok(refresh_families::table
         .find(family_id)
         .filter(refresh_families::revoked_at.is_null())
-        .select(refresh_families::user_id)
+        .select((refresh_families::user_id, refresh_families::credential_kind))
         .get_result(conn)
         .optional()?)
 }
@@ -86,8 +99,8 @@ pub fn family_with_generations(conn: &mut DbConn, id: &str) -> Result<Option<(Fa
 }
 
 /// What a rotation reads of a session (a token of the current form): the family with its refresh state, its
-/// user (`None`: deleted) and the claims the user holds, as [`super::users::claims_of`] (duplicates included,
-/// unordered: the token builder sorts them).
+/// user (`None`: deleted) and the claims a session of its credential kind gets, as
+/// [`super::users::claims_for`] (duplicates included, unordered: the token builder sorts them).
 pub struct SessionRead {
     pub family: FamilyRow,
     pub generations: Generations,
@@ -96,7 +109,13 @@ pub struct SessionRead {
 }
 
 /// The family row the statement of [`session_for_rotation`] yields once per claim of the user.
-type SessionRow = (FamilyRow, Generations, Option<UserRow>, Option<String>, Option<String>);
+type SessionRow = (
+    FamilyRow,
+    Generations,
+    Option<UserRow>,
+    (Option<String>, Option<String>),
+    Option<String>,
+);
 
 /// Reads a session for a rotation in one statement: family, user and claims, on the backend's own connection
 /// (the hot path of every refresh; see [`crate::native`]).
@@ -104,6 +123,7 @@ pub fn session_for_rotation(conn: &mut DbConn, id: &str) -> Result<Option<Sessio
     let rows: Vec<SessionRow> = crate::native!(conn, c => refresh_families::table
         .left_join(users::table)
         .left_join(user_claim_groups::table.on(user_claim_groups::user_id.eq(refresh_families::user_id)))
+        .left_join(claim_groups::table.on(claim_groups::id.eq(user_claim_groups::claim_group_id)))
         .left_join(
             claim_group_claims::table.on(claim_group_claims::claim_group_id.eq(user_claim_groups::claim_group_id)),
         )
@@ -113,21 +133,21 @@ pub fn session_for_rotation(conn: &mut DbConn, id: &str) -> Result<Option<Sessio
             FamilyRow::as_select(),
             Generations::as_select(),
             Option::<UserRow>::as_select(),
-            claims::short_name.nullable(),
-            claims::value.nullable(),
+            (claims::short_name.nullable(), claims::value.nullable()),
+            claim_groups::credentials.nullable(),
         ))
         .load(c))?;
     let mut rows = rows.into_iter();
-    let Some((family, generations, user, short, value)) = rows.next() else {
+    let Some((family, generations, user, claim, limit)) = rows.next() else {
         return Ok(None);
     };
-    let held = std::iter::once((short, value))
-        .chain(rows.map(|(_, _, _, short, value)| (short, value)))
+    let held = std::iter::once((claim, limit))
+        .chain(rows.map(|(_, _, _, claim, limit)| (claim, limit)))
         .filter_map(|pair| match pair {
-            (Some(short), Some(value)) => Some((short, value)),
+            ((Some(short), Some(value)), limit) => Some(((short, value), limit)),
             _ => None,
-        })
-        .collect();
+        });
+    let held = crate::credential::admitted(held, family.kind());
     Ok(Some(SessionRead {
         family,
         generations,

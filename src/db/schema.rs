@@ -22,6 +22,8 @@ diesel::table! {
         name -> Text,
         description -> Text,
         created_at -> BigInt,
+        /// The kinds of credential whose logins get this group's claims, comma-separated (NULL: every kind).
+        credentials -> Nullable<Text>,
     }
 }
 
@@ -98,6 +100,25 @@ diesel::table! {
         client_id -> Nullable<Text>,
         /// The scope granted to that client, space-separated.
         scope -> Nullable<Text>,
+        /// The kind of credential the session was started with (`crate::credential::Kind`).
+        credential_kind -> Text,
+        /// The API key the session was started with.
+        api_key_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// API keys: `tsk_<id>_<secret>`, the secret kept as its SHA-256.
+    api_keys (id) {
+        id -> Text,
+        user_id -> BigInt,
+        name -> Text,
+        secret_digest -> Binary,
+        /// A JSON array of claim short names (NULL: every claim).
+        claim_filter -> Nullable<Text>,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        expires_at -> Nullable<BigInt>,
     }
 }
 
@@ -129,6 +150,7 @@ diesel::joinable!(claim_group_claims -> claims (claim_id));
 diesel::joinable!(group_links -> claim_groups (claim_group_id));
 diesel::joinable!(refresh_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
+diesel::joinable!(api_keys -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -145,6 +167,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_clients,
     oauth_client_groups,
     revoked_tokens,
+    api_keys,
 );
 
 diesel::table! {

@@ -2,8 +2,9 @@
 
 use diesel::prelude::*;
 
-use super::schema::{claim_group_claims, claims, user_claim_groups, users};
+use super::schema::{claim_group_claims, claim_groups, claims, user_claim_groups, users};
 use super::{DbConn, DbError};
+use crate::credential;
 
 /// A user as stored (with the password columns: never leaves the services layer).
 #[derive(Clone, Queryable, Selectable)]
@@ -39,6 +40,15 @@ pub fn find_for_login(conn: &mut DbConn, login: &str) -> Result<Option<UserRow>,
         .optional()?)
 }
 
+/// Locks the user's row until the transaction ends (PostgreSQL, MySQL; SQLite has one writer), so checks of
+/// what the user holds (a count against a limit) and the write after them are not interleaved with another's.
+pub fn lock(conn: &mut DbConn, id: i64) -> Result<(), DbError> {
+    if !matches!(conn, DbConn::Sqlite(_)) {
+        diesel::sql_query(format!("SELECT id FROM users WHERE id = {id} FOR UPDATE")).execute(conn)?;
+    }
+    Ok(())
+}
+
 pub fn find(conn: &mut DbConn, id: i64) -> Result<Option<UserRow>, DbError> {
     Ok(users::table
         .find(id)
@@ -47,7 +57,9 @@ pub fn find(conn: &mut DbConn, id: i64) -> Result<Option<UserRow>, DbError> {
         .optional()?)
 }
 
-/// Every (short_name, value) the user holds through any group, ordered, duplicates included.
+/// Every (short_name, value) the user holds through any group, whatever the credential: what the account holds
+/// at all, which decides who may manage it. A token's claims come from [`claims_for`]. Ordered, duplicates
+/// included.
 pub fn claims_of(conn: &mut DbConn, user_id: i64) -> Result<Vec<(String, String)>, DbError> {
     Ok(user_claim_groups::table
         .inner_join(
@@ -58,6 +70,27 @@ pub fn claims_of(conn: &mut DbConn, user_id: i64) -> Result<Vec<(String, String)
         .select((claims::short_name, claims::value))
         .order((claims::short_name.asc(), claims::value.asc()))
         .load(conn)?)
+}
+
+/// The (short_name, value) claims a session of `kind` of the user gets: those of the groups that admit the kind
+/// ([`credential::admitted`]), ordered, duplicates included. `None`: a stored kind this version does not know,
+/// which gets only the groups without a limit.
+pub fn claims_for(
+    conn: &mut DbConn,
+    user_id: i64,
+    kind: Option<credential::Kind>,
+) -> Result<Vec<(String, String)>, DbError> {
+    let rows: Vec<((String, String), Option<String>)> = user_claim_groups::table
+        .inner_join(claim_groups::table.on(claim_groups::id.eq(user_claim_groups::claim_group_id)))
+        .inner_join(
+            claim_group_claims::table.on(claim_group_claims::claim_group_id.eq(user_claim_groups::claim_group_id)),
+        )
+        .inner_join(claims::table.on(claims::id.eq(claim_group_claims::claim_id)))
+        .filter(user_claim_groups::user_id.eq(user_id))
+        .select(((claims::short_name, claims::value), claim_groups::credentials))
+        .order((claims::short_name.asc(), claims::value.asc()))
+        .load(conn)?;
+    Ok(credential::admitted(rows, kind))
 }
 
 /// Replaces a password hash (the PHC string), unless the stored one changed since it was read.

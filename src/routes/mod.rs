@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod admin_ui;
+pub mod api_keys;
 pub mod auth;
 pub mod clients;
 pub mod health;
@@ -53,6 +54,7 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         )
         .configure(oauth::configure)
         .configure(clients::configure)
+        .configure(api_keys::configure)
         .configure(admin::configure)
         .configure(admin_ui::configure)
         .configure(accounts::configure)

@@ -27,8 +27,8 @@ pub enum AdminErrors<'a> {
     #[response(status = 404)]
     NotFound(ErrorBody<'a>),
     /// A unique value is taken (`username_taken`, `email_taken`, `claim_name_taken`, `claim_exists` for a short
-    /// name and value, `group_name_taken`; `conflict` when another write took it in the meantime) or no superuser
-    /// would remain (`last_superuser`).
+    /// name and value, `group_name_taken`; `conflict` when another write took it in the meantime), no superuser
+    /// would remain (`last_superuser`), or the user holds `security.max_api_keys_per_user` keys (`too_many_keys`).
     #[response(status = 409)]
     Conflict(ErrorBody<'a>),
     /// An `stk` claim value that is not one letter of `SsuUgGcCm` or a comma list of them (`invalid_stk_value`).
@@ -44,7 +44,9 @@ pub enum AdminErrors<'a> {
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum TokenErrors<'a> {
-    /// Malformed input, or a password over `security.max_password_bytes` (`password_too_long`).
+    /// Malformed input, or a password over `security.max_password_bytes` (`password_too_long`); a malformed
+    /// `Authorization: Basic` (`invalid_authorization`), or one naming other credentials than the body
+    /// (`conflicting_credentials`).
     #[response(status = 400)]
     BadRequest(ErrorBody<'a>),
     /// Bad credentials or an invalid refresh token: the body is `{}` exactly (Stoke's clients read it).
@@ -302,6 +304,12 @@ impl Modify for BearerAuth {
         crate::routes::accounts::logout,
         crate::routes::accounts::anonymous,
         crate::routes::accounts::public_key,
+        crate::routes::api_keys::list_mine,
+        crate::routes::api_keys::create_mine,
+        crate::routes::api_keys::revoke_mine,
+        crate::routes::api_keys::list_of_user,
+        crate::routes::api_keys::create_for_user,
+        crate::routes::api_keys::revoke_of_user,
     )
 )]
 pub struct ApiDoc;

@@ -103,6 +103,7 @@ fn superuser_group(conn: &mut DbConn, now: i64) -> Result<i64, BootstrapError> {
                 name: "Stoke Superusers".into(),
                 description: "Stoke server superusers".into(),
                 created_at: now,
+                credentials: None,
             };
             catalog::insert_group(conn, &row)?;
             row.id

@@ -85,6 +85,8 @@ struct InitGroup {
     claims: Vec<String>,
     links: Vec<InitLink>,
     group: Option<String>,
+    /// Limits the group to logins of these credential kinds (`password`, `api_key`, …).
+    credentials: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +187,7 @@ fn plan(f: InitFile, now: i64) -> Plan {
             .into_iter()
             .map(|g| PlanGroup {
                 links: g.links.iter().filter_map(|l| resolve_link(l).ok()).collect(),
+                credentials: crate::credential::normalise(g.credentials.as_deref()).ok().flatten(),
                 name: g.name,
                 description: g.description,
                 claims: g.claims,
@@ -389,6 +392,9 @@ fn normalize(f: &mut InitFile) -> Vec<String> {
             if let Err(p) = resolve_link(link) {
                 problems.push(format!("groups[{i}].links[{j}]: {p}"));
             }
+        }
+        if let Err(p) = crate::credential::normalise(g.credentials.as_deref()) {
+            problems.push(format!("groups[{i}] ({:?}).credentials: {p}", g.name));
         }
     }
     let mut usernames = HashSet::new();

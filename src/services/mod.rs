@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod api_keys;
 pub mod at_rest;
 pub mod auth;
 pub mod bootstrap;

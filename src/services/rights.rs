@@ -1,6 +1,6 @@
 //! The rights an admin request is authorized with: the letters of the caller's token that its user still
-//! holds, in a session that is not revoked, read from the database (cached for `security.admin_rights_cache`,
-//! a few seconds).
+//! holds, through groups that admit the session's kind of credential, in a session that is not revoked, read
+//! from the database (cached for `security.admin_rights_cache`, a few seconds).
 //!
 //! An access token is a bearer credential valid until its `exp`, and other resource servers verify it offline;
 //! the admin API is Tessera's own resource server and does better: a deleted or demoted admin, or one whose
@@ -71,7 +71,11 @@ impl Rights {
                 let held = db
                     .run(move |c| -> Result<Option<Letters>, DbError> {
                         match refresh::live_session_user(c, &lookup)? {
-                            Some(user) => Ok(Some(catalog::letters_of_user(c, user)?)),
+                            Some((user, kind)) => Ok(Some(catalog::letters_of_session(
+                                c,
+                                user,
+                                crate::credential::Kind::parse(&kind),
+                            )?)),
                             None => Ok(None),
                         }
                     })

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
-use crate::config::{TokensConfig, UserInfoConfig};
+use crate::config::{AmrClaim, TokensConfig, UserInfoConfig};
 use crate::crypto::jwt::{self, JwtError, Rules};
 use crate::crypto::keys::{Alg, KeyError};
 use crate::db::users::UserRow;
@@ -16,7 +16,20 @@ use crate::services::keyring::RingState;
 
 /// Registered claim names, and `sid` (the session); a group claim of the same short name is left out rather than
 /// overriding them.
-const REGISTERED: [&str; 8] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", SESSION];
+const REGISTERED: [&str; 9] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", SESSION, AMR];
+
+/// The claim naming how the session was authenticated (RFC 8176 `amr`: `pwd`, `api_key`, …).
+pub const AMR: &str = "amr";
+
+/// What a user's token says about its session: the id, the claim filter it keeps, its credential kind and its
+/// refresh count.
+pub struct SessionView<'a> {
+    pub id: &'a str,
+    pub filter: Option<&'a [String]>,
+    /// `None`: a stored kind this version does not know (the token carries no `amr`).
+    pub kind: Option<crate::credential::Kind>,
+    pub refresh_count: i64,
+}
 
 /// The claim naming the session (refresh family) a token was issued in (OpenID's `sid`): what the admin API
 /// checks against the database on every request, so a revoked session loses admin access at once.
@@ -37,6 +50,7 @@ pub struct TokenSettings {
     pub token_duration: i64,
     pub include_iat: bool,
     pub include_nbf: bool,
+    pub amr: AmrClaim,
     pub user_info: UserInfoConfig,
     pub refresh_count_key: String,
     pub refresh_limit: i64,
@@ -56,6 +70,7 @@ impl TokenSettings {
             token_duration: t.token_duration.as_secs() as i64,
             include_iat: t.include_issued_at,
             include_nbf: t.include_not_before,
+            amr: t.amr_claim,
             user_info: t.user_info.clone(),
             refresh_count_key: t.token_refresh_count_key.clone(),
             refresh_limit: i64::from(t.token_refresh_limit),
@@ -110,16 +125,15 @@ pub fn satisfies(claims: &Map<String, Value>, required: &[HashMap<String, String
     })
 }
 
-/// The whole claim set of a token for `user`, issued in session `session`.
+/// The whole claim set of a token for `user`, issued in `session`.
 pub fn build_claims(
     s: &TokenSettings,
     user: &UserRow,
     groups: Map<String, Value>,
-    (filter, session): (Option<&[String]>, &str),
-    refresh_count: i64,
+    session: &SessionView<'_>,
     now: i64,
 ) -> Map<String, Value> {
-    let mut claims = group_part(groups, filter);
+    let mut claims = group_part(groups, session.filter);
     let info = &s.user_info;
     let full_name = format!("{} {}", user.fname, user.lname).trim().to_string();
     for (key, value) in [
@@ -134,7 +148,10 @@ pub fn build_claims(
         }
     }
     if may_carry_user_data(&s.refresh_count_key) {
-        claims.insert(s.refresh_count_key.clone(), Value::String(refresh_count.to_string()));
+        claims.insert(
+            s.refresh_count_key.clone(),
+            Value::String(session.refresh_count.to_string()),
+        );
     }
     let sub = if s.subject.is_empty() {
         user.id.to_string()
@@ -142,8 +159,28 @@ pub fn build_claims(
         s.subject.clone()
     };
     add_registered(&mut claims, s, sub, now);
-    claims.insert(SESSION.into(), Value::String(session.to_string()));
+    claims.insert(SESSION.into(), Value::String(session.id.to_string()));
+    if let Some(kind) = session.kind.filter(|k| !k.amr().is_empty()) {
+        match s.amr {
+            AmrClaim::Array => {
+                claims.insert(AMR.into(), Value::from(kind.amr().to_vec()));
+            }
+            AmrClaim::String => {
+                claims.insert(AMR.into(), Value::String(kind.amr().join(",")));
+            }
+            AmrClaim::Off => {}
+        }
+    }
     claims
+}
+
+/// The claim filter of a session started with an API key through a filter of its own: the short names both
+/// keep (`None` on either side keeps everything).
+pub fn intersect_filters(a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<String>> {
+    match (a, b) {
+        (None, f) | (f, None) => f,
+        (Some(a), Some(b)) => Some(a.into_iter().filter(|k| b.contains(k)).collect()),
+    }
 }
 
 /// The group claims a token may carry: those `filter` keeps (all without one), never a registered name.

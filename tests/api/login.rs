@@ -26,9 +26,11 @@ db_test!(stoke_users_log_in_and_hashes_are_upgraded, async |db| {
     assert_eq!(claims["iss"], "tessera");
     assert!(claims["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
     assert!(claims["jti"].is_string());
-    // Every custom claim is a string (Stoke's Go client rejects anything else).
+    assert_eq!(claims["amr"], serde_json::json!(["pwd"]));
+    // Every custom claim is a string (Stoke's Go client rejects anything else); `amr` is an array unless
+    // `tokens.amr_claim: string` (see `api_keys::amr_as_a_string_keeps_every_claim_a_string`).
     for (k, v) in claims.as_object().unwrap() {
-        if !["exp", "iat", "nbf", "aud"].contains(&k.as_str()) {
+        if !["exp", "iat", "nbf", "aud", "amr"].contains(&k.as_str()) {
             assert!(v.is_string(), "{k} is not a string");
         }
     }

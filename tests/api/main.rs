@@ -11,6 +11,7 @@ mod helpers;
 mod accounts;
 mod admin;
 mod admin_ui;
+mod api_keys;
 
 mod cli;
 mod config_files;

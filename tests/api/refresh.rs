@@ -277,6 +277,8 @@ db_test!(
             revoked_reason: None,
             client_id: None,
             scope: None,
+            credential_kind: "password".into(),
+            api_key_id: None,
         };
         diesel::insert_into(refresh_families::table)
             .values(&family)

@@ -38,9 +38,20 @@ pub fn group_letters(c: &mut DbConn) -> Result<Vec<(i64, String)>, DbError> {
         .load(c)?)
 }
 
-/// The letters one user holds now.
+/// The letters one user holds now, through any credential: what decides who may manage the account.
 pub fn letters_of_user(c: &mut DbConn, user: i64) -> Result<Letters, DbError> {
     let claims = crate::db::users::claims_of(c, user)?;
+    Ok(Letters::of_claims(claims.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+}
+
+/// The letters a session of `kind` of one user gets now (groups limited to other kinds left out): what an admin
+/// request of that session may use.
+pub fn letters_of_session(
+    c: &mut DbConn,
+    user: i64,
+    kind: Option<crate::credential::Kind>,
+) -> Result<Letters, DbError> {
+    let claims = crate::db::users::claims_for(c, user, kind)?;
     Ok(Letters::of_claims(claims.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
 }
 

@@ -34,6 +34,9 @@ pub struct GroupRow {
     pub name: String,
     pub description: String,
     pub created_at: i64,
+    /// The credential kinds whose logins get the group's claims, comma-separated (`None`: every kind); read only
+    /// through [`crate::credential`].
+    pub credentials: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -43,6 +43,7 @@ pub fn insert_group(c: &mut DbConn, row: &GroupRow) -> Result<(), DbError> {
             claim_groups::name.eq(&row.name),
             claim_groups::description.eq(&row.description),
             claim_groups::created_at.eq(row.created_at),
+            claim_groups::credentials.eq(&row.credentials),
         ))
         .execute(c)?;
     Ok(())
@@ -53,6 +54,7 @@ pub fn update_group(c: &mut DbConn, row: &GroupRow) -> Result<(), DbError> {
         .set((
             claim_groups::name.eq(&row.name),
             claim_groups::description.eq(&row.description),
+            claim_groups::credentials.eq(&row.credentials),
         ))
         .execute(c)?;
     Ok(())

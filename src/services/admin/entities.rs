@@ -22,6 +22,7 @@ pub fn group_dto(r: GroupRow) -> ClaimGroup {
         id: r.id,
         name: r.name,
         description: r.description,
+        credentials: crate::credential::listed(r.credentials.as_deref()),
     }
 }
 
@@ -164,6 +165,14 @@ pub(super) fn delete_claim(c: &mut DbConn, policy: &Policy, id: i64) -> Result<(
     Ok(())
 }
 
+/// A group's credential limit as given (`None`: keep; `Some(None)`: no limit), checked and normalised.
+fn credential_limit(given: Option<&Option<Vec<String>>>) -> Result<Option<Option<String>>, ServiceError> {
+    given
+        .map(|g| crate::credential::normalise(g.as_deref()))
+        .transpose()
+        .map_err(|m| ServiceError::invalid("invalid_credentials", m))
+}
+
 fn check_group(r: &GroupRow) -> Result<(), ServiceError> {
     text("name", &r.name, 255, true)?;
     text("description", &r.description, 4096, false)
@@ -204,6 +213,7 @@ pub(super) fn create_group(
         name: input.name.clone().unwrap_or_default(),
         description: input.description.clone().unwrap_or_default(),
         created_at: now,
+        credentials: credential_limit(input.credentials.as_ref())?.flatten(),
     };
     check_group(&row)?;
     policy.group(&row.name)?;
@@ -226,6 +236,13 @@ pub(super) fn update_group(
     }
     if let Some(v) = &input.description {
         row.description = v.clone();
+    }
+    if let Some(limit) = credential_limit(input.credentials.as_ref())?
+        && limit != row.credentials
+    {
+        // Which logins get the group's letters is a change of who holds them: only for a caller holding them all.
+        policy.group_letters(c, id)?;
+        row.credentials = limit;
     }
     check_group(&row)?;
     policy.group(&row.name)?;

@@ -27,7 +27,10 @@ pub use changes::*;
 pub use entities::{claim_dto, group_dto, link_dto};
 pub use operations::*;
 pub use reads::*;
-pub use users::{check_email, create_local_user, revoke_sessions, session_dto, set_local_password, user_dto};
+pub use users::{
+    check_email, create_api_key, create_local_user, revoke_api_key, revoke_sessions, session_dto, set_local_password,
+    user_api_keys, user_dto,
+};
 
 /// What a caller wants to touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +123,18 @@ impl Policy {
     pub fn account(&self, c: &mut DbConn, user: i64) -> Result<(), ServiceError> {
         let target = catalog::letters_of_user(c, user)?;
         Ok(authz::may_manage(self.letters, target)?)
+    }
+
+    /// Refuses a change to which logins get a group's claims unless the caller holds every letter the group
+    /// grants (`superuser_required` for a group granting `S`).
+    pub fn group_letters(&self, c: &mut DbConn, group: i64) -> Result<(), ServiceError> {
+        let grants = catalog::group_letters(c)?
+            .into_iter()
+            .filter(|(g, _)| *g == group)
+            .fold(Letters::default(), |acc, (_, value)| {
+                acc.union(Letters::granted_by(&value))
+            });
+        Ok(authz::may_manage(self.letters, grants)?)
     }
 
     fn check(&self, list: &[String], name: &str, what: &str) -> Result<(), ServiceError> {

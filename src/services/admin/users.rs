@@ -1,4 +1,4 @@
-//! Users: profile edits, local users and their passwords, sessions.
+//! Users: profile edits, local users and their passwords, sessions, API keys.
 
 use crate::api_types::{LocalUserCreate, LocalUserPassword, Session, User, UserInput, rfc3339};
 use crate::crypto::password::Verdict;
@@ -7,6 +7,7 @@ use crate::db::catalog::{self, Kind};
 use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::users::{self, UserRow};
 use crate::services::AppState;
+use crate::services::api_keys::{self, ApiKey, ApiKeyCreated};
 
 use super::{Area, Caller, Change, Policy, ServiceError, changed, dedup, existing, text, write};
 
@@ -254,6 +255,61 @@ pub async fn revoke_sessions(
                 Ok(usize::from(refresh_db::revoke_family(c, &id, "admin", now)?))
             }
         }
+    })
+    .await
+}
+
+/// A user's API keys (never their secrets).
+pub async fn user_api_keys(state: &AppState, caller: &Caller, user: i64) -> Result<Vec<ApiKey>, ServiceError> {
+    caller.require(Area::Users, false)?;
+    let rows = state
+        .db
+        .run(move |c| -> Result<_, ServiceError> {
+            users::find(c, user)?.ok_or_else(|| not_found(user))?;
+            Ok(crate::db::api_keys::of_user(c, user)?)
+        })
+        .await?;
+    Ok(rows.into_iter().map(api_keys::key_dto).collect())
+}
+
+/// Creates an API key for a user, within `security.max_api_keys_per_user`; an account holding letters the
+/// caller lacks is refused. The key is in the answer only (the audit trail records its listing form).
+pub async fn create_api_key(
+    state: &AppState,
+    caller: &Caller,
+    user: i64,
+    input: api_keys::ApiKeyInput,
+) -> Result<ApiKeyCreated, ServiceError> {
+    caller.require(Area::Users, true)?;
+    let (row, key) = api_keys::prepare(input, user, state.clock.now())?;
+    let limit = state.config.security.max_api_keys_per_user;
+    let change = Change::new("api_key.create", format!("user {user}"));
+    let listed = write(state, caller, Area::Users, change, move |c, policy, _| {
+        let owner = users::find(c, user)?.ok_or_else(|| not_found(user))?;
+        policy.user(&owner.username)?;
+        policy.account(c, user)?;
+        api_keys::store(c, &row, limit)?;
+        Ok(api_keys::key_dto(row))
+    })
+    .await?;
+    Ok(ApiKeyCreated {
+        id: listed.id,
+        name: listed.name,
+        prefix: listed.prefix,
+        created_at: listed.created_at,
+        expires_at: listed.expires_at,
+        key,
+    })
+}
+
+/// Revokes a user's API key and the sessions it started; an account holding letters the caller lacks is refused.
+pub async fn revoke_api_key(state: &AppState, caller: &Caller, user: i64, key: String) -> Result<(), ServiceError> {
+    let change = Change::new("api_key.revoke", format!("user {user} {key}"));
+    write(state, caller, Area::Users, change, move |c, policy, now| {
+        let owner = users::find(c, user)?.ok_or_else(|| not_found(user))?;
+        policy.user(&owner.username)?;
+        policy.account(c, user)?;
+        api_keys::revoke(c, &owner, &key, now)
     })
     .await
 }

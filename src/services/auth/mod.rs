@@ -9,10 +9,13 @@ pub use refresh::{family_of_token, refresh, refresh_for_client};
 
 use serde::{Deserialize, Serialize};
 
+use crate::credential::Kind;
 use crate::crypto::password::Verdict;
+use crate::db::api_keys::ApiKeyRow;
 use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::{DbConn, DbError, audit, users};
 use crate::services::AppState;
+use crate::services::api_keys;
 use crate::services::throttle::{ClientAddr, Settle};
 use crate::services::tokens::{self, ClientGrant};
 use crate::user_source::{DirectoryUser, Outcome, sync};
@@ -126,10 +129,23 @@ async fn login_inner(
     input: LoginInput,
     grant: Option<ClientGrant>,
 ) -> Result<(Pair, String), ServiceError> {
-    let user = match provider {
+    // A well-formed API key logs in as its owner, whatever the provider; any other text is a password.
+    if let Some(key) = api_keys::Presented::parse(&input.password) {
+        return match api_keys::authenticate(state, &input.username, key).await? {
+            Ok(found) => issue(state, found.user, input, grant, Credential::ApiKey(found.key)).await,
+            Err(owner) => {
+                audit_failed_login(state, owner).await;
+                Err(ServiceError::BadCredentials)
+            }
+        };
+    }
+    let (user, kind) = match provider {
         // The directory decides when it knows the user; local users answer when it does not or cannot.
         Some(p) => match p.authenticate(&input.username, &input.password).await {
-            Outcome::Authenticated(entry) => directory_user(state, p.name(), &input.username, entry).await?,
+            Outcome::Authenticated(entry) => (
+                directory_user(state, p.name(), &input.username, entry).await?,
+                Kind::Ldap,
+            ),
             Outcome::Rejected => {
                 // A decoy hash, so a wrong directory password takes as long as a name nobody has (which costs a
                 // local check): the time of a 401 must not tell which names the directory knows.
@@ -138,12 +154,34 @@ async fn login_inner(
                 return Err(ServiceError::BadCredentials);
             }
             // A directory user's kept local password counts only while its directory cannot be asked.
-            Outcome::Unreachable => local_user(state, &input, true).await?,
-            Outcome::NotFound => local_user(state, &input, false).await?,
+            Outcome::Unreachable => (local_user(state, &input, true).await?, Kind::Password),
+            Outcome::NotFound => (local_user(state, &input, false).await?, Kind::Password),
         },
-        None => local_user(state, &input, false).await?,
+        None => (local_user(state, &input, false).await?, Kind::Password),
     };
-    issue(state, user, input, grant).await
+    issue(state, user, input, grant, Credential::Other(kind)).await
+}
+
+/// What a login was authenticated with.
+enum Credential {
+    ApiKey(ApiKeyRow),
+    Other(Kind),
+}
+
+impl Credential {
+    fn kind(&self) -> Kind {
+        match self {
+            Credential::ApiKey(_) => Kind::ApiKey,
+            Credential::Other(kind) => *kind,
+        }
+    }
+
+    fn key(&self) -> Option<&ApiKeyRow> {
+        match self {
+            Credential::ApiKey(key) => Some(key),
+            Credential::Other(_) => None,
+        }
+    }
 }
 
 /// Stores what the directory said about the user (profile, `source: LDAP`, linked groups) and returns the row.
@@ -223,12 +261,15 @@ async fn local_user(
     Ok(user)
 }
 
-/// Signs the token pair of an authenticated user and records the session (bound to the client of `grant`).
+/// Signs the token pair of an authenticated user and records the session (bound to the client of `grant`), of
+/// the credential's kind: its claims are those of the groups admitting that kind. A key's session keeps only
+/// the claims the key's filter keeps, and ends when the key expires.
 async fn issue(
     state: &AppState,
     user: users::UserRow,
     input: LoginInput,
     grant: Option<ClientGrant>,
+    credential: Credential,
 ) -> Result<(Pair, String), ServiceError> {
     let now = state.clock.now();
     let settings = state.tokens.clone();
@@ -240,15 +281,33 @@ async fn issue(
     let pair = state
         .db
         .write(move |c| -> Result<Pair, ServiceError> {
-            let groups = tokens::group_claims(&users::claims_of(c, user.id)?);
+            let kind = credential.kind();
+            let groups = tokens::group_claims(&users::claims_for(c, user.id, Some(kind))?);
             if !tokens::satisfies(&groups, &input.required_claims) {
                 return Err(ServiceError::BadCredentials);
             }
-            let filter = match &grant {
-                Some(g) => g.claim_filter.clone(),
-                None => input.filter_claims.clone(),
+            let key_filter: Option<Vec<String>> = credential
+                .key()
+                .and_then(|k| k.claim_filter.as_deref())
+                .and_then(|f| serde_json::from_str(f).ok());
+            // What the session keeps at every refresh: a client's session follows the client's current filter
+            // and its key's; a Stoke session the one its login asked for, within its key's.
+            let stored = match &grant {
+                Some(g) if credential.key().is_none() => g.claim_filter.clone(),
+                Some(_) => key_filter.clone(),
+                None => tokens::intersect_filters(input.filter_claims.clone(), key_filter.clone()),
             };
-            let mut claims = tokens::build_claims(&settings, &user, groups, (filter.as_deref(), &session), 0, now);
+            let filter = match &grant {
+                Some(g) => tokens::intersect_filters(g.claim_filter.clone(), key_filter),
+                None => stored.clone(),
+            };
+            let view = tokens::SessionView {
+                id: &session,
+                filter: filter.as_deref(),
+                kind: Some(kind),
+                refresh_count: 0,
+            };
+            let mut claims = tokens::build_claims(&settings, &user, groups, &view, now);
             let token = match &grant {
                 Some(g) => {
                     g.apply(&mut claims, &settings, now);
@@ -257,25 +316,38 @@ async fn issue(
                 None => tokens::sign(&ring, &claims, now)?,
             };
             let lifetime = grant.as_ref().and_then(|g| g.refresh_ttl).unwrap_or(settings.max_age);
+            let key = credential.key();
+            let expires_at = match key.and_then(|k| k.expires_at) {
+                Some(until) => until.min(now + lifetime),
+                None => now + lifetime,
+            };
             let family = FamilyRow {
                 id: session,
                 user_id: user.id,
                 created_at: now,
                 last_used_at: now,
-                expires_at: now + lifetime,
+                expires_at,
                 refresh_count: 0,
-                filter_claims: filter.as_ref().and_then(|f| serde_json::to_string(f).ok()),
+                filter_claims: stored.as_ref().and_then(|f| serde_json::to_string(f).ok()),
                 revoked_at: None,
                 revoked_reason: None,
                 client_id: grant.as_ref().map(|g| g.client_id.clone()),
                 scope: grant.as_ref().map(|g| g.scope.join(" ")),
+                credential_kind: kind.as_str().to_string(),
+                api_key_id: key.map(|k| k.id.clone()),
             };
             refresh_db::create_family(c, &family, &digest, &tag_key)?;
-            let detail = family
-                .client_id
-                .as_ref()
-                .map(|c| format!("client={c}"))
-                .unwrap_or_default();
+            if let Some(key) = key {
+                crate::db::api_keys::touch(c, &key.id, now)?;
+            }
+            let detail = [
+                family.client_id.as_ref().map(|c| format!("client={c}")),
+                family.api_key_id.as_ref().map(|k| format!("api_key={k}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
             audit::record(c, now, &user.username, "login.succeeded", &family.id, &detail)?;
             Ok(Pair { token, refresh })
         })

@@ -234,7 +234,7 @@ fn load_rotation(c: &mut DbConn, presented: &Presented) -> Result<Option<Loaded>
     let user = match current {
         true => match users::find(c, family.user_id)? {
             Some(user) => {
-                let claims = users::claims_of(c, user.id)?;
+                let claims = users::claims_for(c, user.id, family.kind())?;
                 Some((user, claims))
             }
             None => None,
@@ -286,16 +286,25 @@ fn prepare_rotation(
         return Ok(Prepared::Done(Step::Rejected("user_gone")));
     };
     let groups = tokens::group_claims(&claims);
-    // A client's session follows the client's current filter; a Stoke session the one its login asked for.
-    let filter: Option<Vec<String>> = match grant {
+    // A client's session follows the client's current filter (within its API key's); a Stoke session the one
+    // its login asked for (see `issue`).
+    let stored: Option<Vec<String>> = family
+        .filter_claims
+        .as_deref()
+        .and_then(|f| serde_json::from_str(f).ok());
+    let filter = match grant {
+        Some(g) if family.api_key_id.is_some() => tokens::intersect_filters(g.claim_filter.clone(), stored),
         Some(g) => g.claim_filter.clone(),
-        None => family
-            .filter_claims
-            .as_deref()
-            .and_then(|f| serde_json::from_str(f).ok()),
+        None => stored,
     };
     let next = family.refresh_count + 1;
-    let mut claims = tokens::build_claims(s, &user, groups, (filter.as_deref(), &family.id), next, now);
+    let view = tokens::SessionView {
+        id: &family.id,
+        filter: filter.as_deref(),
+        kind: family.kind(),
+        refresh_count: next,
+    };
+    let mut claims = tokens::build_claims(s, &user, groups, &view, now);
     let access = match grant {
         Some(g) => {
             g.apply(&mut claims, s, now);
