@@ -229,6 +229,8 @@ async fn run(o: Options) {
     let (refresh_p50, refresh_p99) = (refresh.percentile(50.0), refresh.percentile(99.0));
     report.put("refresh_p50_ms", refresh_p50, "ms", None);
     report.put("refresh_p99_ms", refresh_p99, "ms", None);
+    // API-key logins (a digest, a read, a write and a signature; no hashing), beside the refreshes.
+    api_key_phase(&mut report, &addr, &logins, (refresh.rps(), ceiling), dur).await;
     let pkeys_alone = fixed(&addr, Method::GET, "/api/pkeys", vec![], 4, dur).await;
     report.put("pkeys_p50_ms", pkeys_alone.percentile(50.0), "ms", None);
     report.put("pkeys_p99_ms", pkeys_alone.percentile(99.0), "ms", None);
@@ -430,6 +432,90 @@ async fn oauth_phases(report: &mut Report, addr: &str, logins: &[Bytes], ceiling
     );
     let introspect = form_load(addr, "/oauth/introspect", body, &basic, 32, dur).await;
     put_ratio_phase(report, "introspect", &introspect, ceiling, 0.25);
+}
+
+/// Keys of this many bench users log in at once in the API-key phase.
+const KEY_USERS: usize = 64;
+
+/// API-key logins/s, bound by the refresh rate of the same run (`refresh_rps`), with its ratio to the ceiling.
+async fn api_key_phase(
+    report: &mut Report,
+    addr: &str,
+    logins: &[Bytes],
+    (refresh_rps, ceiling): (f64, f64),
+    dur: Duration,
+) {
+    let mut sender = connect(addr).await;
+    let mut bodies = Vec::with_capacity(KEY_USERS);
+    for (i, login) in logins.iter().take(KEY_USERS).enumerate() {
+        let (status, bytes) = send(&mut sender, &Method::POST, "/api/login", Some(login))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "bench login failed");
+        let token = serde_json::from_slice::<Value>(&bytes).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let body = Bytes::from(json!({"name": "bench"}).to_string());
+        let (status, bytes) = send_authorized(
+            &mut sender,
+            "/api/me/api-keys",
+            ("application/json", &body),
+            &format!("Bearer {token}"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            status,
+            201,
+            "bench key creation failed: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        let key = serde_json::from_slice::<Value>(&bytes).unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        bodies.push(Bytes::from(
+            json!({"username": format!("bench{i}"), "password": key}).to_string(),
+        ));
+    }
+    let keys = fixed(addr, Method::POST, "/api/login", bodies, 32, dur).await;
+    report.put(
+        "api_key_login_rps",
+        keys.rps(),
+        "req/s",
+        Some((refresh_rps, Better::Higher)),
+    );
+    report.put("api_key_login_ceiling_ratio", keys.rps() / ceiling, "x", None);
+    report.put("api_key_login_p99_ms", keys.percentile(99.0), "ms", None);
+    report.put(
+        "api_key_login_errors",
+        keys.errors as f64,
+        "count",
+        Some((0.0, Better::Lower)),
+    );
+}
+
+/// A POST of `body` (its content type, its bytes) with an `Authorization` header.
+async fn send_authorized(
+    sender: &mut SendRequest<Full<Bytes>>,
+    path: &str,
+    (content_type, body): (&str, &Bytes),
+    authorization: &str,
+) -> Result<(u16, Bytes), String> {
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("host", "127.0.0.1")
+        .header("content-type", content_type)
+        .header("authorization", authorization)
+        .body(Full::new(body.clone()))
+        .unwrap();
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, bytes))
 }
 
 /// A phase judged against the ceiling: `<name>_rps` (bound `target` × ceiling), its ratio, p99 and errors (none).
@@ -744,19 +830,7 @@ async fn send_form(
     body: &Bytes,
     authorization: &str,
 ) -> Result<(u16, Bytes), String> {
-    sender.ready().await.map_err(|e| e.to_string())?;
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header("host", "127.0.0.1")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("authorization", authorization)
-        .body(Full::new(body.clone()))
-        .unwrap();
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok((status, bytes))
+    send_authorized(sender, path, ("application/x-www-form-urlencoded", body), authorization).await
 }
 
 /// The middle value (of an odd count; the upper middle of an even one).

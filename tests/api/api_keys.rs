@@ -672,3 +672,50 @@ fn dbinit_refuses_an_unknown_credential_kind() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("unknown credential kind \"passwords\""), "{text}");
 }
+
+/// The admin API authorizes against the letters the session's kind of credential gets now: a key token that
+/// still says `stk=S` loses its rights as soon as the group is limited to passwords (fails with the rights
+/// check reading every group).
+#[tokio::test]
+async fn a_key_session_loses_admin_rights_when_its_group_is_limited() {
+    let app = scoped_app(TestDb::Sqlite, |c| {
+        c.security.admin_rights_cache = tessera::config::GoDuration::from_secs(0);
+    })
+    .await;
+    let (password_token, _) = app.login_ok("ann", PASSWORD).await;
+    let supers = id_of(&app, &password_token, "claim-groups", "name", "Supers").await;
+    let path = format!("/api/admin/claim-groups/{supers}");
+    let set = |limit: Value| {
+        call(
+            &app,
+            Some(&password_token),
+            Method::PATCH,
+            &path,
+            Some(json!({"credentials": limit})),
+        )
+    };
+    expect(set(Value::Null).await, 200, "").await;
+    let key = new_key(&app, &password_token, json!({"name": "k"})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = expect(basic_login(&app, "ann", &key).await, 200, "").await;
+    let key_token = body["token"].as_str().unwrap().to_string();
+    assert_eq!(claims_of(&key_token)["stk"], "S");
+    expect(
+        call(&app, Some(&key_token), Method::GET, "/api/admin/users", None).await,
+        200,
+        "",
+    )
+    .await;
+    expect(set(json!(["password"])).await, 200, "").await;
+    let denied = call(&app, Some(&key_token), Method::GET, "/api/admin/users", None).await;
+    expect(denied, 403, "forbidden").await;
+    // The password session keeps them.
+    expect(
+        call(&app, Some(&password_token), Method::GET, "/api/admin/users", None).await,
+        200,
+        "",
+    )
+    .await;
+}

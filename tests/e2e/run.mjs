@@ -432,6 +432,36 @@ try {
   check(refused.status === 401, `refresh after revocation answered ${refused.status}`);
   say('refresh of the revoked session answered 401');
 
+  step = 'a user\'s API key is listed on their page and revoked there; a group\'s credential limit';
+  const fresh = await api('api/login', { username: USER.username, password: USER.password });
+  const made = await fetch(new URL('api/me/api-keys', base), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${fresh.body.token}` },
+    body: JSON.stringify({ name: 'ci job' }),
+  }).then((r) => r.json());
+  const keyLogin = () =>
+    fetch(new URL('api/login', base), {
+      method: 'POST',
+      headers: { Authorization: `Basic ${Buffer.from(`${USER.username}:${made.key}`).toString('base64')}` },
+    }).then((r) => r.status);
+  check((await keyLogin()) === 200, 'the new key should log in');
+  await page.goto(url('users'));
+  await page.getByRole('link', { name: USER.username }).click();
+  await page.locator('#api-keys').getByText(made.prefix).waitFor();
+  check(!(await page.content()).includes(made.key), 'the console shows a key secret');
+  await screenshot('user-api-keys');
+  await page.locator('#api-keys button.revoke-key').click();
+  await page.locator('dialog').getByRole('button', { name: 'Revoke' }).click();
+  await page.locator('#api-keys').getByText('No API keys').waitFor();
+  check((await keyLogin()) === 401, 'a revoked key should not log in');
+  say('API key listed, revoked in the console, then refused');
+  await page.goto(url('groups'));
+  await page.getByRole('link', { name: GROUP }).click();
+  await page.locator('#group-credentials').getByRole('checkbox', { name: /api_key/ }).uncheck();
+  await page.getByRole('button', { name: 'Save credential limit' }).click();
+  await page.locator('#group-credentials').getByText('Only logins with').waitFor();
+  await screenshot('group-credentials');
+
   step = 'keys';
   await nav('Keys');
   // One key per algorithm of the ring signs: ES256 (tokens.algorithm) and RS256 (the default second one).

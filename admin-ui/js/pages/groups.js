@@ -1,4 +1,4 @@
-// Claim groups: list and create; one group's claims, members and provider group links.
+// Claim groups: list and create; one group's claims, members, credential limit and provider group links.
 
 import * as api from '../api.js';
 import { may } from '../perm.js';
@@ -19,6 +19,7 @@ export async function groupsPage(main) {
       [
         ['Name', (g) => link(`groups/${g.id}`, g.name)],
         ['Description', (g) => g.description],
+        ['Credentials', (g) => (g.credentials ? g.credentials.join(', ') : 'any')],
       ],
       'No claim groups yet. Create one, then add claims and users to it.',
     ),
@@ -82,9 +83,52 @@ export async function groupPage(main, id) {
     h('p', { class: 'crumbs' }, link('groups', 'Claim groups'), ' / ', group.name),
     h('h1', {}, group.name),
     h('section', {}, h('h2', {}, 'Details'), details),
+    h('section', { id: 'group-credentials' }, h('h2', {}, 'Credentials'), credentialsOf(group, canWrite, save)),
     h('section', { id: 'group-claims' }, h('h2', {}, 'Claims'), await claimsOf(group, claims, canWrite, save)),
     h('section', { id: 'group-members' }, h('h2', {}, 'Members'), await membersOf(group, users, canWrite, save)),
     h('section', { id: 'group-links' }, h('h2', {}, 'Provider group links'), linksOf(group, links, canWrite, reload)),
+  );
+}
+
+// The kinds of credential a group may be limited to, as the API names them, with what each means.
+const KINDS = [
+  ['password', 'a password checked by Tessera'],
+  ['api_key', 'an API key'],
+  ['ldap', 'a password checked by a directory (LDAP)'],
+  ['oidc', 'an upstream OpenID provider'],
+  ['anonymous', 'an anonymous token'],
+  ['client', 'an OAuth client’s own credentials'],
+];
+
+function credentialsOf(group, canWrite, save) {
+  const limit = group.credentials;
+  const said = limit
+    ? `Only logins with ${limit.join(', ')} get this group’s claims.`
+    : 'Logins with any credential get this group’s claims.';
+  if (!canWrite) return h('p', {}, said);
+  const boxes = KINDS.map(([kind, what]) =>
+    h(
+      'label',
+      { class: 'check' },
+      h('input', { type: 'checkbox', name: 'kind', value: kind, checked: !limit || limit.includes(kind) }),
+      ` ${kind} `,
+      h('small', {}, `(${what})`),
+    ),
+  );
+  const f = form([h('div', { class: 'checks', dataset: { field: 'credentials' } }, boxes, h('small', { class: 'error' }))], {
+    submitLabel: 'Save credential limit',
+    submit: (_, el) => {
+      const kinds = [...el.querySelectorAll('input[name=kind]:checked')].map((b) => b.value);
+      // Every kind ticked is no limit at all.
+      return save({ credentials: kinds.length === KINDS.length ? null : kinds }, 'Credential limit saved.');
+    },
+  });
+  return h(
+    'div',
+    {},
+    h('p', {}, said),
+    h('p', { class: 'meta' }, 'Typical: limit an admin group to password so that a leaked API key never yields its letters.'),
+    f,
   );
 }
 

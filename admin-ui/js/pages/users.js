@@ -1,4 +1,4 @@
-// Users: search, create a local user, and one user's details, password, groups and sessions.
+// Users: search, create a local user, and one user's details, password, groups, sessions and API keys.
 
 import * as api from '../api.js';
 import { may } from '../perm.js';
@@ -71,10 +71,11 @@ function createUser() {
 
 export async function userPage(main, id) {
   const canWrite = may('users', true);
-  const [user, groups, sessions] = await Promise.all([
+  const [user, groups, sessions, keys] = await Promise.all([
     api.get(`api/admin/users/${id}`),
     api.all(`api/admin/users/${id}/claim-groups`),
     api.get(`api/admin/users/${id}/sessions`),
+    api.get(`api/admin/users/${id}/api-keys`),
   ]);
   const reload = () => userPage(main, id);
   const details = form(
@@ -131,6 +132,45 @@ export async function userPage(main, id) {
     h('section', {}, h('h2', {}, 'Claim groups'), await membership(user, groups, canWrite, reload)),
     canWrite ? h('section', {}, h('h2', {}, 'Password'), password) : null,
     h('section', { id: 'sessions' }, h('h2', {}, 'Sessions'), sessionList(user, sessions, canWrite, reload)),
+    h('section', { id: 'api-keys' }, h('h2', {}, 'API keys'), keyList(user, keys, canWrite, reload)),
+  );
+}
+
+function keyList(user, keys, canWrite, reload) {
+  const revoke = async (k) => {
+    if (
+      !(await confirmAction(
+        `Revoke the API key “${k.name}” of ${user.username}? It stops working at once and its sessions end.`,
+        'Revoke',
+      ))
+    )
+      return;
+    try {
+      await api.del(`api/admin/users/${user.id}/api-keys/${encodeURIComponent(k.id)}`);
+      notify('API key revoked.');
+      reload();
+    } catch (err) {
+      notify(explain(err), 'error');
+    }
+  };
+  return table(
+    keys,
+    [
+      ['Name', (k) => k.name],
+      ['Prefix', (k) => h('code', {}, k.prefix)],
+      ['Created', (k) => when(k.created_at)],
+      ['Last used', (k) => (k.last_used_at ? when(k.last_used_at) : 'never')],
+      ['Expires', (k) => (k.expires_at ? when(k.expires_at) : 'never')],
+      ['Claims', (k) => (k.claim_filter ? k.claim_filter.join(', ') : 'all the user holds')],
+      [
+        '',
+        (k) =>
+          canWrite
+            ? h('button', { type: 'button', class: 'danger small revoke-key', onclick: () => revoke(k) }, 'Revoke')
+            : '',
+      ],
+    ],
+    'No API keys. Users create their own with POST /api/me/api-keys.',
   );
 }
 
