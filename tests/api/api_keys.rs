@@ -339,6 +339,23 @@ db_test!(bad_keys_and_malformed_basic_change_nothing, async |db| {
     )
     .await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
+    // The failures of a key given with its owner's name are audited under that name.
+    let audit = call(
+        &app,
+        Some(&token),
+        Method::GET,
+        "/api/admin/audit?itemsPerPage=255",
+        None,
+    )
+    .await;
+    let audit = expect(audit, 200, "").await;
+    let failed = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "login.failed" && e["actor"] == "ann")
+        .count();
+    assert!(failed >= 2, "{audit}");
 
     // Bad creation input: 400, nothing stored.
     for body in [
@@ -554,6 +571,27 @@ db_test!(admins_manage_keys_within_the_letter_rules, async |db| {
         204
     );
     assert_eq!(basic_login(&app, "user_none", key).await.status(), 401);
+
+    // Deleting the user deletes their keys.
+    let made = call(
+        &app,
+        Some(&writer),
+        Method::POST,
+        &keys(none),
+        Some(json!({"name": "again"})),
+    )
+    .await;
+    let key = expect(made, 201, "").await["key"].as_str().unwrap().to_string();
+    let gone = call(
+        &app,
+        Some(&writer),
+        Method::DELETE,
+        &format!("/api/admin/users/{none}"),
+        None,
+    )
+    .await;
+    assert_eq!(gone.status(), 204);
+    assert_eq!(basic_login(&app, "user_none", &key).await.status(), 401);
 });
 
 #[tokio::test]
