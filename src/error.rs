@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::db::DbError;
 use crate::services::ServiceError;
-use crate::services::error::{Cause, chain};
+use crate::services::error::{Cause, SecondFactor, chain};
 
 /// How long a client should wait before retrying when the database is unavailable.
 pub const RETRY_AFTER_SECS: u32 = 2;
@@ -57,6 +57,8 @@ pub enum ApiError {
     #[error("the database is unavailable; retry shortly")]
     Unavailable,
     /// 500: a bug or an unexpected failure; the cause is logged, never sent.
+    #[error("{0}")]
+    SecondFactor(crate::services::error::SecondFactor),
     #[error("internal error")]
     Internal(#[source] Cause),
 }
@@ -94,6 +96,7 @@ impl ApiError {
             ApiError::Busy => "busy",
             ApiError::Timeout => "timeout",
             ApiError::Unavailable => "database_unavailable",
+            ApiError::SecondFactor(f) => f.code(),
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -113,6 +116,11 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable | ApiError::Busy | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::SecondFactor(f) => match f {
+                SecondFactor::Locked(_) => StatusCode::TOO_MANY_REQUESTS,
+                SecondFactor::EnrollmentRequired { .. } => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNAUTHORIZED,
+            },
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -131,10 +139,24 @@ impl ResponseError for ApiError {
             ApiError::Unavailable | ApiError::Busy | ApiError::Timeout => {
                 builder.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
             }
-            ApiError::TooManyRequests { retry_after, .. } => {
+            ApiError::TooManyRequests { retry_after, .. }
+            | ApiError::SecondFactor(SecondFactor::Locked(retry_after)) => {
                 builder.insert_header(("Retry-After", retry_after.to_string()));
             }
             _ => {}
+        }
+        if let ApiError::SecondFactor(f) = self {
+            let mut body = serde_json::json!({"error": f.code(), "message": f.to_string()});
+            match f {
+                SecondFactor::Required { mfa_token } => body["mfa_token"] = mfa_token.as_str().into(),
+                SecondFactor::EnrollmentRequired { enrollment_token } => {
+                    body["enrollment_token"] = enrollment_token.as_str().into()
+                }
+                _ => {}
+            }
+            return builder
+                .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+                .json(body);
         }
         builder.json(ErrorBody {
             error: self.code(),
@@ -160,6 +182,7 @@ impl From<ServiceError> for ApiError {
         use ServiceError as S;
         match e {
             S::Invalid { code, message } => ApiError::BadRequest { code, message },
+            S::SecondFactor(f) => ApiError::SecondFactor(f),
             S::BadCredentials => ApiError::BadCredentials,
             S::Unauthenticated => ApiError::Unauthenticated,
             S::Forbidden { code: "forbidden", .. } => ApiError::Forbidden,

@@ -54,6 +54,9 @@ pub struct Metrics {
     pub oauth_tokens: Outcomes,
     /// Requests refused by a limit, by reason (`hash_queue`, `login`, `register`, `refresh`, …).
     pub throttled: Outcomes,
+    /// Second-factor codes by outcome (`accepted`, `recovery`, `wrong`, `replayed`, `locked`): alert on the
+    /// rate of `wrong` over a long window.
+    pub mfa_codes: Outcomes,
 }
 
 /// Values read from other parts of the server when `/metrics` is rendered.
@@ -139,6 +142,11 @@ impl Metrics {
                 "tessera_throttled_requests_total",
                 "Requests refused by a limit (429) or a full hash queue (503), by reason.",
                 &self.throttled,
+            ),
+            (
+                "tessera_mfa_codes_total",
+                "Second-factor codes and recovery codes by outcome (accepted, recovery, wrong, replayed, locked).",
+                &self.mfa_codes,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

@@ -297,6 +297,7 @@ impl Application {
             )),
             providers: Arc::new(providers),
             form_key,
+            kek: prepared.kek.clone(),
             mail: Arc::new(
                 crate::services::mail::Mailer::new(&config.email).map_err(|e| StartupError::Config(e.to_string()))?,
             ),

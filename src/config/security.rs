@@ -29,6 +29,16 @@ pub struct SecurityConfig {
     pub audit_retention: GoDuration,
     /// API keys one user may hold at once; the next one is refused (409 `too_many_keys`). 0: no API keys.
     pub max_api_keys_per_user: u32,
+    pub mfa: MfaConfig,
+}
+
+/// The second factor (TOTP).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MfaConfig {
+    /// `stk` letters (`S`, `U`, …): a user whose session would get one of them must have a second factor; a
+    /// password login without one is refused with an enrolment token. Empty: nobody must.
+    pub require_for: Vec<String>,
 }
 
 impl Default for SecurityConfig {
@@ -45,6 +55,7 @@ impl Default for SecurityConfig {
             admin_rights_cache: GoDuration::from_secs(2),
             audit_retention: GoDuration::from_secs(365 * 24 * 3600),
             max_api_keys_per_user: 20,
+            mfa: MfaConfig::default(),
         }
     }
 }

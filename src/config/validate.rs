@@ -155,6 +155,14 @@ fn security(c: &Config, fail: &mut impl FnMut(&str, String)) {
             );
         }
     }
+    for letter in &c.security.mfa.require_for {
+        if crate::authz::check_stk_value(letter).is_err() || letter.contains(',') {
+            fail(
+                "security.mfa.require_for",
+                format!("{letter:?} is not one stk letter (S, s, u, U, g, G, c, C, m)"),
+            );
+        }
+    }
     if c.security.max_password_bytes == 0 {
         fail("security.max_password_bytes", "must be at least 1".into());
     }

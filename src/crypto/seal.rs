@@ -202,6 +202,8 @@ pub enum Row<'a> {
     SigningKey(&'a str),
     /// A `form_keys` row (the key of encrypted forms), by id.
     FormKey(&'a str),
+    /// A `totp_factors` row (a TOTP secret), by user id.
+    TotpSecret(&'a str),
 }
 
 impl Row<'_> {
@@ -209,6 +211,7 @@ impl Row<'_> {
         let (table, id) = match self {
             Row::SigningKey(kid) => ("signing_keys", *kid),
             Row::FormKey(id) => ("form_keys", *id),
+            Row::TotpSecret(id) => ("totp_factors", *id),
         };
         [table.as_bytes(), &b"\0"[..], id.as_bytes()].concat()
     }
@@ -217,7 +220,7 @@ impl Row<'_> {
     fn v1_aad(&self) -> Option<&[u8]> {
         match self {
             Row::SigningKey(kid) => Some(kid.as_bytes()),
-            Row::FormKey(_) => None,
+            Row::FormKey(_) | Row::TotpSecret(_) => None,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod clients;
 pub mod dbinit;
 pub mod import;
 pub mod keys;
+pub mod mfa;
 pub mod migrations;
 pub mod outbox;
 pub mod refresh;

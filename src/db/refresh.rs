@@ -33,6 +33,8 @@ pub struct FamilyRow {
     pub credential_kind: String,
     /// The API key the session was started with.
     pub api_key_id: Option<String>,
+    /// The second factor of the session's login: `otp` or `mfa` (a recovery code).
+    pub second_factor: Option<String>,
 }
 
 impl FamilyRow {

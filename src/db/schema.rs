@@ -104,6 +104,42 @@ diesel::table! {
         credential_kind -> Text,
         /// The API key the session was started with.
         api_key_id -> Nullable<Text>,
+        /// The second factor of the session's login: `otp` (a TOTP code) or `mfa` (a recovery code).
+        second_factor -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// A user's TOTP factor; the secret encrypted at rest.
+    totp_factors (user_id) {
+        user_id -> BigInt,
+        secret -> Text,
+        created_at -> BigInt,
+        confirmed_at -> Nullable<BigInt>,
+        last_step -> BigInt,
+        failures -> BigInt,
+        locked_until -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Single-use recovery codes, by SHA-256.
+    recovery_codes (user_id, digest) {
+        user_id -> BigInt,
+        digest -> Binary,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Proofs of a login's first step, or of a user who must enrol, by SHA-256.
+    mfa_tokens (digest) {
+        digest -> Binary,
+        user_id -> BigInt,
+        purpose -> Text,
+        context -> Text,
+        attempts -> BigInt,
+        expires_at -> BigInt,
     }
 }
 
@@ -151,6 +187,7 @@ diesel::joinable!(group_links -> claim_groups (claim_group_id));
 diesel::joinable!(refresh_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(totp_factors -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -168,6 +205,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_client_groups,
     revoked_tokens,
     api_keys,
+    totp_factors,
+    recovery_codes,
+    mfa_tokens,
 );
 
 diesel::table! {

@@ -106,7 +106,8 @@ impl FromRequest for Bearer {
     }
 }
 
-fn extract(req: &HttpRequest) -> Result<Bearer, ApiError> {
+/// The verified bearer token of a request (what [`Bearer`] extracts).
+pub fn extract(req: &HttpRequest) -> Result<Bearer, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("no state".into()))?;

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clients;
 pub mod health;
 pub mod metrics;
+pub mod mfa;
 pub mod middleware;
 pub mod oauth;
 pub mod openapi;
@@ -55,6 +56,7 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         .configure(oauth::configure)
         .configure(clients::configure)
         .configure(api_keys::configure)
+        .configure(mfa::configure)
         .configure(admin::configure)
         .configure(admin_ui::configure)
         .configure(accounts::configure)

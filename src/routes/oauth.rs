@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::error::RETRY_AFTER_SECS;
 use crate::routes::auth::{Admin, client_addr};
 use crate::routes::openapi::{OAuthErrors, TokenForm, TokenHintForm};
-use crate::services::error::chain;
+use crate::services::error::{SecondFactor, chain};
 use crate::services::oauth::introspect::{self, Introspector};
 use crate::services::oauth::token::{self, TokenRequest, TokenResponse};
 use crate::services::oauth::{self, ClientAuth};
@@ -101,6 +101,14 @@ fn error_response(f: Failure) -> HttpResponse {
                 "too_many_attempts",
                 format!("too many attempts; retry after {} s", l.retry_after),
             )),
+        // The password grant of a user with a second factor: `mfa_required` (send `otp`) or a wrong code.
+        ServiceError::SecondFactor(SecondFactor::Locked(retry_after)) => no_store(StatusCode::TOO_MANY_REQUESTS)
+            .insert_header(("Retry-After", retry_after.to_string()))
+            .json(body(
+                "too_many_attempts",
+                format!("too many wrong codes; retry after {retry_after} s"),
+            )),
+        ServiceError::SecondFactor(f) => no_store(StatusCode::BAD_REQUEST).json(body("invalid_grant", f.code().into())),
         ServiceError::Busy | ServiceError::Unavailable => no_store(StatusCode::SERVICE_UNAVAILABLE)
             .insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()))
             .json(body(
@@ -208,6 +216,7 @@ async fn token_inner(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result
         scope: params.remove("scope"),
         username: params.remove("username"),
         password: params.remove("password"),
+        otp: params.remove("otp"),
         refresh_token: params.remove("refresh_token"),
     };
     token::token(state, &auth, request, client_addr(req, state))

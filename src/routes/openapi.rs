@@ -175,6 +175,9 @@ pub struct TokenForm {
     pub scope: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// A current TOTP code, for a user with a second factor (`password` grant; without it the answer is
+    /// `invalid_grant` with `error_description: mfa_required`).
+    pub otp: Option<String>,
     pub refresh_token: Option<String>,
     /// With `client_secret_post` or a public client (else HTTP Basic).
     pub client_id: Option<String>,
@@ -310,6 +313,13 @@ impl Modify for BearerAuth {
         crate::routes::api_keys::list_of_user,
         crate::routes::api_keys::create_for_user,
         crate::routes::api_keys::revoke_of_user,
+        crate::routes::mfa::start,
+        crate::routes::mfa::confirm,
+        crate::routes::mfa::disable,
+        crate::routes::mfa::regenerate,
+        crate::routes::mfa::second_step,
+        crate::routes::mfa::status,
+        crate::routes::mfa::reset,
     )
 )]
 pub struct ApiDoc;

@@ -26,6 +26,16 @@ pub struct LoginResponse {
     username: String,
 }
 
+impl LoginResponse {
+    pub fn new(pair: Pair, username: String) -> Self {
+        LoginResponse {
+            token: pair.token,
+            refresh: pair.refresh,
+            username,
+        }
+    }
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
     refresh: String,
@@ -93,6 +103,7 @@ fn combine(basic: Option<(String, String)>, body: Option<LoginInput>) -> Result<
             provider: None,
             required_claims: Vec::new(),
             filter_claims: None,
+            otp: None,
         }),
         (Some((username, password)), Some(input)) => {
             if input.username == username && input.password == password {
@@ -116,11 +127,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: LoginRequ
     let (pair, username) = auth::login(&state, body.0, addr).await?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))
-        .json(LoginResponse {
-            token: pair.token,
-            refresh: pair.refresh,
-            username,
-        }))
+        .json(LoginResponse::new(pair, username)))
 }
 
 #[utoipa::path(post, path = "/api/refresh", tag = "tokens", request_body = RefreshRequest, responses((status = 200, description = "Success", body = Pair), TokenErrors))]

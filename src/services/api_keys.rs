@@ -188,8 +188,8 @@ pub fn created(row: &ApiKeyRow, key: String) -> ApiKeyCreated {
     }
 }
 
-/// The caller of a self-service key request: the user of the token's live session and its credential kind.
-async fn me(
+/// The caller of a self-service request: the user of the token's live session and its credential kind.
+pub async fn session_of(
     state: &AppState,
     claims: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(i64, Kind), ServiceError> {
@@ -210,7 +210,7 @@ pub async fn create_mine(
     claims: &serde_json::Map<String, serde_json::Value>,
     input: ApiKeyInput,
 ) -> Result<ApiKeyCreated, ServiceError> {
-    let (user, kind) = me(state, claims).await?;
+    let (user, kind) = session_of(state, claims).await?;
     if kind == Kind::ApiKey {
         return Err(ServiceError::forbidden(
             "api_key_session",
@@ -236,7 +236,7 @@ pub async fn list_mine(
     state: &AppState,
     claims: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<Vec<ApiKey>, ServiceError> {
-    let (user, _) = me(state, claims).await?;
+    let (user, _) = session_of(state, claims).await?;
     let rows = state.db.run(move |c| db::of_user(c, user)).await?;
     Ok(rows.into_iter().map(key_dto).collect())
 }
@@ -247,7 +247,7 @@ pub async fn revoke_mine(
     claims: &serde_json::Map<String, serde_json::Value>,
     id: String,
 ) -> Result<(), ServiceError> {
-    let (user, _) = me(state, claims).await?;
+    let (user, _) = session_of(state, claims).await?;
     let now = state.clock.now();
     state
         .db

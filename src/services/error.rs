@@ -45,9 +45,57 @@ pub enum ServiceError {
     /// 503: the database cannot be reached.
     #[error("database unavailable")]
     Unavailable,
+    /// A second factor is needed, wrong or locked (`services::mfa`).
+    #[error("{0}")]
+    SecondFactor(SecondFactor),
     /// 500: a bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Cause),
+}
+
+/// The answers of the second factor.
+// No `Debug`: it holds tokens.
+#[derive(Clone, thiserror::Error)]
+pub enum SecondFactor {
+    /// 401 `mfa_required` with `mfa_token`: the password was right; send a code to `/api/login/mfa`.
+    #[error("a second factor is required")]
+    Required { mfa_token: String },
+    /// 401 `invalid_code`: a wrong, malformed or replayed code or recovery code.
+    #[error("the code is not valid")]
+    WrongCode,
+    /// 401 `invalid_mfa_token`: unknown, expired, used or out of attempts.
+    #[error("the mfa token is not valid; log in again")]
+    InvalidToken,
+    /// 429 `mfa_locked`: too many wrong codes; even the right code waits (`Retry-After`).
+    #[error("too many wrong codes; retry after {0} s")]
+    Locked(u64),
+    /// 403 `mfa_enrollment_required` with `enrollment_token`: this account must enrol a second factor first.
+    #[error("this account must enrol a second factor before it logs in")]
+    EnrollmentRequired { enrollment_token: String },
+}
+
+impl std::fmt::Debug for SecondFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SecondFactor::Required { .. } => "Required",
+            SecondFactor::WrongCode => "WrongCode",
+            SecondFactor::InvalidToken => "InvalidToken",
+            SecondFactor::Locked(_) => "Locked",
+            SecondFactor::EnrollmentRequired { .. } => "EnrollmentRequired",
+        })
+    }
+}
+
+impl SecondFactor {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SecondFactor::Required { .. } => "mfa_required",
+            SecondFactor::WrongCode => "invalid_code",
+            SecondFactor::InvalidToken => "invalid_mfa_token",
+            SecondFactor::Locked(_) => "mfa_locked",
+            SecondFactor::EnrollmentRequired { .. } => "mfa_enrollment_required",
+        }
+    }
 }
 
 impl ServiceError {

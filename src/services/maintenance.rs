@@ -63,6 +63,7 @@ pub struct Swept {
     pub audit_rows: usize,
     pub sealed_successors: usize,
     pub revoked_tokens: usize,
+    pub mfa_tokens: usize,
 }
 
 impl Swept {
@@ -74,6 +75,7 @@ impl Swept {
             + self.audit_rows
             + self.sealed_successors
             + self.revoked_tokens
+            + self.mfa_tokens
     }
 }
 
@@ -126,6 +128,7 @@ pub async fn sweep(state: &AppState, now: i64) -> Result<Swept, DbError> {
                 },
                 sealed_successors: db::refresh::clear_sealed(c, grace_ended)?,
                 revoked_tokens: db::clients::sweep_revoked(c, revoked_before, BATCH)?,
+                mfa_tokens: db::mfa::delete_expired_tokens(c, now, BATCH)?,
             })
         })
         .await?;

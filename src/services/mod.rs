@@ -13,6 +13,7 @@ pub mod health;
 pub mod keyring;
 pub mod mail;
 pub mod maintenance;
+pub mod mfa;
 pub mod oauth;
 pub mod passwords;
 pub mod rights;

@@ -38,4 +38,6 @@ pub struct AppState {
     pub mail: Arc<crate::services::mail::Mailer>,
     /// The key of encrypted login/register bodies, when `registration.rsa_encryption` is on.
     pub form_key: Option<Arc<crate::services::accounts::FormKey>>,
+    /// The key-encryption key: what TOTP secrets are encrypted under at rest.
+    pub kek: crate::services::at_rest::Kek,
 }

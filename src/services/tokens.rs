@@ -28,6 +28,8 @@ pub struct SessionView<'a> {
     pub filter: Option<&'a [String]>,
     /// `None`: a stored kind this version does not know (the token carries no `amr`).
     pub kind: Option<crate::credential::Kind>,
+    /// The login's second factor (`otp`, `mfa`), added to `amr`.
+    pub second_factor: Option<&'a str>,
     pub refresh_count: i64,
 }
 
@@ -161,12 +163,13 @@ pub fn build_claims(
     add_registered(&mut claims, s, sub, now);
     claims.insert(SESSION.into(), Value::String(session.id.to_string()));
     if let Some(kind) = session.kind.filter(|k| !k.amr().is_empty()) {
+        let amr: Vec<&str> = kind.amr().iter().copied().chain(session.second_factor).collect();
         match s.amr {
             AmrClaim::Array => {
-                claims.insert(AMR.into(), Value::from(kind.amr().to_vec()));
+                claims.insert(AMR.into(), Value::from(amr));
             }
             AmrClaim::String => {
-                claims.insert(AMR.into(), Value::String(kind.amr().join(",")));
+                claims.insert(AMR.into(), Value::String(amr.join(",")));
             }
             AmrClaim::Off => {}
         }

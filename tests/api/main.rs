@@ -24,6 +24,7 @@ mod layout;
 mod ldap;
 mod login;
 mod metrics;
+mod mfa;
 mod migrations;
 mod oauth;
 mod openapi;

@@ -279,6 +279,7 @@ db_test!(
             scope: None,
             credential_kind: "password".into(),
             api_key_id: None,
+            second_factor: None,
         };
         diesel::insert_into(refresh_families::table)
             .values(&family)

@@ -28,8 +28,8 @@ pub use entities::{claim_dto, group_dto, link_dto};
 pub use operations::*;
 pub use reads::*;
 pub use users::{
-    check_email, create_api_key, create_local_user, revoke_api_key, revoke_sessions, session_dto, set_local_password,
-    user_api_keys, user_dto,
+    check_email, create_api_key, create_local_user, reset_mfa, revoke_api_key, revoke_sessions, session_dto,
+    set_local_password, user_api_keys, user_dto, user_mfa,
 };
 
 /// What a caller wants to touch.

@@ -8,6 +8,7 @@ use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::users::{self, UserRow};
 use crate::services::AppState;
 use crate::services::api_keys::{self, ApiKey, ApiKeyCreated};
+use crate::services::mfa;
 
 use super::{Area, Caller, Change, Policy, ServiceError, changed, dedup, existing, text, write};
 
@@ -310,6 +311,38 @@ pub async fn revoke_api_key(state: &AppState, caller: &Caller, user: i64, key: S
         policy.user(&owner.username)?;
         policy.account(c, user)?;
         api_keys::revoke(c, &owner, &key, now)
+    })
+    .await
+}
+
+/// Whether a user has a second factor, and how many recovery codes are left.
+pub async fn user_mfa(state: &AppState, caller: &Caller, user: i64) -> Result<mfa::Status, ServiceError> {
+    caller.require(Area::Users, false)?;
+    state
+        .db
+        .run(move |c| -> Result<_, ServiceError> {
+            users::find(c, user)?.ok_or_else(|| not_found(user))?;
+            mfa::status_of(c, user)
+        })
+        .await
+}
+
+/// Removes a user's second factor and recovery codes (a user who lost their phone), and ends their sessions;
+/// an account holding letters the caller lacks is refused. 404 when the user has none.
+pub async fn reset_mfa(state: &AppState, caller: &Caller, user: i64) -> Result<(), ServiceError> {
+    let change = Change::new("mfa.reset", format!("user {user}"));
+    write(state, caller, Area::Users, change, move |c, policy, now| {
+        let owner = users::find(c, user)?.ok_or_else(|| not_found(user))?;
+        policy.user(&owner.username)?;
+        policy.account(c, user)?;
+        if !mfa::reset(c, user)? {
+            return Err(ServiceError::NotFound(format!(
+                "{} has no second factor",
+                owner.username
+            )));
+        }
+        refresh_db::revoke_user_families(c, user, "mfa_reset", now)?;
+        Ok(())
     })
     .await
 }

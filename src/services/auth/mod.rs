@@ -16,6 +16,8 @@ use crate::db::refresh::{self as refresh_db, FamilyRow};
 use crate::db::{DbConn, DbError, audit, users};
 use crate::services::AppState;
 use crate::services::api_keys;
+use crate::services::error::SecondFactor;
+use crate::services::mfa;
 use crate::services::throttle::{ClientAddr, Settle};
 use crate::services::tokens::{self, ClientGrant};
 use crate::user_source::{DirectoryUser, Outcome, sync};
@@ -33,6 +35,9 @@ pub struct LoginInput {
     pub required_claims: Vec<HashMap<String, String>>,
     #[serde(default)]
     pub filter_claims: Option<Vec<String>>,
+    /// A current TOTP code, for a user with a second factor (else the answer is `mfa_required`).
+    #[serde(default)]
+    pub otp: Option<String>,
 }
 
 /// An access token and its refresh token.
@@ -70,19 +75,48 @@ async fn login_as(
     grant: Option<ClientGrant>,
 ) -> Result<(Pair, String), ServiceError> {
     let result = limited_login(state, input, addr, grant).await;
-    state.metrics.logins.add(match &result {
+    count(state, &result);
+    result
+}
+
+/// Counts a login's outcome.
+fn count(state: &AppState, result: &Result<(Pair, String), ServiceError>) {
+    state.metrics.logins.add(match result {
         Ok(_) => "success",
         Err(ServiceError::BadCredentials) => "failure",
         Err(ServiceError::Busy) => "busy",
         Err(ServiceError::Limited(_)) => "throttled",
         Err(ServiceError::Invalid { .. }) => "bad_request",
+        Err(ServiceError::SecondFactor(SecondFactor::Required { .. })) => "mfa_required",
+        Err(ServiceError::SecondFactor(SecondFactor::EnrollmentRequired { .. })) => "mfa_enrollment_required",
+        Err(ServiceError::SecondFactor(_)) => "mfa_failure",
         Err(_) => "error",
     });
-    match &result {
+    match result {
         Err(ServiceError::Busy) => state.metrics.throttled.add("hash_queue"),
         Err(ServiceError::Limited(_)) => state.metrics.throttled.add("login"),
         _ => {}
     }
+}
+
+/// `POST /api/login/mfa`: the second step of a login whose password was right, with a code or a recovery code
+/// (limited by the factor's own counter, not the password's). The session is the one the first step asked for.
+pub async fn login_second_step(state: &AppState, step: mfa::SecondStep) -> Result<(Pair, String), ServiceError> {
+    let result = async {
+        let (user, context, factor) = mfa::second_step(state, step).await?;
+        let kind = Kind::parse(&context.kind).unwrap_or(Kind::Password);
+        let input = LoginInput {
+            username: user.username.clone(),
+            password: String::new(),
+            provider: None,
+            required_claims: context.required_claims,
+            filter_claims: context.filter_claims,
+            otp: None,
+        };
+        issue(state, user, input, None, (Credential::Other(kind), Some(factor))).await
+    }
+    .await;
+    count(state, &result);
     result
 }
 
@@ -112,7 +146,8 @@ async fn limited_login(
         .await?;
     let result = login_inner(state, provider, input, grant).await;
     let outcome = match &result {
-        Ok(_) => Settle::Succeeded,
+        // A second factor needed, wrong or locked: the password was right (codes count on their own).
+        Ok(_) | Err(ServiceError::SecondFactor(_)) => Settle::Succeeded,
         Err(ServiceError::BadCredentials) => Settle::Failed,
         Err(_) => Settle::Void,
     };
@@ -132,7 +167,8 @@ async fn login_inner(
     // A well-formed API key logs in as its owner, whatever the provider; any other text is a password.
     if let Some(key) = api_keys::Presented::parse(&input.password) {
         return match api_keys::authenticate(state, &input.username, key).await? {
-            Ok(found) => issue(state, found.user, input, grant, Credential::ApiKey(found.key)).await,
+            // API keys stand alone: no second factor (limit groups to `password` to keep them from a key).
+            Ok(found) => issue(state, found.user, input, grant, (Credential::ApiKey(found.key), None)).await,
             Err(owner) => {
                 audit_failed_login(state, owner).await;
                 Err(ServiceError::BadCredentials)
@@ -159,7 +195,53 @@ async fn login_inner(
         },
         None => (local_user(state, &input, false).await?, Kind::Password),
     };
-    issue(state, user, input, grant, Credential::Other(kind)).await
+    let factor = second_factor(state, &user, &input, kind, grant.is_some()).await?;
+    issue(state, user, input, grant, (Credential::Other(kind), factor)).await
+}
+
+/// The second factor of a login whose password was right: none for a user without one (unless
+/// `security.mfa.require_for` asks for one: 403 `mfa_enrollment_required`), the `otp` given with the password,
+/// or 401 `mfa_required` with the token of `/api/login/mfa` (an OAuth client must send `otp`: no token).
+async fn second_factor(
+    state: &AppState,
+    user: &users::UserRow,
+    input: &LoginInput,
+    kind: Kind,
+    via_client: bool,
+) -> Result<Option<&'static str>, ServiceError> {
+    let Some(factor) = mfa::confirmed_factor(state, user.id).await? else {
+        if must_enrol(state, user.id, kind).await? {
+            return Err(mfa::enrollment_required(state, user.id).await);
+        }
+        return Ok(None);
+    };
+    match &input.otp {
+        Some(code) => Ok(Some(mfa::check_login_code(state, &factor, code).await?)),
+        None if via_client => Err(ServiceError::SecondFactor(SecondFactor::Required {
+            mfa_token: String::new(),
+        })),
+        None => {
+            let context = mfa::LoginContext {
+                kind: kind.as_str().into(),
+                filter_claims: input.filter_claims.clone(),
+                required_claims: input.required_claims.clone(),
+            };
+            Err(mfa::required(state, user.id, &context).await)
+        }
+    }
+}
+
+/// Would a session of `kind` of this user get a letter of `security.mfa.require_for`?
+async fn must_enrol(state: &AppState, user: i64, kind: Kind) -> Result<bool, ServiceError> {
+    let required = crate::authz::Letters::granted_by(&state.config.security.mfa.require_for.join(","));
+    if required.is_empty() {
+        return Ok(false);
+    }
+    let held = state
+        .db
+        .run(move |c| crate::db::catalog::letters_of_session(c, user, Some(kind)))
+        .await?;
+    Ok(!held.intersection(required).is_empty())
 }
 
 /// What a login was authenticated with.
@@ -269,7 +351,7 @@ async fn issue(
     user: users::UserRow,
     input: LoginInput,
     grant: Option<ClientGrant>,
-    credential: Credential,
+    (credential, second_factor): (Credential, Option<&'static str>),
 ) -> Result<(Pair, String), ServiceError> {
     let now = state.clock.now();
     let settings = state.tokens.clone();
@@ -305,6 +387,7 @@ async fn issue(
                 id: &session,
                 filter: filter.as_deref(),
                 kind: Some(kind),
+                second_factor,
                 refresh_count: 0,
             };
             let mut claims = tokens::build_claims(&settings, &user, groups, &view, now);
@@ -335,6 +418,7 @@ async fn issue(
                 scope: grant.as_ref().map(|g| g.scope.join(" ")),
                 credential_kind: kind.as_str().to_string(),
                 api_key_id: key.map(|k| k.id.clone()),
+                second_factor: second_factor.map(str::to_string),
             };
             refresh_db::create_family(c, &family, &digest, &tag_key)?;
             if let Some(key) = key {

@@ -302,6 +302,7 @@ fn prepare_rotation(
         id: &family.id,
         filter: filter.as_deref(),
         kind: family.kind(),
+        second_factor: family.second_factor.as_deref(),
         refresh_count: next,
     };
     let mut claims = tokens::build_claims(s, &user, groups, &view, now);

@@ -17,6 +17,8 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// A current TOTP code of a user with a second factor (the `password` grant).
+    pub otp: Option<String>,
     pub refresh_token: Option<String>,
 }
 
@@ -106,7 +108,8 @@ async fn client_credentials(
     })
 }
 
-/// A user's password (or, with the API-key issue, a key): the login of `/api/login` through this client.
+/// A user's password or API key (with `otp` for a user with a second factor): the login of `/api/login` through
+/// this client.
 async fn password(
     state: &AppState,
     client: &Client,
@@ -124,6 +127,7 @@ async fn password(
         provider: None,
         required_claims: Vec::new(),
         filter_claims: None,
+        otp: request.otp,
     };
     let (pair, _) = login::login_for_client(state, input, addr, grant).await?;
     Ok(TokenResponse {
