@@ -27,7 +27,8 @@ pub struct ClaimGroup {
     pub name: String,
     pub description: String,
     /// The credential kinds whose logins get this group's claims (`password`, `api_key`, `ldap`, `oidc`,
-    /// `anonymous`, `client`); absent: every kind (Stoke's shape).
+    /// `anonymous`, `client`), and `mfa` when only logins with a second factor get them; absent: every login
+    /// (Stoke's shape).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Vec<String>>,
 }

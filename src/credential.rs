@@ -1,7 +1,7 @@
 //! Kinds of credential, and the one rule of credential-scoped claim groups: a group limited to some kinds gives
-//! its claims only to logins of those kinds (DESIGN 8). Every path that assembles claims for a token (login,
-//! refresh, `client_credentials`) and the admin rights check ask [`Kind::admitted_by`]; nothing else reads a
-//! group's `credentials`.
+//! its claims only to logins of those kinds, and a group whose limit lists [`SECOND_FACTOR`] only to logins that
+//! had a second factor (DESIGN 8). Every path that assembles claims for a token (login, refresh,
+//! `client_credentials`) and the admin rights check ask [`admits`]; nothing else reads a group's `credentials`.
 
 use std::fmt;
 
@@ -57,22 +57,46 @@ impl Kind {
         }
     }
 
-    /// Does a group whose `credentials` column is `limit` give its claims to a login of this kind? `None` (no
-    /// limit) admits every kind; otherwise the kind must be listed. A limit that lists no known kind admits none.
+    /// Does a group whose `credentials` column is `limit` give its claims to a login of this kind (second
+    /// factor aside)? `None` (no limit) admits every kind; a limit that lists kinds admits those; a limit that
+    /// lists only [`SECOND_FACTOR`] admits every kind.
     pub fn admitted_by(self, limit: Option<&str>) -> bool {
-        match limit {
-            None => true,
-            Some(list) => list.split(',').map(str::trim).any(|k| k == self.as_str()),
-        }
+        let Some(list) = limit else { return true };
+        let mut kinds = list
+            .split(',')
+            .map(str::trim)
+            .filter(|k| *k != SECOND_FACTOR)
+            .peekable();
+        kinds.peek().is_none() || kinds.any(|k| k == self.as_str())
     }
 }
 
-/// [`Kind::admitted_by`] for a session whose stored kind may be unknown: such a session gets only unlimited
-/// groups.
-pub fn admits(session: Option<Kind>, limit: Option<&str>) -> bool {
-    match session {
-        Some(kind) => kind.admitted_by(limit),
-        None => limit.is_none(),
+/// The entry of a group's limit that asks for a login with a second factor (TOTP or a recovery code).
+pub const SECOND_FACTOR: &str = "mfa";
+
+/// How a session was started: its kind of credential, and whether the login had a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Login {
+    pub kind: Kind,
+    pub second_factor: bool,
+}
+
+impl Login {
+    pub fn new(kind: Kind, second_factor: bool) -> Self {
+        Login { kind, second_factor }
+    }
+}
+
+/// The rule: does a group whose `credentials` column is `limit` give its claims to `session`? A session of a
+/// kind this version does not know (`None`) gets only unlimited groups.
+pub fn admits(session: Option<Login>, limit: Option<&str>) -> bool {
+    match (session, limit) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(login), Some(list)) => {
+            let needs_factor = list.split(',').any(|k| k.trim() == SECOND_FACTOR);
+            login.kind.admitted_by(limit) && (login.second_factor || !needs_factor)
+        }
     }
 }
 
@@ -82,26 +106,35 @@ impl fmt::Display for Kind {
     }
 }
 
-/// Checks and normalises a group's credential limit as an admin or a dbinit file gives it: known kinds, no
-/// duplicates, in the order of [`Kind::ALL`]. `None`: no limit. An empty list is refused (it would admit no
-/// login at all; delete the group instead).
+/// Checks and normalises a group's credential limit as an admin or a dbinit file gives it: known kinds (and
+/// [`SECOND_FACTOR`]), no duplicates, in the order of [`Kind::ALL`], `mfa` last. `None`: no limit. An empty
+/// list is refused (it would admit no login at all; delete the group instead).
 pub fn normalise(kinds: Option<&[String]>) -> Result<Option<String>, String> {
     let Some(kinds) = kinds else { return Ok(None) };
     let mut parsed = Vec::new();
+    let mut factor = false;
     for k in kinds {
+        if k.trim() == SECOND_FACTOR {
+            factor = true;
+            continue;
+        }
         let kind = Kind::parse(k.trim()).ok_or_else(|| {
             let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-            format!("unknown credential kind {k:?}; known: {}", known.join(", "))
+            format!(
+                "unknown credential kind {k:?}; known: {}, and {SECOND_FACTOR}",
+                known.join(", ")
+            )
         })?;
         parsed.push(kind);
     }
-    if parsed.is_empty() {
+    if parsed.is_empty() && !factor {
         return Err("a credential limit needs at least one kind (omit it, or send null, for no limit)".into());
     }
     let list: Vec<&str> = Kind::ALL
         .into_iter()
         .filter(|k| parsed.contains(k))
         .map(Kind::as_str)
+        .chain(factor.then_some(SECOND_FACTOR))
         .collect();
     Ok(Some(list.join(",")))
 }
@@ -111,10 +144,10 @@ pub fn listed(limit: Option<&str>) -> Option<Vec<String>> {
     limit.map(|l| l.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect())
 }
 
-/// Of claims read with their group's limit, those a session of `kind` gets.
-pub fn admitted<T>(rows: impl IntoIterator<Item = (T, Option<String>)>, kind: Option<Kind>) -> Vec<T> {
+/// Of claims read with their group's limit, those `session` gets.
+pub fn admitted<T>(rows: impl IntoIterator<Item = (T, Option<String>)>, session: Option<Login>) -> Vec<T> {
     rows.into_iter()
-        .filter(|(_, limit)| admits(kind, limit.as_deref()))
+        .filter(|(_, limit)| admits(session, limit.as_deref()))
         .map(|(claim, _)| claim)
         .collect()
 }
@@ -138,6 +171,18 @@ mod tests {
         assert!(Kind::Password.admitted_by(Some("ldap, password")));
         assert!(!admits(None, Some("password")));
         assert!(admits(None, None));
+    }
+
+    #[test]
+    fn mfa_in_a_limit_asks_for_a_second_factor() {
+        let (plain, strong) = (Login::new(Kind::Password, false), Login::new(Kind::Password, true));
+        assert!(!admits(Some(plain), Some("password,mfa")) && admits(Some(strong), Some("password,mfa")));
+        assert!(admits(Some(strong), Some("mfa")) && !admits(Some(plain), Some("mfa")));
+        assert!(!admits(Some(Login::new(Kind::ApiKey, true)), Some("password,mfa")));
+        assert!(admits(Some(plain), Some("password")));
+        let given = |v: &[&str]| normalise(Some(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+        assert_eq!(given(&["mfa", "password"]), Ok(Some("password,mfa".into())));
+        assert_eq!(given(&["mfa"]), Ok(Some("mfa".into())));
     }
 
     #[test]
@@ -170,7 +215,7 @@ mod tests {
             })
             .collect();
         for session in Kind::ALL {
-            let got = admitted(rows.clone(), Some(session));
+            let got = admitted(rows.clone(), Some(Login::new(session, false)));
             for (i, limit) in subsets.iter().enumerate() {
                 let should = limit.as_ref().is_none_or(|ks| ks.contains(&session));
                 assert_eq!(got.contains(&i), should, "{session} against {limit:?}");

@@ -173,7 +173,8 @@ pub fn claims_of(conn: &mut DbConn, client_id: &str) -> Result<Vec<(String, Stri
         .select(((claims::short_name, claims::value), claim_groups::credentials))
         .order((claims::short_name.asc(), claims::value.asc()))
         .load(conn)?;
-    Ok(crate::credential::admitted(rows, Some(crate::credential::Kind::Client)))
+    let client = crate::credential::Login::new(crate::credential::Kind::Client, false);
+    Ok(crate::credential::admitted(rows, Some(client)))
 }
 
 /// The scopes of every client, space-separated lists (for `scopes_supported`).

@@ -42,6 +42,16 @@ impl FamilyRow {
     pub fn kind(&self) -> Option<crate::credential::Kind> {
         crate::credential::Kind::parse(&self.credential_kind)
     }
+
+    /// How the session was started (`None` for a kind this version does not know).
+    pub fn login(&self) -> Option<crate::credential::Login> {
+        session_login(&self.credential_kind, self.second_factor.as_deref())
+    }
+}
+
+/// A session's stored kind and second factor as a [`crate::credential::Login`].
+pub fn session_login(kind: &str, second_factor: Option<&str>) -> Option<crate::credential::Login> {
+    crate::credential::Kind::parse(kind).map(|k| crate::credential::Login::new(k, second_factor.is_some()))
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -69,12 +79,16 @@ pub struct Generations {
     pub rotated_at: Option<i64>,
 }
 
-/// The user and credential kind of a session that is not revoked, if it exists.
-pub fn live_session_user(conn: &mut DbConn, family_id: &str) -> Result<Option<(i64, String)>, DbError> {
+/// The user of a session that is not revoked, with its credential kind and second factor, if it exists.
+pub fn live_session_user(conn: &mut DbConn, family_id: &str) -> Result<Option<(i64, String, Option<String>)>, DbError> {
     Ok(refresh_families::table
         .find(family_id)
         .filter(refresh_families::revoked_at.is_null())
-        .select((refresh_families::user_id, refresh_families::credential_kind))
+        .select((
+            refresh_families::user_id,
+            refresh_families::credential_kind,
+            refresh_families::second_factor,
+        ))
         .get_result(conn)
         .optional()?)
 }
@@ -149,7 +163,7 @@ pub fn session_for_rotation(conn: &mut DbConn, id: &str) -> Result<Option<Sessio
             ((Some(short), Some(value)), limit) => Some(((short, value), limit)),
             _ => None,
         });
-    let held = crate::credential::admitted(held, family.kind());
+    let held = crate::credential::admitted(held, family.login());
     Ok(Some(SessionRead {
         family,
         generations,

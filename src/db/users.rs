@@ -72,13 +72,13 @@ pub fn claims_of(conn: &mut DbConn, user_id: i64) -> Result<Vec<(String, String)
         .load(conn)?)
 }
 
-/// The (short_name, value) claims a session of `kind` of the user gets: those of the groups that admit the kind
+/// The (short_name, value) claims a session (`login`) of the user gets: those of the groups that admit it
 /// ([`credential::admitted`]), ordered, duplicates included. `None`: a stored kind this version does not know,
 /// which gets only the groups without a limit.
 pub fn claims_for(
     conn: &mut DbConn,
     user_id: i64,
-    kind: Option<credential::Kind>,
+    login: Option<credential::Login>,
 ) -> Result<Vec<(String, String)>, DbError> {
     let rows: Vec<((String, String), Option<String>)> = user_claim_groups::table
         .inner_join(claim_groups::table.on(claim_groups::id.eq(user_claim_groups::claim_group_id)))
@@ -90,7 +90,7 @@ pub fn claims_for(
         .select(((claims::short_name, claims::value), claim_groups::credentials))
         .order((claims::short_name.asc(), claims::value.asc()))
         .load(conn)?;
-    Ok(credential::admitted(rows, kind))
+    Ok(credential::admitted(rows, login))
 }
 
 /// Replaces a password hash (the PHC string), unless the stored one changed since it was read.

@@ -199,7 +199,7 @@ pub async fn session_of(
         .map(str::to_string)
         .ok_or(ServiceError::Unauthenticated)?;
     let session = state.db.run(move |c| refresh::live_session_user(c, &sid)).await?;
-    let (user, kind) = session.ok_or(ServiceError::Unauthenticated)?;
+    let (user, kind, _) = session.ok_or(ServiceError::Unauthenticated)?;
     Ok((user, Kind::parse(&kind).ok_or(ServiceError::Unauthenticated)?))
 }
 

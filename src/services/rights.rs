@@ -71,10 +71,10 @@ impl Rights {
                 let held = db
                     .run(move |c| -> Result<Option<Letters>, DbError> {
                         match refresh::live_session_user(c, &lookup)? {
-                            Some((user, kind)) => Ok(Some(catalog::letters_of_session(
+                            Some((user, kind, factor)) => Ok(Some(catalog::letters_of_session(
                                 c,
                                 user,
-                                crate::credential::Kind::parse(&kind),
+                                refresh::session_login(&kind, factor.as_deref()),
                             )?)),
                             None => Ok(None),
                         }

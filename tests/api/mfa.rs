@@ -574,3 +574,41 @@ async fn admins_see_and_reset_a_factor_within_the_letter_rules() {
     );
     expect(refused.await, 403, "api_key_session").await;
 }
+
+/// A group whose limit lists `mfa` gives its claims only to logins that had a second factor, at the login and
+/// at every refresh.
+#[tokio::test]
+async fn a_group_can_require_a_second_factor() {
+    let clock = ManualClock::new();
+    let app = mfa_app(TestDb::Sqlite, &clock, |_| {}).await;
+    let (root, _) = app.login_ok("root", PASSWORD).await;
+    let supers = crate::admin::id_of(&app, &root, "claim-groups", "name", "Supers").await;
+    let path = format!("/api/admin/claim-groups/{supers}");
+    let set = call(
+        &app,
+        Some(&root),
+        Method::PATCH,
+        &path,
+        Some(json!({"credentials": ["mfa", "password"]})),
+    );
+    assert_eq!(
+        expect(set.await, 200, "").await["credentials"],
+        json!(["password", "mfa"])
+    );
+    let (plain, _) = app.login_ok("root", PASSWORD).await;
+    assert!(
+        claims_of(&plain).get("stk").is_none(),
+        "a password alone got an mfa-only group"
+    );
+    let (enrolment, _) = enrol(&app, &root, &clock).await;
+    let code = code_now(&enrolment, &clock).await;
+    let body = expect(
+        login_body(&app, json!({"username": "root", "password": PASSWORD, "otp": code})).await,
+        200,
+        "",
+    )
+    .await;
+    assert_eq!(claims_of(body["token"].as_str().unwrap())["stk"], "S");
+    let refreshed = expect(app.refresh(body["refresh"].as_str().unwrap()).await, 200, "").await;
+    assert_eq!(claims_of(refreshed["token"].as_str().unwrap())["stk"], "S");
+}

@@ -44,14 +44,14 @@ pub fn letters_of_user(c: &mut DbConn, user: i64) -> Result<Letters, DbError> {
     Ok(Letters::of_claims(claims.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
 }
 
-/// The letters a session of `kind` of one user gets now (groups limited to other kinds left out): what an admin
+/// The letters a session (`login`) of one user gets now (groups that do not admit it left out): what an admin
 /// request of that session may use.
 pub fn letters_of_session(
     c: &mut DbConn,
     user: i64,
-    kind: Option<crate::credential::Kind>,
+    login: Option<crate::credential::Login>,
 ) -> Result<Letters, DbError> {
-    let claims = crate::db::users::claims_for(c, user, kind)?;
+    let claims = crate::db::users::claims_for(c, user, login)?;
     Ok(Letters::of_claims(claims.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
 }
 

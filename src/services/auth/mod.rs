@@ -9,7 +9,7 @@ pub use refresh::{family_of_token, refresh, refresh_for_client};
 
 use serde::{Deserialize, Serialize};
 
-use crate::credential::Kind;
+use crate::credential::{Kind, Login};
 use crate::crypto::password::Verdict;
 use crate::db::api_keys::ApiKeyRow;
 use crate::db::refresh::{self as refresh_db, FamilyRow};
@@ -239,7 +239,7 @@ async fn must_enrol(state: &AppState, user: i64, kind: Kind) -> Result<bool, Ser
     }
     let held = state
         .db
-        .run(move |c| crate::db::catalog::letters_of_session(c, user, Some(kind)))
+        .run(move |c| crate::db::catalog::letters_of_session(c, user, Some(Login::new(kind, false))))
         .await?;
     Ok(!held.intersection(required).is_empty())
 }
@@ -364,7 +364,8 @@ async fn issue(
         .db
         .write(move |c| -> Result<Pair, ServiceError> {
             let kind = credential.kind();
-            let groups = tokens::group_claims(&users::claims_for(c, user.id, Some(kind))?);
+            let login = Login::new(kind, second_factor.is_some());
+            let groups = tokens::group_claims(&users::claims_for(c, user.id, Some(login))?);
             if !tokens::satisfies(&groups, &input.required_claims) {
                 return Err(ServiceError::BadCredentials);
             }

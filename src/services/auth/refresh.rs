@@ -234,7 +234,7 @@ fn load_rotation(c: &mut DbConn, presented: &Presented) -> Result<Option<Loaded>
     let user = match current {
         true => match users::find(c, family.user_id)? {
             Some(user) => {
-                let claims = users::claims_for(c, user.id, family.kind())?;
+                let claims = users::claims_for(c, user.id, family.login())?;
                 Some((user, claims))
             }
             None => None,

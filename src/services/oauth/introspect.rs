@@ -159,7 +159,7 @@ pub async fn introspect(state: &AppState, caller: &Introspector, token: &str) ->
             }
             if let Some(sid) = &sid {
                 return Ok(match refresh_db::live_session_user(c, sid)? {
-                    Some((user, _)) => users::find(c, user)?.is_some(),
+                    Some((user, _, _)) => users::find(c, user)?.is_some(),
                     None => false,
                 });
             }
