@@ -84,11 +84,22 @@ async function post(path, body, token) {
   return fetch(new URL(path, apiRoot), { method: 'POST', headers, body: JSON.stringify(body) });
 }
 
-/** Signs in; resolves to the session or rejects with an ApiError (401 for bad credentials). */
+/**
+ * Signs in; resolves to the session or rejects with an ApiError: 401 for bad credentials, or 401 with code
+ * `mfa_required` and `mfaToken` when the account has a second factor (then call `signInWithCode`).
+ */
 export async function signIn(username, password, provider) {
   const body = { username, password };
   if (provider) body.provider = provider;
-  const res = await post('api/login', body);
+  return started(await post('api/login', body), username);
+}
+
+/** The second step of a sign-in: `{code}` or `{recovery_code}` for the token of `mfa_required`. */
+export async function signInWithCode(mfaToken, answer, username) {
+  return started(await post('api/login/mfa', { mfa_token: mfaToken, ...answer }), username);
+}
+
+async function started(res, username) {
   if (!res.ok) throw await failure(res);
   const data = await res.json();
   save({ token: data.token, refresh: data.refresh, username: data.username || username }, 'signin');
@@ -149,7 +160,9 @@ async function failure(res) {
       503: 'The server is busy or its database is unreachable; try again shortly.',
     }[res.status] ||
     `The server answered ${res.status} ${res.statusText}.`;
-  return new ApiError(res.status, body.error || `http_${res.status}`, message);
+  const err = new ApiError(res.status, body.error || `http_${res.status}`, message);
+  if (body.mfa_token) err.mfaToken = body.mfa_token;
+  return err;
 }
 
 /**

@@ -153,7 +153,11 @@ async function signInPage() {
       try {
         await api.signIn(v.username, v.password, v.provider);
       } catch (err) {
-        if (err.status === 401) err.message = 'Wrong username or password. Check them and try again.';
+        if (err.code === 'mfa_required') return codePage(err.mfaToken, v.username);
+        if (err.code === 'mfa_enrollment_required') {
+          err.message =
+            'This account must set up two-factor sign-in before it signs in here (POST /api/mfa/totp with the enrollment token).';
+        } else if (err.status === 401) err.message = 'Wrong username or password. Check them and try again.';
         throw err;
       }
     },
@@ -169,6 +173,47 @@ async function signInPage() {
     ),
   );
   notice = '';
+  f.querySelector('input')?.focus();
+}
+
+/** The second step of a sign-in: a code of the authenticator app, or a recovery code. */
+function codePage(mfaToken, username) {
+  let recovery = false;
+  const input = field('Code from your authenticator app', 'code', { required: true, autocomplete: 'one-time-code' });
+  const f = form([input], {
+    submitLabel: 'Verify',
+    submit: async (v) => {
+      const answer = recovery ? { recovery_code: v.code } : { code: v.code };
+      try {
+        await api.signInWithCode(mfaToken, answer, username);
+      } catch (err) {
+        if (err.code === 'invalid_code') err.message = 'That code is not valid. Wait for the next one and try again.';
+        if (err.code === 'invalid_mfa_token') {
+          notice = 'The sign-in expired. Sign in again.';
+          return signInPage();
+        }
+        throw err;
+      }
+    },
+  });
+  const toggle = h(
+    'button',
+    {
+      type: 'button',
+      class: 'link',
+      id: 'use-recovery-code',
+      onclick: () => {
+        recovery = !recovery;
+        f.querySelector('label').textContent = recovery ? 'Recovery code' : 'Code from your authenticator app';
+        toggle.textContent = recovery ? 'Use a code from the app instead' : 'Use a recovery code instead';
+      },
+    },
+    'Use a recovery code instead',
+  );
+  mount(
+    app,
+    h('div', { class: 'signin' }, h('h1', {}, 'Two-factor sign-in'), h('p', {}, `Signing in as ${username}.`), f, toggle),
+  );
   f.querySelector('input')?.focus();
 }
 

@@ -101,10 +101,13 @@ const KINDS = [
 ];
 
 function credentialsOf(group, canWrite, save) {
-  const limit = group.credentials;
-  const said = limit
-    ? `Only logins with ${limit.join(', ')} get this group’s claims.`
-    : 'Logins with any credential get this group’s claims.';
+  const factor = (group.credentials || []).includes('mfa');
+  const kinds = (group.credentials || []).filter((k) => k !== 'mfa');
+  const limit = kinds.length ? kinds : null;
+  const said =
+    (limit
+      ? `Only logins with ${limit.join(', ')} get this group’s claims`
+      : 'Logins with any credential get this group’s claims') + (factor ? ', and only with a second factor.' : '.');
   if (!canWrite) return h('p', {}, said);
   const boxes = KINDS.map(([kind, what]) =>
     h(
@@ -115,14 +118,25 @@ function credentialsOf(group, canWrite, save) {
       h('small', {}, `(${what})`),
     ),
   );
-  const f = form([h('div', { class: 'checks', dataset: { field: 'credentials' } }, boxes, h('small', { class: 'error' }))], {
-    submitLabel: 'Save credential limit',
-    submit: (_, el) => {
-      const kinds = [...el.querySelectorAll('input[name=kind]:checked')].map((b) => b.value);
-      // Every kind ticked is no limit at all.
-      return save({ credentials: kinds.length === KINDS.length ? null : kinds }, 'Credential limit saved.');
+  const second = h(
+    'label',
+    { class: 'check' },
+    h('input', { type: 'checkbox', name: 'mfa', id: 'require-mfa', checked: factor }),
+    ' only logins with a second factor (an authenticator app code or a recovery code)',
+  );
+  const f = form(
+    [h('div', { class: 'checks', dataset: { field: 'credentials' } }, boxes, second, h('small', { class: 'error' }))],
+    {
+      submitLabel: 'Save credential limit',
+      submit: (_, el) => {
+        let chosen = [...el.querySelectorAll('input[name=kind]:checked')].map((b) => b.value);
+        // Every kind ticked is no limit on the kind.
+        if (chosen.length === KINDS.length) chosen = [];
+        if (el.querySelector('input[name=mfa]').checked) chosen.push('mfa');
+        return save({ credentials: chosen.length ? chosen : null }, 'Credential limit saved.');
+      },
     },
-  });
+  );
   return h(
     'div',
     {},

@@ -71,11 +71,12 @@ function createUser() {
 
 export async function userPage(main, id) {
   const canWrite = may('users', true);
-  const [user, groups, sessions, keys] = await Promise.all([
+  const [user, groups, sessions, keys, factor] = await Promise.all([
     api.get(`api/admin/users/${id}`),
     api.all(`api/admin/users/${id}/claim-groups`),
     api.get(`api/admin/users/${id}/sessions`),
     api.get(`api/admin/users/${id}/api-keys`),
+    api.get(`api/admin/users/${id}/mfa`),
   ]);
   const reload = () => userPage(main, id);
   const details = form(
@@ -133,6 +134,43 @@ export async function userPage(main, id) {
     canWrite ? h('section', {}, h('h2', {}, 'Password'), password) : null,
     h('section', { id: 'sessions' }, h('h2', {}, 'Sessions'), sessionList(user, sessions, canWrite, reload)),
     h('section', { id: 'api-keys' }, h('h2', {}, 'API keys'), keyList(user, keys, canWrite, reload)),
+    h('section', { id: 'mfa' }, h('h2', {}, 'Two-factor sign-in'), secondFactor(user, factor, canWrite, reload)),
+  );
+}
+
+function secondFactor(user, factor, canWrite, reload) {
+  if (!factor.totp) return h('p', {}, 'Not set up: this user signs in with a password alone.');
+  const reset = async () => {
+    if (
+      !(await confirmAction(
+        `Reset the second factor of ${user.username}? Their sessions end, and they sign in with the password alone until they set it up again.`,
+        'Reset',
+      ))
+    )
+      return;
+    try {
+      await api.del(`api/admin/users/${user.id}/mfa`);
+      notify('Second factor reset.');
+      reload();
+    } catch (err) {
+      notify(explain(err), 'error');
+    }
+  };
+  return h(
+    'div',
+    {},
+    h(
+      'p',
+      {},
+      `Authenticator app (TOTP) since ${when(factor.enrolled_at)} · ${factor.recovery_codes_left} recovery codes left.`,
+    ),
+    canWrite
+      ? h(
+          'div',
+          { class: 'actions' },
+          h('button', { type: 'button', class: 'danger', id: 'reset-mfa', onclick: reset }, 'Reset second factor'),
+        )
+      : null,
   );
 }
 
