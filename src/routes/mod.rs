@@ -36,6 +36,8 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                 .error_handler(|e, _| ApiError::bad_request("invalid_path", e.to_string()).into()),
         )
         .route("/healthz", web::get().to(health::healthz))
+        .route("/healthz", web::head().to(health::healthz))
+        .route("/readyz", web::head().to(health::readyz))
         .route("/api/login", web::post().to(tokens::login))
         .route("/api/refresh", web::post().to(tokens::refresh))
         .route("/api/pkeys", web::get().to(tokens::pkeys))
@@ -99,6 +101,58 @@ fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     api.into()
 }
 
-async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such endpoint".into()))
+/// No route matched: 405 with `Allow` when the path is an endpoint of another method, else 404.
+async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError as _;
+    let allowed = allowed_methods(req.path());
+    if allowed.is_empty() {
+        return ApiError::NotFound("no such endpoint".into()).error_response();
+    }
+    let allow = allowed.join(", ");
+    actix_web::HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, allow.clone()))
+        .json(crate::error::ErrorBody {
+            error: "method_not_allowed",
+            message: format!("{} is not allowed here; allowed: {allow}", req.method()),
+        })
+}
+
+/// The methods the API serves at `path`, from the OpenAPI document's paths (`{name}` matches one segment).
+fn allowed_methods(path: &str) -> Vec<String> {
+    static TABLE: std::sync::OnceLock<Vec<(Vec<String>, Vec<String>)>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let doc: serde_json::Value = serde_json::from_str(&crate::routes::openapi::document()).unwrap_or_default();
+        let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) else {
+            return Vec::new();
+        };
+        paths
+            .iter()
+            .map(|(pattern, item)| {
+                let segments = pattern.split('/').map(str::to_string).collect();
+                let mut methods: Vec<String> = item
+                    .as_object()
+                    .map(|m| m.keys().map(|k| k.to_ascii_uppercase()).collect())
+                    .unwrap_or_default();
+                if methods.iter().any(|m| m == "GET") && ["/healthz", "/readyz"].contains(&pattern.as_str()) {
+                    methods.push("HEAD".into());
+                }
+                (segments, methods)
+            })
+            .collect()
+    });
+    let wanted: Vec<&str> = path.split('/').collect();
+    let mut out: Vec<String> = table
+        .iter()
+        .filter(|(segments, _)| {
+            segments.len() == wanted.len()
+                && segments
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(s, w)| (s.starts_with('{') && s.ends_with('}') && !w.is_empty()) || s == w)
+        })
+        .flat_map(|(_, methods)| methods.iter().cloned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }

@@ -56,3 +56,30 @@ async fn a_request_over_the_timeout_is_503() {
         "{metrics}"
     );
 }
+
+/// `HEAD` works on the probes; a known path with a method it does not serve is 405 with `Allow`, an unknown
+/// path 404.
+#[tokio::test]
+async fn head_on_probes_and_405_with_allow() {
+    let app = crate::helpers::spawn_app(crate::helpers::TestDb::Sqlite).await.unwrap();
+    for path in ["/healthz", "/readyz"] {
+        let resp = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(resp.bytes().await.unwrap().is_empty());
+    }
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/healthz", "GET, HEAD"),
+        (reqwest::Method::GET, "/api/login", "POST"),
+        (reqwest::Method::PUT, "/api/admin/users/42", "DELETE, GET, PATCH"),
+    ] {
+        let resp = app.client.request(method.clone(), app.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 405, "{method} {path}");
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "method_not_allowed");
+    }
+    let resp = app.client.get(app.url("/api/nothing/here")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = app.client.put(app.url("/api/admin/users/")).send().await.unwrap();
+    assert_eq!(resp.status(), 404, "an empty segment is no id");
+}

@@ -568,6 +568,18 @@ try {
   await signOut();
   say('signed in with a code, then with the password alone after the reset');
 
+  step = 'the dark theme follows the system setting';
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await signIn(adminUser, adminPassword);
+  await page.goto(url('users'));
+  await page.getByRole('link', { name: USER.username }).click();
+  await page.locator('#api-keys').waitFor();
+  const background = await page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+  check(background === 'rgb(18, 22, 29)', `dark background expected, got ${background}`);
+  await screenshot('dark-user');
+  await signOut();
+  await page.emulateMedia({ colorScheme: 'light' });
+
   check(problems.length === 0, `browser reported problems:\n  ${problems.join('\n  ')}`);
   say(`passed; screenshots in ${artifacts}`);
 } catch (err) {
