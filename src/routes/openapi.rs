@@ -49,17 +49,22 @@ pub enum TokenErrors<'a> {
     /// (`conflicting_credentials`).
     #[response(status = 400)]
     BadRequest(ErrorBody<'a>),
-    /// Bad credentials or an invalid refresh token: the body is `{}` exactly (Stoke's clients read it).
+    /// Bad credentials or an invalid refresh token: the body is `{}` exactly (Stoke's clients read it). For a
+    /// user with a second factor, a right password without `otp` is `{"error":"mfa_required","mfa_token":…}`
+    /// and a wrong `otp` `invalid_code`.
     #[response(status = 401)]
     Unauthorized(Empty),
+    /// The account must enrol a second factor first (`mfa_enrollment_required`, with `enrollment_token`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody<'a>),
     /// The body is larger than `server.max_body_bytes`.
     #[response(status = 413)]
     TooLarge(ErrorBody<'a>),
     /// The body is not `application/json`.
     #[response(status = 415)]
     UnsupportedMediaType(ErrorBody<'a>),
-    /// A brute-force limit (`too_many_attempts`: this username or address failed too often) or a rate limit
-    /// (`too_many_requests`); see `Retry-After`.
+    /// A brute-force limit (`too_many_attempts`: this username or address failed too often), a rate limit
+    /// (`too_many_requests`) or a second factor waiting after wrong codes (`mfa_locked`); see `Retry-After`.
     #[response(status = 429)]
     TooManyRequests(ErrorBody<'a>),
     /// The database is unreachable (`database_unavailable`), too many password checks wait (`busy`) or the

@@ -490,7 +490,7 @@ pub async fn second_step(
 
 /// A user's second factor as admins see it.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Status {
+pub struct MfaStatus {
     /// A TOTP factor is active.
     pub totp: bool,
     pub enrolled_at: Option<String>,
@@ -498,9 +498,9 @@ pub struct Status {
     pub recovery_codes_left: i64,
 }
 
-pub fn status_of(c: &mut DbConn, user: i64) -> Result<Status, ServiceError> {
+pub fn status_of(c: &mut DbConn, user: i64) -> Result<MfaStatus, ServiceError> {
     let factor = db::factor(c, user)?.filter(|f| f.confirmed_at.is_some());
-    Ok(Status {
+    Ok(MfaStatus {
         totp: factor.is_some(),
         enrolled_at: factor.and_then(|f| f.confirmed_at).map(crate::api_types::rfc3339),
         recovery_codes_left: db::codes_left(c, user)?,

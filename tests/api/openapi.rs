@@ -50,8 +50,8 @@ fn routed() -> BTreeSet<(String, String)> {
         for part in text.split(".route(").skip(1) {
             let path = part.trim_start().trim_start_matches('"').split('"').next().unwrap();
             let method = part.split("web::").nth(1).unwrap().split('(').next().unwrap();
-            // The Swagger UI and the document itself are not API.
-            if path != "/docs" && path != "/api/openapi.json" {
+            // The Swagger UI and the document itself are not API; HEAD is GET without the body.
+            if path != "/docs" && path != "/api/openapi.json" && method != "head" {
                 out.insert((method.to_string(), format!("{prefix}{path}")));
             }
         }
@@ -77,4 +77,50 @@ fn every_route_is_documented() {
     );
     let extra: Vec<_> = documented.difference(&routed).collect();
     assert!(extra.is_empty(), "documented but not routed: {extra:?}");
+}
+
+/// utoipa names a schema by its type's name alone: two `ToSchema` types of one name would silently share one
+/// schema (the second replaces the first, and the document describes one with the other's fields).
+#[test]
+fn schema_names_are_unique() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&repo_path("src"), &mut files);
+    let mut seen: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !(line.contains("derive(") && (line.contains("ToSchema") || line.contains("IntoResponses"))) {
+                continue;
+            }
+            let Some(decl) = lines[i + 1..]
+                .iter()
+                .find(|l| l.trim_start().starts_with("pub struct ") || l.trim_start().starts_with("pub enum "))
+            else {
+                continue;
+            };
+            let name = decl
+                .split_whitespace()
+                .nth(2)
+                .unwrap()
+                .split(['<', '{', '('])
+                .next()
+                .unwrap()
+                .to_string();
+            let here = file.display().to_string();
+            if let Some(other) = seen.insert(name.clone(), here.clone()) {
+                panic!("two schema types named {name}: {other} and {here}");
+            }
+        }
+    }
 }

@@ -316,7 +316,7 @@ pub async fn revoke_api_key(state: &AppState, caller: &Caller, user: i64, key: S
 }
 
 /// Whether a user has a second factor, and how many recovery codes are left.
-pub async fn user_mfa(state: &AppState, caller: &Caller, user: i64) -> Result<mfa::Status, ServiceError> {
+pub async fn user_mfa(state: &AppState, caller: &Caller, user: i64) -> Result<mfa::MfaStatus, ServiceError> {
     caller.require(Area::Users, false)?;
     state
         .db
