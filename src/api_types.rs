@@ -122,6 +122,9 @@ pub struct PageQuery {
     #[serde(rename = "itemsPerPage")]
     #[param(rename = "itemsPerPage")]
     pub items_per_page: Option<i64>,
+    /// Search (the lists of users, claim groups and claims): a case-insensitive substring of the username,
+    /// email, first or last name of a user, or of a group's or claim's name; at most 255 characters.
+    pub q: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]

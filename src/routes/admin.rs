@@ -34,7 +34,7 @@ fn done() -> HttpResponse {
 
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [User]), AdminErrors))]
 pub async fn list_users(s: State, a: Admin, q: Query) -> Reply {
-    ok(admin::users(&s, &a.0, admin::page(&q)?).await?)
+    ok(admin::users(&s, &a.0, admin::page(&q)?, admin::search(&q)?).await?)
 }
 
 #[utoipa::path(get, path = "/api/admin/users/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = User), AdminErrors))]
@@ -98,7 +98,7 @@ pub async fn totals(s: State, a: Admin) -> Reply {
 
 #[utoipa::path(get, path = "/api/admin/claim-groups", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [ClaimGroup]), AdminErrors))]
 pub async fn list_groups(s: State, a: Admin, q: Query) -> Reply {
-    ok(admin::groups(&s, &a.0, admin::page(&q)?).await?)
+    ok(admin::groups(&s, &a.0, admin::page(&q)?, admin::search(&q)?).await?)
 }
 
 #[utoipa::path(get, path = "/api/admin/claim-groups/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = ClaimGroup), AdminErrors))]
@@ -141,7 +141,7 @@ pub async fn group_links_of(s: State, a: Admin, id: Id, q: Query) -> Reply {
 
 #[utoipa::path(get, path = "/api/admin/claims", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [Claim]), AdminErrors))]
 pub async fn list_claims(s: State, a: Admin, q: Query) -> Reply {
-    ok(admin::claims(&s, &a.0, admin::page(&q)?).await?)
+    ok(admin::claims(&s, &a.0, admin::page(&q)?, admin::search(&q)?).await?)
 }
 
 #[utoipa::path(get, path = "/api/admin/claims/{id}", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = Claim), AdminErrors))]

@@ -787,3 +787,53 @@ db_test!(conflicts_name_the_value_that_is_taken, async |db| {
     // Its own values are not "taken" from itself.
     assert_eq!(send(Method::PATCH, &path, json!({"username": "user_u"})).await.0, 200);
 });
+
+db_test!(lists_search_on_the_server, async |db| {
+    let app = admin_app(db, |_| {}).await.unwrap();
+    let su = token(&app, "user_S").await;
+    let names = |v: Value, field: &str| -> Vec<String> {
+        let mut out: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e[field].as_str().unwrap().to_string())
+            .collect();
+        out.sort();
+        out
+    };
+    let get = |path: String| call(&app, Some(&su), Method::GET, &path, None);
+    let users = get("/api/admin/users?q=USER_S&itemsPerPage=255".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(users, "username"), ["user_S", "user_S2", "user_s", "user_sU"]);
+    let by_email = get("/api/admin/users?q=NONE%40example".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(by_email, "username"), ["user_none"]);
+    // `%` and `_` are themselves, not wildcards.
+    let none: Value = get("/api/admin/users?q=%25".into()).await.json().await.unwrap();
+    assert_eq!(none, json!([]));
+    let underscore: Value = get("/api/admin/users?q=r_n&itemsPerPage=255".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(underscore, "username"), ["user_none"]);
+    let groups = get("/api/admin/claim-groups?q=l_s".into()).await.json().await.unwrap();
+    assert_eq!(names(groups, "name"), ["L_S", "L_s"]);
+    let claims = get("/api/admin/claims?q=ship".into()).await.json().await.unwrap();
+    assert_eq!(names(claims, "name"), ["Ship Access"]);
+    let paged: Value = get("/api/admin/users?q=user&itemsPerPage=2&page=2".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paged.as_array().unwrap().len(), 2);
+    let long = format!("/api/admin/users?q={}", "x".repeat(256));
+    let resp = get(long).await;
+    assert_eq!(resp.status(), 400);
+});

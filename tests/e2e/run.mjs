@@ -255,7 +255,8 @@ try {
   await screenshot('user');
   await nav('Users');
   await page.getByRole('searchbox').fill(stamp);
-  check((await page.locator('main tbody tr').count()) === 2, 'search should find the two new users');
+  // The server searches (`?q=`), after a short pause in typing.
+  await page.waitForFunction(() => document.querySelectorAll('main tbody tr').length === 2, null, { timeout: 5000 });
   await page.getByRole('searchbox').fill(`zz-no-such-${stamp}`);
   await page.getByText('No user matches').waitFor();
   await page.getByRole('searchbox').fill('');

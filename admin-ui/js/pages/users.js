@@ -5,18 +5,35 @@ import { may } from '../perm.js';
 import { go } from '../router.js';
 import { confirmAction, explain, field, form, h, link, modal, mount, notify, table, when } from '../ui.js';
 
+/** Users per page of the list: searched and paged by the server (`?q=`), so any number of users works. */
+const PAGE = 50;
+
 export async function usersPage(main) {
-  const users = await api.all('api/admin/users');
   const list = h('div');
+  const pager = h('div', { class: 'actions' });
   const search = h('input', {
     type: 'search',
     placeholder: 'Search by name, username or email',
     'aria-label': 'Search users',
   });
-  const show = () => {
-    const q = search.value.trim().toLowerCase();
-    const rows = users.filter((u) =>
-      [u.username, u.email, u.fname, u.lname, `${u.fname} ${u.lname}`].some((s) => (s || '').toLowerCase().includes(q)),
+  let page = 1;
+  let asked = 0;
+  const show = async () => {
+    const q = search.value.trim();
+    const mine = ++asked;
+    const query = { page, itemsPerPage: PAGE };
+    if (q) query.q = q;
+    const rows = await api.get('api/admin/users', query);
+    // A newer search may have answered first.
+    if (mine !== asked) return;
+    const go = (to) => () => {
+      page = to;
+      show();
+    };
+    mount(
+      pager,
+      page > 1 ? h('button', { type: 'button', id: 'users-previous', onclick: go(page - 1) }, 'Previous') : null,
+      rows.length === PAGE ? h('button', { type: 'button', id: 'users-next', onclick: go(page + 1) }, 'Next') : null,
     );
     mount(
       list,
@@ -35,12 +52,19 @@ export async function usersPage(main) {
       ),
     );
   };
-  search.addEventListener('input', show);
+  let timer;
+  search.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      page = 1;
+      show();
+    }, 200);
+  });
   const create = may('users', true)
     ? h('button', { type: 'button', class: 'primary', id: 'new-user', onclick: () => createUser() }, 'New local user')
     : null;
-  mount(main, h('div', { class: 'title' }, h('h1', {}, 'Users'), create), search, list);
-  show();
+  mount(main, h('div', { class: 'title' }, h('h1', {}, 'Users'), create), search, list, pager);
+  await show();
   search.focus();
 }
 

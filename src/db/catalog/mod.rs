@@ -65,6 +65,66 @@ pub fn list_users(c: &mut DbConn, p: Page) -> Result<Vec<UserRow>, DbError> {
         .load(c)?)
 }
 
+diesel::define_sql_function! {
+    /// SQL `lower()` of a nullable text (ASCII on SQLite, Unicode elsewhere).
+    #[sql_name = "lower"]
+    fn lower_nullable(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// A `LIKE` pattern (escaped with `\`) matching texts that contain `q`, lowercased.
+fn contains(q: &str) -> String {
+    let escaped = q
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// A page of the users whose username, email, first or last name contains `q` (case-insensitive).
+pub fn search_users(c: &mut DbConn, p: Page, q: &str) -> Result<Vec<UserRow>, DbError> {
+    use super::users::lower;
+    let pattern = contains(q);
+    Ok(users::table
+        .filter(
+            lower(users::username)
+                .like(&pattern)
+                .escape('\\')
+                .or(lower_nullable(users::email).like(&pattern).escape('\\'))
+                .or(lower(users::fname).like(&pattern).escape('\\'))
+                .or(lower(users::lname).like(&pattern).escape('\\')),
+        )
+        .order((users::created_at, users::id))
+        .offset(p.offset)
+        .limit(p.limit)
+        .select(UserRow::as_select())
+        .load(c)?)
+}
+
+/// A page of the claims whose name contains `q` (case-insensitive).
+pub fn search_claims(c: &mut DbConn, p: Page, q: &str) -> Result<Vec<ClaimRow>, DbError> {
+    use super::users::lower;
+    Ok(claims::table
+        .filter(lower(claims::name).like(contains(q)).escape('\\'))
+        .order((claims::created_at, claims::id))
+        .offset(p.offset)
+        .limit(p.limit)
+        .select(ClaimRow::as_select())
+        .load(c)?)
+}
+
+/// A page of the claim groups whose name contains `q` (case-insensitive).
+pub fn search_groups(c: &mut DbConn, p: Page, q: &str) -> Result<Vec<GroupRow>, DbError> {
+    use super::users::lower;
+    Ok(claim_groups::table
+        .filter(lower(claim_groups::name).like(contains(q)).escape('\\'))
+        .order((claim_groups::created_at, claim_groups::id))
+        .offset(p.offset)
+        .limit(p.limit)
+        .select(GroupRow::as_select())
+        .load(c)?)
+}
+
 pub fn list_claims(c: &mut DbConn, p: Page) -> Result<Vec<ClaimRow>, DbError> {
     Ok(claims::table
         .order((claims::created_at, claims::id))

@@ -179,6 +179,20 @@ pub fn page(q: &PageQuery) -> Result<Page, ServiceError> {
     })
 }
 
+/// The search of `?q=` (`None` when absent or blank), at most 255 characters.
+pub fn search(q: &PageQuery) -> Result<Option<String>, ServiceError> {
+    let Some(wanted) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    text("q", wanted, 255, false).map_err(|_| {
+        ServiceError::invalid(
+            "invalid_query",
+            "q must be at most 255 characters, without control characters",
+        )
+    })?;
+    Ok(Some(wanted.to_string()))
+}
+
 /// Reads on the blocking pool, after the permission check.
 async fn read<T, F>(state: &AppState, caller: &Caller, area: Area, f: F) -> Result<T, ServiceError>
 where

@@ -32,6 +32,28 @@ where
     Ok(all(rows, map))
 }
 
+/// A paged list in `area`, or with `q` the page of those `search` finds.
+async fn searched<T, U>(
+    state: &AppState,
+    caller: &Caller,
+    (area, page, q): (Area, Page, Option<String>),
+    list: fn(&mut DbConn, Page) -> Result<Vec<T>, DbError>,
+    search: fn(&mut DbConn, Page, &str) -> Result<Vec<T>, DbError>,
+    map: fn(T) -> U,
+) -> Result<Vec<U>, ServiceError>
+where
+    T: Send + 'static,
+{
+    let rows = read(state, caller, area, move |c| {
+        Ok(match q.as_deref() {
+            Some(q) => search(c, page, q)?,
+            None => list(c, page)?,
+        })
+    })
+    .await?;
+    Ok(all(rows, map))
+}
+
 /// One entity in `area` by id; 404 when there is none.
 async fn one<T, U>(
     state: &AppState,
@@ -82,8 +104,22 @@ where
     Ok(all(rows, map))
 }
 
-pub async fn users(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<User>, ServiceError> {
-    list(state, caller, Area::Users, page, catalog::list_users, user_dto).await
+pub async fn users(
+    state: &AppState,
+    caller: &Caller,
+    page: Page,
+    q: Option<String>,
+) -> Result<Vec<User>, ServiceError> {
+    let what = (Area::Users, page, q);
+    searched(
+        state,
+        caller,
+        what,
+        catalog::list_users,
+        catalog::search_users,
+        user_dto,
+    )
+    .await
 }
 
 pub async fn user(state: &AppState, caller: &Caller, id: i64) -> Result<User, ServiceError> {
@@ -124,8 +160,22 @@ pub async fn totals(state: &AppState, caller: &Caller) -> Result<Totals, Service
     })
 }
 
-pub async fn groups(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<ClaimGroup>, ServiceError> {
-    list(state, caller, Area::Groups, page, catalog::list_groups, group_dto).await
+pub async fn groups(
+    state: &AppState,
+    caller: &Caller,
+    page: Page,
+    q: Option<String>,
+) -> Result<Vec<ClaimGroup>, ServiceError> {
+    let what = (Area::Groups, page, q);
+    searched(
+        state,
+        caller,
+        what,
+        catalog::list_groups,
+        catalog::search_groups,
+        group_dto,
+    )
+    .await
 }
 
 pub async fn group(state: &AppState, caller: &Caller, id: i64) -> Result<ClaimGroup, ServiceError> {
@@ -167,8 +217,22 @@ pub async fn group_links(
     children(state, caller, of_group(catalog::links_of_group), (id, page), link_dto).await
 }
 
-pub async fn claims(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<Claim>, ServiceError> {
-    list(state, caller, Area::Claims, page, catalog::list_claims, claim_dto).await
+pub async fn claims(
+    state: &AppState,
+    caller: &Caller,
+    page: Page,
+    q: Option<String>,
+) -> Result<Vec<Claim>, ServiceError> {
+    let what = (Area::Claims, page, q);
+    searched(
+        state,
+        caller,
+        what,
+        catalog::list_claims,
+        catalog::search_claims,
+        claim_dto,
+    )
+    .await
 }
 
 pub async fn claim(state: &AppState, caller: &Caller, id: i64) -> Result<Claim, ServiceError> {
