@@ -128,3 +128,103 @@ db_test!(every_algorithm_verifies_in_pyjwt_and_jose, async |db| {
         jsonwebtoken::decode::<Value>(token, &key, &validation).unwrap_or_else(|e| panic!("{alg:?}: {e}"));
     }
 });
+
+/// The fenced block of `lang` that first follows `marker` in the README.
+fn readme_snippet(readme: &str, marker: &str, lang: &str) -> String {
+    let from = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README has no {marker:?}"));
+    let fence = format!("```{lang}\n");
+    let start = readme[from..].find(&fence).unwrap() + from + fence.len();
+    let end = readme[start..].find("```").unwrap() + start;
+    readme[start..end].to_string()
+}
+
+/// The README's "Verify Tessera tokens in your service" programs, extracted and run exactly as printed: PyJWT and
+/// node `jose` verify a token through the JWKS and split its comma-joined claim; a token with a changed payload
+/// is refused by both.
+#[tokio::test]
+async fn readme_snippets_verify_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::helpers::test_config("sqlite://unused");
+    let phc = tessera::crypto::password::Hasher::new(&cfg.security.password_hash)
+        .unwrap()
+        .hash("password1")
+        .unwrap();
+    let dbinit = dir.path().join("roles.yaml");
+    std::fs::write(
+        &dbinit,
+        format!(
+            "claims:\n  - claim: \"Reader,,role,reader\"\n  - claim: \"Writer,,role,writer\"\n\
+             groups:\n  - {{ name: Staff, claims: [Reader, Writer] }}\n\
+             users:\n  - {{ username: rita, password_hash: \"{phc}\", groups: [Staff] }}\n"
+        ),
+    )
+    .unwrap();
+    let app = spawn_app_with(crate::helpers::TestDb::Sqlite, |_| {}, Some(dbinit))
+        .await
+        .unwrap();
+    let (token, _) = app.login_ok("rita", "password1").await;
+    let sub = crate::helpers::claims_of(&token)["sub"].as_str().unwrap().to_string();
+    let (head, rest) = token.split_once('.').unwrap();
+    let (payload, signature) = rest.split_once('.').unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims: Value = serde_json::from_slice(&b64.decode(payload).unwrap()).unwrap();
+    claims["role"] = json!("reader,writer,admin");
+    let forged = format!("{head}.{}.{signature}", b64.encode(claims.to_string()));
+
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    let python = readme_snippet(&readme, "**Python** (PyJWT", "python");
+    let node = readme_snippet(&readme, "**Node** (`jose`)", "js");
+    let py_file = dir.path().join("verify_tessera.py");
+    std::fs::write(&py_file, python).unwrap();
+    // Beside the interop packages, so that `import 'jose'` resolves as in a project that installed it.
+    let js_file = repo_path(&format!("tests/interop/.readme-{:016x}.mjs", rand::random::<u64>()));
+    std::fs::write(&js_file, node).unwrap();
+    let jwks = app.url("/.well-known/jwks.json");
+    let venv = std::env::var("TESSERA_TEST_OAUTH_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/tessera/oauth-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let run = |program: String, file: std::path::PathBuf, token: String| {
+        let jwks = jwks.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(program)
+                .arg(&file)
+                .args(["tessera", &jwks, &token])
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        })
+    };
+    let results = [
+        run(venv.clone(), py_file.clone(), token.clone()).await.unwrap(),
+        run("node".into(), js_file.clone(), token.clone()).await.unwrap(),
+        run(venv, py_file, forged.clone()).await.unwrap(),
+        run("node".into(), js_file.clone(), forged).await.unwrap(),
+    ];
+    std::fs::remove_file(&js_file).unwrap();
+    let (py, js, py_forged, js_forged) = (&results[0], &results[1], &results[2], &results[3]);
+    assert!(
+        py.0 && py.1.contains(&format!("verified {sub} ['reader', 'writer']")),
+        "PyJWT: {}",
+        py.1
+    );
+    assert!(
+        js.0 && js.1.contains(&format!("verified {sub} [ 'reader', 'writer' ]")),
+        "jose: {}",
+        js.1
+    );
+    assert!(!py_forged.0, "PyJWT accepted a changed token: {}", py_forged.1);
+    assert!(!js_forged.0, "jose accepted a changed token: {}", js_forged.1);
+}
