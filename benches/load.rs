@@ -33,6 +33,8 @@ struct Options {
     long_only: bool,
     /// Only the OAuth phases (with the ceiling): `--oauth-only`.
     oauth_only: bool,
+    /// Only the refresh and API-key login phases (with the ceiling): `--keys-only`.
+    keys_only: bool,
     postgres: Option<String>,
     out: PathBuf,
     server: PathBuf,
@@ -53,6 +55,7 @@ fn main() {
         smoke,
         long_only: args.iter().any(|a| a == "--long-only"),
         oauth_only: args.iter().any(|a| a == "--oauth-only"),
+        keys_only: args.iter().any(|a| a == "--keys-only"),
         postgres: value("--postgres"),
         out: value("--out")
             .map(PathBuf::from)
@@ -78,14 +81,15 @@ async fn run(o: Options) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let dur = Duration::from_secs_f64(o.seconds);
     let mut report = Report::default();
-    let mode = match (o.smoke, o.long_only, o.oauth_only) {
-        (true, _, _) => "smoke",
-        (_, true, _) => "long phase only",
-        (_, _, true) => "OAuth phases only",
+    let mode = match (o.smoke, o.long_only, o.oauth_only, o.keys_only) {
+        (true, ..) => "smoke",
+        (_, true, ..) => "long phase only",
+        (_, _, true, _) => "OAuth phases only",
+        (.., true) => "refresh and API-key phases only",
         _ => "full",
     };
     eprintln!("tessera bench: {} s per phase, {} cores, {mode}", o.seconds, cores);
-    let partial = o.long_only || o.oauth_only;
+    let partial = o.long_only || o.oauth_only || o.keys_only;
 
     // Ceiling for logins: argon2id at the server's default parameters, timed with the same crate.
     let hasher = tessera::crypto::password::Hasher::new(&Default::default()).unwrap();
@@ -231,6 +235,9 @@ async fn run(o: Options) {
     report.put("refresh_p99_ms", refresh_p99, "ms", None);
     // API-key logins (a digest, a read, a write and a signature; no hashing), beside the refreshes.
     api_key_phase(&mut report, &addr, &logins, (refresh.rps(), ceiling), dur).await;
+    if o.keys_only {
+        return finish(&o, report, server, cores);
+    }
     let pkeys_alone = fixed(&addr, Method::GET, "/api/pkeys", vec![], 4, dur).await;
     report.put("pkeys_p50_ms", pkeys_alone.percentile(50.0), "ms", None);
     report.put("pkeys_p99_ms", pkeys_alone.percentile(99.0), "ms", None);
@@ -1152,6 +1159,7 @@ impl Report {
             "smoke": o.smoke,
             "long_only": o.long_only,
             "oauth_only": o.oauth_only,
+            "keys_only": o.keys_only,
             "backend": if o.postgres.is_some() { "postgres" } else { "sqlite" },
             "cores": cores,
             "seconds_per_phase": o.seconds,

@@ -73,6 +73,19 @@ pub fn take(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<Re
     Ok(Err(gcra.interval_ms))
 }
 
+/// Whether the bucket has a token, without taking it. `Ok(Err(wait_ms))`: it is empty for that long.
+pub fn peek(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<Result<(), i64>, DbError> {
+    let tat: Option<i64> = throttle_buckets::table
+        .filter(throttle_buckets::name.eq(name))
+        .select(throttle_buckets::tat)
+        .get_result(conn)
+        .optional()?;
+    Ok(match tat {
+        Some(tat) if tat > now_ms + gcra.tolerance_ms => Err(tat - gcra.tolerance_ms - now_ms),
+        _ => Ok(()),
+    })
+}
+
 /// Gives back a token taken by [`take`] (the attempt it paid for did not count): the bucket's arrival time
 /// moves back one interval, never before now.
 pub fn give_back(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<(), DbError> {

@@ -277,29 +277,29 @@ pub struct Authenticated {
     pub key: ApiKeyRow,
 }
 
-/// Checks a presented key for the name it came with: the key exists, its secret's digest matches (compared in
-/// constant time), it has not expired, and `login` is its owner's username or email. Anything else is `None`,
-/// with the owner's name when `login` named them (for the audit trail).
-pub async fn authenticate(
-    state: &AppState,
+/// Checks a presented key, as read (`found`: the key of its id with its owner), for the name it came with: the
+/// key exists, its secret's digest matches (compared in constant time), it has not expired at `now`, and
+/// `login` is its owner's username or email. Anything else is `Err`, with the owner's name when `login` named
+/// them (for the audit trail).
+pub fn verify(
+    found: Option<(ApiKeyRow, UserRow)>,
     login: &str,
-    presented: Presented,
-) -> Result<Result<Authenticated, Option<String>>, ServiceError> {
-    let now = state.clock.now();
-    let id = presented.id.clone();
-    let Some((key, user)) = state.db.run(move |c| db::with_owner(c, &id)).await? else {
-        return Ok(Err(None));
+    presented: &Presented,
+    now: i64,
+) -> Result<Authenticated, Option<String>> {
+    let Some((key, user)) = found else {
+        return Err(None);
     };
     let named = login == user.username || user.email.as_deref() == Some(login);
     let genuine = crate::crypto::constant_time_eq(&key.secret_digest, &presented.digest);
     let live = key.expires_at.is_none_or(|at| at > now);
     if !named {
-        return Ok(Err(None));
+        return Err(None);
     }
     if !(genuine && live) {
-        return Ok(Err(Some(user.username)));
+        return Err(Some(user.username));
     }
-    Ok(Ok(Authenticated { user, key }))
+    Ok(Authenticated { user, key })
 }
 
 #[cfg(test)]

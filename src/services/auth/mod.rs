@@ -140,6 +140,10 @@ async fn limited_login(
         ),
         None => state.providers.only(),
     };
+    // A well-formed API key logs in as its owner, whatever the provider; any other text is a password.
+    if let Some(key) = api_keys::Presented::parse(&input.password) {
+        return key_login(state, input, addr, grant, key).await;
+    }
     let throttle = &state.throttle;
     let attempt = throttle
         .reserve_login(&state.db, &input.username, addr, state.clock.now())
@@ -158,23 +162,63 @@ async fn limited_login(
     result
 }
 
+/// A login with an API key. Its secret has 256 bits, so the limits need no reservation: a name or address that
+/// must wait is refused first (nothing written), and only a failure is counted, as a wrong password is. API
+/// keys stand alone: no second factor (limit groups to `password` to keep them from a key).
+async fn key_login(
+    state: &AppState,
+    input: LoginInput,
+    addr: Option<ClientAddr>,
+    grant: Option<ClientGrant>,
+    key: api_keys::Presented,
+) -> Result<(Pair, String), ServiceError> {
+    let now = state.clock.now();
+    let check = state.throttle.login_check(&input.username, addr, now);
+    let id = key.id.clone();
+    // One read, on the writer like a refresh's (SQLite's warm cache): the limits, the key with its owner, and the
+    // claims a key session of the owner gets.
+    let read = state
+        .db
+        .read_on_writer(move |c| -> Result<_, ServiceError> {
+            if let Some(wait) = check.wait(c)? {
+                return Err(ServiceError::Limited(wait));
+            }
+            let found = crate::db::api_keys::with_owner(c, &id)?;
+            let held = match &found {
+                Some((_, owner)) => users::claims_for(c, owner.id, Some(Login::new(Kind::ApiKey, false)))?,
+                None => Vec::new(),
+            };
+            Ok((found, held))
+        })
+        .await;
+    let (found, held) = read?;
+    match api_keys::verify(found, &input.username, &key, now) {
+        Ok(found) => {
+            let credential = (Credential::ApiKey(found.key), None);
+            issue_with(state, found.user, input, grant, credential, held).await
+        }
+        Err(owner) => {
+            audit_failed_login(state, owner).await;
+            match state
+                .throttle
+                .record_failed_login(&state.db, &input.username, addr, now)
+                .await
+            {
+                // Parallel failures locked the name meanwhile: this one is refused all the same.
+                Ok(()) | Err(crate::services::throttle::ThrottleError::Limited(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "failed key login not counted"),
+            }
+            Err(ServiceError::BadCredentials)
+        }
+    }
+}
+
 async fn login_inner(
     state: &AppState,
     provider: Option<std::sync::Arc<crate::user_source::LdapProvider>>,
     input: LoginInput,
     grant: Option<ClientGrant>,
 ) -> Result<(Pair, String), ServiceError> {
-    // A well-formed API key logs in as its owner, whatever the provider; any other text is a password.
-    if let Some(key) = api_keys::Presented::parse(&input.password) {
-        return match api_keys::authenticate(state, &input.username, key).await? {
-            // API keys stand alone: no second factor (limit groups to `password` to keep them from a key).
-            Ok(found) => issue(state, found.user, input, grant, (Credential::ApiKey(found.key), None)).await,
-            Err(owner) => {
-                audit_failed_login(state, owner).await;
-                Err(ServiceError::BadCredentials)
-            }
-        };
-    }
     let (user, kind) = match provider {
         // The directory decides when it knows the user; local users answer when it does not or cannot.
         Some(p) => match p.authenticate(&input.username, &input.password).await {
@@ -243,6 +287,9 @@ async fn must_enrol(state: &AppState, user: i64, kind: Kind) -> Result<bool, Ser
         .await?;
     Ok(!held.intersection(required).is_empty())
 }
+
+/// Seconds within which a key's `last_used_at` is not written again.
+const KEY_USE_PRECISION: i64 = 60;
 
 /// What a login was authenticated with.
 enum Credential {
@@ -353,6 +400,23 @@ async fn issue(
     grant: Option<ClientGrant>,
     (credential, second_factor): (Credential, Option<&'static str>),
 ) -> Result<(Pair, String), ServiceError> {
+    let held = {
+        let (id, login) = (user.id, Login::new(credential.kind(), second_factor.is_some()));
+        state.db.run(move |c| users::claims_for(c, id, Some(login))).await?
+    };
+    issue_with(state, user, input, grant, (credential, second_factor), held).await
+}
+
+/// [`issue`] with the claims a session of the credential's kind gets, read before the write: a change of the
+/// user's groups in between shows at the next refresh, as any change after the login does.
+async fn issue_with(
+    state: &AppState,
+    user: users::UserRow,
+    input: LoginInput,
+    grant: Option<ClientGrant>,
+    (credential, second_factor): (Credential, Option<&'static str>),
+    held: Vec<(String, String)>,
+) -> Result<(Pair, String), ServiceError> {
     let now = state.clock.now();
     let settings = state.tokens.clone();
     let ring = state.keys.current();
@@ -360,15 +424,14 @@ async fn issue(
     let tag_key = tokens::new_tag_key();
     let (refresh, digest) = tokens::new_session_token(&session, 0, &tag_key);
     let username = user.username.clone();
+    let kind = credential.kind();
+    let groups = tokens::group_claims(&held);
+    if !tokens::satisfies(&groups, &input.required_claims) {
+        return Err(ServiceError::BadCredentials);
+    }
     let pair = state
         .db
         .write(move |c| -> Result<Pair, ServiceError> {
-            let kind = credential.kind();
-            let login = Login::new(kind, second_factor.is_some());
-            let groups = tokens::group_claims(&users::claims_for(c, user.id, Some(login))?);
-            if !tokens::satisfies(&groups, &input.required_claims) {
-                return Err(ServiceError::BadCredentials);
-            }
             let key_filter: Option<Vec<String>> = credential
                 .key()
                 .and_then(|k| k.claim_filter.as_deref())
@@ -423,16 +486,19 @@ async fn issue(
             };
             refresh_db::create_family(c, &family, &digest, &tag_key)?;
             if let Some(key) = key {
-                crate::db::api_keys::touch(c, &key.id, now)?;
+                // A key's use is its session (the family row) and its `last_used_at`, to the minute; its logins
+                // are not audited one by one (a job logging in every second would fill the trail), its
+                // failures are.
+                if key.last_used_at.is_none_or(|at| at <= now - KEY_USE_PRECISION) {
+                    crate::db::api_keys::touch(c, &key.id, now)?;
+                }
+                return Ok(Pair { token, refresh });
             }
-            let detail = [
-                family.client_id.as_ref().map(|c| format!("client={c}")),
-                family.api_key_id.as_ref().map(|k| format!("api_key={k}")),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
+            let detail = family
+                .client_id
+                .as_ref()
+                .map(|c| format!("client={c}"))
+                .unwrap_or_default();
             audit::record(c, now, &user.username, "login.succeeded", &family.id, &detail)?;
             Ok(Pair { token, refresh })
         })

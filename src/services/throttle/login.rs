@@ -69,6 +69,33 @@ impl Throttle {
         self.login_failures.zip(addr).map(|(g, a)| (g, name(a)))
     }
 
+    /// What tells whether a login of `username` from `addr` must wait now (the name locked or delayed, the
+    /// address out of failed logins), counting nothing: for API keys, whose 256-bit secrets cannot be guessed,
+    /// so that a success writes nothing here and only a failure is counted
+    /// ([`Throttle::record_failed_login`]). Run it with [`LoginCheck::wait`] in the login's read.
+    pub fn login_check(&self, username: &str, addr: Option<ClientAddr>, now: i64) -> LoginCheck {
+        LoginCheck {
+            name: self
+                .login
+                .enabled
+                .then(|| row_name("login", &username.trim().to_lowercase())),
+            addr: self.failures_bucket(addr),
+            now,
+        }
+    }
+
+    /// Counts a failed login against the name and the address, as a wrong password would be counted.
+    pub async fn record_failed_login(
+        &self,
+        db: &Db,
+        username: &str,
+        addr: Option<ClientAddr>,
+        now: i64,
+    ) -> Result<(), ThrottleError> {
+        let attempt = self.reserve_login(db, username, addr, now).await?;
+        Ok(self.settle(db, attempt, Settle::Failed, now).await?)
+    }
+
     /// Reserves a login attempt before its password is checked: refused (429) while the name waits or is
     /// locked, while the address has used up its failed logins, or when too many checks of the name run or wait
     /// on this replica; otherwise one failure is counted against the name and one token taken from
@@ -176,6 +203,32 @@ impl Throttle {
             Ok(())
         })
         .await
+    }
+}
+
+/// See [`Throttle::login_check`].
+pub struct LoginCheck {
+    name: Option<String>,
+    addr: Option<(Gcra, String)>,
+    now: i64,
+}
+
+impl LoginCheck {
+    /// `Some`: the login must wait that long.
+    pub fn wait(&self, c: &mut crate::db::DbConn) -> Result<Option<Limited>, DbError> {
+        let now = self.now;
+        if let Some(n) = &self.name
+            && let Some(f) = db::failures(c, n)?
+            && f.locked_until > now
+        {
+            return Ok(Some(Limited::from_ms((f.locked_until - now) * 1000)));
+        }
+        if let Some((gcra, row)) = &self.addr
+            && let Err(wait) = db::peek(c, row, *gcra, now * 1000)?
+        {
+            return Ok(Some(Limited::from_ms(wait)));
+        }
+        Ok(None)
     }
 }
 

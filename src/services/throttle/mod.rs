@@ -146,7 +146,7 @@ fn row_name(kind: &str, key: &str) -> String {
 mod login;
 
 use login::Turns;
-pub use login::{LoginAttempt, Settle};
+pub use login::{LoginAttempt, LoginCheck, Settle};
 
 pub struct Throttle {
     login: LoginThrottleConfig,
