@@ -43,14 +43,15 @@ pub fn count_of_user(c: &mut DbConn, user: i64) -> Result<i64, DbError> {
         .get_result(c)?)
 }
 
-/// A key with its owner, in one statement (the read of a key login).
+/// A key with its owner, in one statement (the read of a key login, on the backend's own connection: see
+/// [`crate::native`]).
 pub fn with_owner(c: &mut DbConn, id: &str) -> Result<Option<(ApiKeyRow, UserRow)>, DbError> {
-    Ok(api_keys::table
+    Ok(crate::native!(c, c => api_keys::table
         .inner_join(users::table)
         .filter(api_keys::id.eq(id))
         .select((ApiKeyRow::as_select(), UserRow::as_select()))
         .get_result(c)
-        .optional()?)
+        .optional())?)
 }
 
 /// Deletes the user's key `id` and revokes the sessions it started; `false` when the user has no such key.

@@ -95,13 +95,14 @@ pub fn live_session_user(conn: &mut DbConn, family_id: &str) -> Result<Option<(i
 
 /// Starts a session: its row, holding the digest of its first refresh token and the key of its tokens' tags.
 pub fn create_family(conn: &mut DbConn, family: &FamilyRow, digest: &[u8], tag_key: &[u8]) -> Result<(), DbError> {
-    diesel::insert_into(refresh_families::table)
+    // On the backend's own connection (every login's write; see `crate::native`).
+    crate::native!(conn, c => diesel::insert_into(refresh_families::table)
         .values((
             family,
             refresh_families::current_digest.eq(Some(digest)),
             refresh_families::tag_key.eq(Some(tag_key)),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

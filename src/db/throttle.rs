@@ -75,11 +75,11 @@ pub fn take(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<Re
 
 /// Whether the bucket has a token, without taking it. `Ok(Err(wait_ms))`: it is empty for that long.
 pub fn peek(conn: &mut DbConn, name: &str, gcra: Gcra, now_ms: i64) -> Result<Result<(), i64>, DbError> {
-    let tat: Option<i64> = throttle_buckets::table
+    let tat: Option<i64> = crate::native!(conn, c => throttle_buckets::table
         .filter(throttle_buckets::name.eq(name))
         .select(throttle_buckets::tat)
-        .get_result(conn)
-        .optional()?;
+        .get_result(c)
+        .optional())?;
     Ok(match tat {
         Some(tat) if tat > now_ms + gcra.tolerance_ms => Err(tat - gcra.tolerance_ms - now_ms),
         _ => Ok(()),
@@ -113,11 +113,12 @@ pub struct Failures {
 }
 
 pub fn failures(conn: &mut DbConn, name: &str) -> Result<Option<Failures>, DbError> {
-    Ok(login_failures::table
+    // On the backend's own connection (every login reads it; see `crate::native`).
+    Ok(crate::native!(conn, c => login_failures::table
         .find(name)
         .select(Failures::as_select())
-        .get_result(conn)
-        .optional()?)
+        .get_result(c)
+        .optional())?)
 }
 
 /// Counts one more attempt before its password is checked, unless the name must wait: `Ok(Err(wait_ms))`

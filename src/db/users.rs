@@ -80,7 +80,8 @@ pub fn claims_for(
     user_id: i64,
     login: Option<credential::Login>,
 ) -> Result<Vec<(String, String)>, DbError> {
-    let rows: Vec<((String, String), Option<String>)> = user_claim_groups::table
+    // On the backend's own connection (a login's read; see `crate::native`).
+    let rows: Vec<((String, String), Option<String>)> = crate::native!(conn, c => user_claim_groups::table
         .inner_join(claim_groups::table.on(claim_groups::id.eq(user_claim_groups::claim_group_id)))
         .inner_join(
             claim_group_claims::table.on(claim_group_claims::claim_group_id.eq(user_claim_groups::claim_group_id)),
@@ -89,7 +90,7 @@ pub fn claims_for(
         .filter(user_claim_groups::user_id.eq(user_id))
         .select(((claims::short_name, claims::value), claim_groups::credentials))
         .order((claims::short_name.asc(), claims::value.asc()))
-        .load(conn)?;
+        .load(c))?;
     Ok(credential::admitted(rows, login))
 }
 
