@@ -133,6 +133,19 @@ fn validate(cli: &Cli, strict: bool) -> ExitCode {
     match load(cli, strict) {
         Ok(loaded) => {
             print_warnings(&loaded.warnings);
+            // The dbinit files `serve` would apply: refused here for what `serve` would refuse them for.
+            let mut bad = false;
+            for file in startup::init_files(&loaded.config, cli.dbinit.as_deref()) {
+                if let Err(problems) = crate::services::dbinit::check_file(&file) {
+                    bad = true;
+                    for p in problems {
+                        eprintln!("error: dbinit file {}: {p}", file.display());
+                    }
+                }
+            }
+            if bad {
+                return ExitCode::FAILURE;
+            }
             match &loaded.file {
                 Some(file) => eprintln!("configuration read from {} ({})", file.display(), loaded.chosen_by),
                 None => eprintln!("no configuration file found: built-in defaults"),

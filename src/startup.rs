@@ -203,7 +203,7 @@ fn watch_certificate(certificate: Arc<crate::tls::Certificate>) {
 }
 
 /// The dbinit files to apply, in order: `--dbinit` (or `users.user_init_file`), then `users.user_init_dir`.
-fn init_files(config: &Config, cli: Option<&Path>) -> Vec<PathBuf> {
+pub fn init_files(config: &Config, cli: Option<&Path>) -> Vec<PathBuf> {
     let mut files = Vec::new();
     match cli {
         Some(path) => files.push(path.to_path_buf()),

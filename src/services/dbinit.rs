@@ -120,6 +120,15 @@ struct InitUser {
     user: Option<String>,
 }
 
+/// Reads and checks one dbinit file without a database (`tessera validate`): the problems `serve` would refuse
+/// it for, short of conflicts with the data already stored.
+pub fn check_file(path: &Path) -> Result<(), Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read: {e}")])?;
+    let mut parsed = parse(&text).map_err(|p| vec![p])?;
+    let problems = normalize(&mut parsed);
+    if problems.is_empty() { Ok(()) } else { Err(problems) }
+}
+
 /// Reads, checks and applies one dbinit file.
 pub fn apply_file(conn: &mut DbConn, path: &Path, now: i64) -> Result<Applied, DbInitError> {
     let file = path.display().to_string();

@@ -282,3 +282,44 @@ mod reqwest {
         rt.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
     }
 }
+
+/// `validate` reads the dbinit files `serve` would apply and refuses a bad one, naming the file and the problem;
+/// a good one passes.
+#[test]
+fn validate_checks_the_dbinit_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "groups:\n  - { name: G, claims: [Nope] }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("good.yaml"),
+        "groups:\n  - { name: G, credentials: [password] }\n",
+    )
+    .unwrap();
+    let out = tessera(dir.path())
+        .args(["--dbinit", "bad.yaml", "validate"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("error: dbinit file bad.yaml") && stderr.contains("\"Nope\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("configuration is valid"), "{stderr}");
+    let out = tessera(dir.path())
+        .args(["--dbinit", "good.yaml", "validate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tessera(dir.path())
+        .args(["--dbinit", "missing.yaml", "validate"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a dbinit file that serve cannot read passed validate"
+    );
+}
