@@ -210,6 +210,16 @@ fn swap_failures(conn: &mut DbConn, name: &str, old: Option<Failures>, new: Opti
     Ok(n == 1)
 }
 
+/// Up to `limit` failure records whose lock or delay lasts past `now`, the longest first: (row name, record).
+pub fn locked(conn: &mut DbConn, now: i64, limit: i64) -> Result<Vec<(String, Failures)>, DbError> {
+    Ok(login_failures::table
+        .filter(login_failures::locked_until.gt(now))
+        .order(login_failures::locked_until.desc())
+        .limit(limit)
+        .select((login_failures::name, Failures::as_select()))
+        .load(conn)?)
+}
+
 pub fn clear_failures(conn: &mut DbConn, name: &str) -> Result<(), DbError> {
     diesel::delete(login_failures::table.find(name)).execute(conn)?;
     Ok(())

@@ -114,6 +114,19 @@ pub fn find_by_username(conn: &mut DbConn, username: &str) -> Result<Option<User
         .optional()?)
 }
 
+/// The users whose username or email is `login` lowercased (trimmed), as the login limits count names.
+pub fn holders_of_login(conn: &mut DbConn, login: &str) -> Result<Vec<UserRow>, DbError> {
+    let wanted = login.trim().to_lowercase();
+    Ok(users::table
+        .filter(
+            lower(users::username).eq(&wanted).or(users::email
+                .is_not_null()
+                .and(lower(users::email.assume_not_null()).eq(&wanted))),
+        )
+        .select(UserRow::as_select())
+        .load(conn)?)
+}
+
 diesel::define_sql_function! {
     /// SQL `lower()` (ASCII on SQLite, Unicode elsewhere).
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;

@@ -32,6 +32,17 @@ fn done() -> HttpResponse {
 
 // ---- users
 
+#[utoipa::path(get, path = "/api/admin/locks", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "The login names that must wait now (security.login_throttle), the longest lock first", body = [admin::LockedName]), AdminErrors))]
+pub async fn list_locks(s: State, a: Admin) -> Reply {
+    ok(admin::locks(&s, &a.0).await?)
+}
+
+#[utoipa::path(delete, path = "/api/admin/locks/{name}", tag = "admin", params(("name" = String, Path, description = "The locked name: a username or an email, as typed at the login")), security(("bearer" = [])), responses((status = 204, description = "Lifted: the name's failed logins are forgotten"), AdminErrors))]
+pub async fn lift_lock(s: State, a: Admin, name: web::Path<String>) -> Reply {
+    admin::lift_lock(&s, &a.0, name.into_inner()).await?;
+    Ok(done())
+}
+
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [User]), AdminErrors))]
 pub async fn list_users(s: State, a: Admin, q: Query) -> Reply {
     ok(admin::users(&s, &a.0, admin::page(&q)?, admin::search(&q)?).await?)
@@ -236,6 +247,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/localuser", web::post().to(create_local_user))
             .route("/localuser", web::patch().to(set_local_password))
             .route("/totals", web::get().to(totals))
+            .route("/locks", web::get().to(list_locks))
+            .route("/locks/{name}", web::delete().to(lift_lock))
             .route("/audit", web::get().to(audit))
             .route("/keys", web::get().to(keys))
             .route("/keys/rotate", web::post().to(rotate_keys))

@@ -268,6 +268,8 @@ impl Modify for BearerAuth {
         crate::routes::admin::create_local_user,
         crate::routes::admin::set_local_password,
         crate::routes::admin::totals,
+        crate::routes::admin::list_locks,
+        crate::routes::admin::lift_lock,
         crate::routes::admin::list_groups,
         crate::routes::admin::get_group,
         crate::routes::admin::create_group,

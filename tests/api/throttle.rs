@@ -224,3 +224,63 @@ async fn limits_can_be_turned_off() {
     }
     app.login_ok("tester", "tester").await;
 }
+
+/// An admin sees the locked names (a user's by username, a name nobody has by its digest alone) and lifts a
+/// user's lock; read-only admins may look, not lift; a superuser's lock is a superuser's to lift.
+#[tokio::test]
+async fn admins_list_and_lift_locks() {
+    use crate::admin::{PASSWORD, admin_app, call, token};
+    use reqwest::Method;
+    let app = admin_app(TestDb::Sqlite, |c| {
+        c.security.login_throttle.delay_after = 100;
+        c.security.login_throttle.lockout_after = 2;
+    })
+    .await
+    .unwrap();
+    let (writer, reader) = (token(&app, "user_U").await, token(&app, "user_u").await);
+    for name in ["USER_none", "user_none", "ghost", "user_S2", "user_S2"] {
+        assert_eq!(app.login(name, "wrong").await.status(), 401, "{name}");
+    }
+    assert_eq!(app.login("user_none", PASSWORD).await.status(), 429);
+    let listed: Value = call(&app, Some(&reader), Method::GET, "/api/admin/locks", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["username"].clone())
+        .collect();
+    assert!(
+        names.contains(&json!("user_none")) && names.contains(&json!("user_S2")),
+        "{listed}"
+    );
+    assert!(
+        !listed.to_string().contains("ghost"),
+        "a name nobody has is shown only by its digest: {listed}"
+    );
+    let lift = |who: &str, name: &str| {
+        call(
+            &app,
+            Some(who),
+            Method::DELETE,
+            &format!("/api/admin/locks/{name}"),
+            None,
+        )
+    };
+    assert_eq!(lift(&reader, "user_none").await.status(), 403);
+    let denied: Value = lift(&writer, "user_S2").await.json().await.unwrap();
+    assert_eq!(denied["error"], "superuser_required");
+    assert_eq!(lift(&writer, "User_None").await.status(), 204);
+    assert_eq!(lift(&writer, "user_none").await.status(), 404, "no longer locked");
+    assert_eq!(app.login("user_none", PASSWORD).await.status(), 200);
+    let su = token(&app, "user_S").await;
+    let audit = call(&app, Some(&su), Method::GET, "/api/admin/audit?itemsPerPage=255", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains("lock.lift"), "{audit}");
+}

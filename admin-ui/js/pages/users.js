@@ -63,9 +63,46 @@ export async function usersPage(main) {
   const create = may('users', true)
     ? h('button', { type: 'button', class: 'primary', id: 'new-user', onclick: () => createUser() }, 'New local user')
     : null;
-  mount(main, h('div', { class: 'title' }, h('h1', {}, 'Users'), create), search, list, pager);
+  mount(main, h('div', { class: 'title' }, h('h1', {}, 'Users'), create), search, list, pager, await lockedNames(main));
   await show();
   search.focus();
+}
+
+/** The names the login limits make wait now, with a button to lift a user's lock. */
+async function lockedNames(main) {
+  const locks = await api.get('api/admin/locks');
+  if (!locks.length) return null;
+  const lift = async (l) => {
+    try {
+      await api.del(`api/admin/locks/${encodeURIComponent(l.username)}`);
+      notify(`The lock of ${l.username} is lifted.`);
+      usersPage(main);
+    } catch (err) {
+      notify(explain(err), 'error');
+    }
+  };
+  return h(
+    'section',
+    { id: 'locks' },
+    h('h2', {}, 'Locked names'),
+    h('p', { class: 'meta' }, 'Names that failed to log in too often wait until the time shown (security.login_throttle).'),
+    table(
+      locks,
+      [
+        ['Name', (l) => l.username || h('span', { class: 'meta' }, `a name no user has (${l.id.slice(0, 12)}…)`)],
+        ['Failures', (l) => String(l.failures)],
+        ['Until', (l) => when(l.locked_until)],
+        [
+          '',
+          (l) =>
+            may('users', true) && l.username
+              ? h('button', { type: 'button', class: 'small lift-lock', onclick: () => lift(l) }, 'Lift')
+              : '',
+        ],
+      ],
+      '',
+    ),
+  );
 }
 
 function createUser() {

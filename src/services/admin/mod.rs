@@ -10,6 +10,7 @@
 mod changes;
 pub mod clients;
 mod entities;
+mod locks;
 mod operations;
 mod reads;
 mod users;
@@ -25,6 +26,7 @@ pub use crate::services::ServiceError;
 
 pub use changes::*;
 pub use entities::{claim_dto, group_dto, link_dto};
+pub use locks::{LockedName, lift as lift_lock, locks};
 pub use operations::*;
 pub use reads::*;
 pub use users::{

@@ -75,10 +75,7 @@ impl Throttle {
     /// ([`Throttle::record_failed_login`]). Run it with [`LoginCheck::wait`] in the login's read.
     pub fn login_check(&self, username: &str, addr: Option<ClientAddr>, now: i64) -> LoginCheck {
         LoginCheck {
-            name: self
-                .login
-                .enabled
-                .then(|| row_name("login", &username.trim().to_lowercase())),
+            name: self.login.enabled.then(|| self.login_row(username)),
             addr: self.failures_bucket(addr),
             now,
         }
@@ -107,10 +104,7 @@ impl Throttle {
         addr: Option<ClientAddr>,
         now: i64,
     ) -> Result<LoginAttempt, ThrottleError> {
-        let name = self
-            .login
-            .enabled
-            .then(|| row_name("login", &username.trim().to_lowercase()));
+        let name = self.login.enabled.then(|| self.login_row(username));
         let in_flight = match &name {
             Some(n) => Some(self.enter(n).await?),
             None => None,

@@ -236,11 +236,13 @@ impl Throttle {
     }
 
     /// Clears the failures of these login names (after a password reset proves the owner).
+    /// The record name of the login limit of `name` (lowercased and trimmed, as logins count it).
+    pub fn login_row(&self, name: &str) -> String {
+        row_name("login", &name.trim().to_lowercase())
+    }
+
     pub async fn clear_login_failures(&self, db: &Db, names: Vec<String>) -> Result<(), DbError> {
-        let rows: Vec<String> = names
-            .iter()
-            .map(|n| row_name("login", &n.trim().to_lowercase()))
-            .collect();
+        let rows: Vec<String> = names.iter().map(|n| self.login_row(n)).collect();
         db.on_writer(move |c| rows.iter().try_for_each(|r| db::clear_failures(c, r)))
             .await
     }
