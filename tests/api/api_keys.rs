@@ -13,7 +13,7 @@ use tessera::clock::{Clock, ManualClock};
 
 use crate::admin::{PASSWORD, admin_app, call, id_of, token};
 use crate::db_test;
-use crate::helpers::{TestApp, TestDb, claims_of, repo_path, spawn_app_full, spawn_app_with};
+use crate::helpers::{TestApp, TestDb, claims_of, run_json_script, spawn_app_full, spawn_app_with};
 use crate::security::expect;
 
 /// `ann` is in `Supers` (stk=S, password logins only), `Crew` (ship=acc, every credential) and `Bots`
@@ -84,28 +84,7 @@ async fn script_login(app: &TestApp, user: &str, key: &str) -> Value {
         "key": key,
         "issuer": "tessera",
     });
-    let script = repo_path("tests/interop/api_key_script.py");
-    let out = tokio::task::spawn_blocking(move || {
-        let mut child = std::process::Command::new("/usr/bin/python3")
-            .arg(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 (the test script installs it)");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.to_string().as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    run_json_script("/usr/bin/python3".into(), "api_key_script.py", input).await
 }
 
 async fn refresh_pair(app: &TestApp, refresh: &str) -> (u16, Value) {

@@ -286,3 +286,39 @@ pub fn header_of(token: &str) -> serde_json::Value {
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON header")
 }
+
+/// The Python of the test script's venv (`TESSERA_TEST_OAUTH_PYTHON`, else its default place): PyJWT, pyotp and
+/// the OAuth clients are installed there.
+pub fn venv_python() -> String {
+    std::env::var("TESSERA_TEST_OAUTH_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/tessera/oauth-venv/bin/python")
+    })
+}
+
+/// Runs a script of `tests/interop` with `python`, `input` as JSON on stdin; fails the test unless it exits 0,
+/// and returns the JSON it prints.
+pub async fn run_json_script(python: String, script: &str, input: serde_json::Value) -> serde_json::Value {
+    let script = repo_path(&format!("tests/interop/{script}"));
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(&python)
+            .arg(&script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {python} (the test script installs it): {e}"));
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.to_string().as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}

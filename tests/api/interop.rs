@@ -183,12 +183,7 @@ async fn readme_snippets_verify_tokens() {
     let js_file = repo_path(&format!("tests/interop/.readme-{:016x}.mjs", rand::random::<u64>()));
     std::fs::write(&js_file, node).unwrap();
     let jwks = app.url("/.well-known/jwks.json");
-    let venv = std::env::var("TESSERA_TEST_OAUTH_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/tessera/oauth-venv/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
+    let venv = crate::helpers::venv_python();
     let run = |program: String, file: std::path::PathBuf, token: String| {
         let jwks = jwks.clone();
         tokio::task::spawn_blocking(move || {

@@ -11,7 +11,7 @@ use tessera::clock::{Clock, ManualClock};
 
 use crate::admin::{PASSWORD, call};
 use crate::db_test;
-use crate::helpers::{TestApp, TestDb, claims_of, repo_path, spawn_app_full, spawn_on_url};
+use crate::helpers::{TestApp, TestDb, claims_of, run_json_script, spawn_app_full, spawn_on_url, venv_python};
 use crate::security::expect;
 
 /// `mia` (no letters), `root` (stk=S) and `ula` (stk=U).
@@ -45,34 +45,8 @@ async fn mfa_app(db: TestDb, clock: &ManualClock, tweak: impl FnOnce(&mut tesser
 /// Codes at `times`, from pyotp, after it checked that the URI carries `secret` and the usual parameters.
 async fn codes(enrolment: &Value, times: &[i64]) -> Vec<String> {
     let input = json!({"secret": enrolment["secret"], "uri": enrolment["otpauth_uri"], "times": times});
-    let script = repo_path("tests/interop/totp_codes.py");
-    let out = tokio::task::spawn_blocking(move || {
-        let python = std::env::var("TESSERA_TEST_OAUTH_PYTHON").unwrap_or_else(|_| {
-            format!(
-                "{}/.cache/tessera/oauth-venv/bin/python",
-                std::env::var("HOME").unwrap_or_default()
-            )
-        });
-        let mut child = std::process::Command::new(python)
-            .arg(script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the venv's python (the test script installs it)");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.to_string().as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(out.status.success(), "pyotp: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = run_json_script(venv_python(), "totp_codes.py", input).await;
+    serde_json::from_value(out).unwrap()
 }
 
 async fn code_now(enrolment: &Value, clock: &ManualClock) -> String {

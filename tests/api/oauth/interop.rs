@@ -11,14 +11,6 @@ use crate::admin::PASSWORD;
 use crate::db_test;
 use crate::helpers::{TestApp, repo_path};
 
-/// The venv's Python (`TESSERA_TEST_OAUTH_PYTHON`, else the test script's default place).
-fn python() -> String {
-    std::env::var("TESSERA_TEST_OAUTH_PYTHON").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap_or_default();
-        format!("{home}/.cache/tessera/oauth-venv/bin/python")
-    })
-}
-
 fn credentials(c: &Value) -> Value {
     json!({ "client_id": c["client_id"], "client_secret": c["client_secret"] })
 }
@@ -55,7 +47,7 @@ async fn run_clients(app: &TestApp, oidc: bool) {
         "password": PASSWORD,
         "oidc": oidc,
     });
-    let mut python = Command::new(python());
+    let mut python = Command::new(crate::helpers::venv_python());
     // oauthlib refuses http:// token URLs otherwise; the server is on loopback.
     python
         .arg(repo_path("tests/interop/oauth_clients.py"))
