@@ -737,3 +737,38 @@ async fn a_key_session_loses_admin_rights_when_its_group_is_limited() {
     )
     .await;
 }
+
+/// A token whose session ended (logout) is still a valid JWT until it expires, but it can neither see nor make
+/// API keys, nor touch the second factor: those endpoints read the session, not the token alone.
+#[tokio::test]
+async fn an_ended_session_manages_no_keys_and_no_factor() {
+    let app = scoped_app(TestDb::Sqlite, |_| {}).await;
+    let (token, refresh) = app.login_ok("bob", PASSWORD).await;
+    let out = app.post_json("/api/logout", &json!({ "refresh": refresh })).await;
+    assert!(out.status().is_success(), "logout: {}", out.status());
+    expect(
+        call(&app, Some(&token), Method::GET, "/api/me/api-keys", None).await,
+        401,
+        "",
+    )
+    .await;
+    let made = call(
+        &app,
+        Some(&token),
+        Method::POST,
+        "/api/me/api-keys",
+        Some(json!({"name": "late"})),
+    )
+    .await;
+    expect(made, 401, "").await;
+    expect(
+        call(&app, Some(&token), Method::POST, "/api/mfa/totp", Some(json!({}))).await,
+        401,
+        "",
+    )
+    .await;
+    // And a caller without letters sees no one else's keys.
+    let (plain, _) = app.login_ok("bob", PASSWORD).await;
+    let ann = call(&app, Some(&plain), Method::GET, "/api/admin/users?q=ann", None).await;
+    assert_eq!(ann.status(), 403);
+}

@@ -477,6 +477,19 @@ async fn admins_see_and_reset_a_factor_within_the_letter_rules() {
     let mia_id = crate::admin::id_of(&app, &ula, "users", "username", "mia").await;
     let root_id = crate::admin::id_of(&app, &ula, "users", "username", "root").await;
     let path = |id: i64| format!("/api/admin/users/{id}/mfa");
+    // A user without letters neither sees nor resets anyone's factor, their own included.
+    expect(
+        call(&app, Some(&mia), Method::GET, &path(root_id), None).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    expect(
+        call(&app, Some(&mia), Method::DELETE, &path(mia_id), None).await,
+        403,
+        "forbidden",
+    )
+    .await;
     let status = expect(call(&app, Some(&ula), Method::GET, &path(mia_id), None).await, 200, "").await;
     assert_eq!(
         (status["totp"].as_bool(), status["recovery_codes_left"].as_i64()),
