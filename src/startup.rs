@@ -275,7 +275,7 @@ impl Application {
 
         let passwords =
             Passwords::new(prepared.hasher, &config.security).map_err(|e| StartupError::Config(e.to_string()))?;
-        let providers = crate::user_source::Providers::from_config(&config.users).map_err(StartupError::Config)?;
+        let providers = crate::user_source::Providers::from_config(&config).map_err(StartupError::Config)?;
         let form_key = match config.registration.rsa_encryption {
             true => Some(Arc::new(
                 form_key(prepared.db.clone(), clock.now(), prepared.kek.clone()).await?,

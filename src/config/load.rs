@@ -205,6 +205,7 @@ pub fn load_from_str(
             name: "ldap".into(),
             kind: "ldap".into(),
             ldap: config.users.ldap.clone(),
+            oidc: Default::default(),
         });
     }
 

@@ -1,4 +1,7 @@
-//! The `users` section: user providers (LDAP), dbinit files and the admin API's policies.
+//! The `users` section: user providers (LDAP directories and upstream OpenID providers), dbinit files and the
+//! admin API's policies.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +20,8 @@ pub struct UsersConfig {
     pub provider_config_dir: String,
     pub providers: Vec<ProviderConfig>,
     pub policy_config: PolicyConfig,
+    /// Refuse an OpenID login that matches no `OIDC:<provider>` group link (Stoke does).
+    pub oidc_require_group_link: bool,
     /// Stoke's older flat LDAP settings: with `enable_ldap: true` they become one provider named `ldap`.
     pub enable_ldap: bool,
     #[serde(flatten)]
@@ -32,6 +37,7 @@ impl Default for UsersConfig {
             provider_config_dir: String::new(),
             providers: Vec::new(),
             policy_config: PolicyConfig::default(),
+            oidc_require_group_link: true,
             enable_ldap: false,
             ldap: LdapSettings::default(),
         }
@@ -43,11 +49,13 @@ impl Default for UsersConfig {
 #[serde(default)]
 pub struct ProviderConfig {
     pub name: String,
-    /// `ldap` (the only kind so far).
+    /// `ldap` or `oidc`.
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(flatten)]
     pub ldap: LdapSettings,
+    #[serde(flatten)]
+    pub oidc: OidcSettings,
 }
 
 impl Default for ProviderConfig {
@@ -56,6 +64,81 @@ impl Default for ProviderConfig {
             name: String::new(),
             kind: "ldap".into(),
             ldap: LdapSettings::default(),
+            oidc: OidcSettings::default(),
+        }
+    }
+}
+
+impl ProviderConfig {
+    pub fn is_oidc(&self) -> bool {
+        self.kind.eq_ignore_ascii_case("oidc")
+    }
+}
+
+/// An upstream OpenID provider (Stoke's key names; `issuer`, `jwks_url`, `client_secret_file`,
+/// `link_by_verified_email` and `request_timeout` are Tessera's own).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OidcSettings {
+    /// The provider's `/.well-known/openid-configuration`; the endpoints below are read from it when empty.
+    pub discovery_url: String,
+    pub auth_url: String,
+    pub token_url: String,
+    pub user_info_url: String,
+    /// Without `discovery_url`: the provider's issuer and key set, which verify its id_tokens.
+    pub issuer: String,
+    pub jwks_url: String,
+    /// `code` (authorization code with PKCE); Stoke's `implicit` and `hybrid` are refused.
+    pub auth_flow_type: String,
+    /// Where the mapped claims come from: `token` (the id_token) or `endpoint` (the UserInfo endpoint).
+    pub claims_source: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// A file holding the client secret (instead of `client_secret`).
+    pub client_secret_file: String,
+    /// This server's `/oidc/<name>`, as registered with the provider.
+    pub redirect_uri: String,
+    /// The claims that give a user's names and email; `id:` reads the id_token whatever `claims_source` says.
+    pub first_name_claim: String,
+    pub last_name_claim: String,
+    pub email_claim: String,
+    /// Scopes to ask for besides `openid` (always asked for).
+    pub scopes: Vec<String>,
+    /// More parameters of the authorization request (e.g. `prompt`, `hd`).
+    pub extra_arguments: BTreeMap<String, String>,
+    /// Stoke's key for its signed `state`; Tessera keeps each request's state in the database instead, so it is
+    /// read and unused.
+    pub state_secret: Secret,
+    /// A first login may join an existing account of the same email when the provider says the email is
+    /// verified (never an account holding `stk=S`).
+    pub link_by_verified_email: bool,
+    /// How long one request to the provider may take.
+    pub request_timeout: GoDuration,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        OidcSettings {
+            discovery_url: String::new(),
+            auth_url: String::new(),
+            token_url: String::new(),
+            user_info_url: String::new(),
+            issuer: String::new(),
+            jwks_url: String::new(),
+            auth_flow_type: "code".into(),
+            claims_source: "token".into(),
+            client_id: String::new(),
+            client_secret: Secret::default(),
+            client_secret_file: String::new(),
+            redirect_uri: String::new(),
+            first_name_claim: "given_name".into(),
+            last_name_claim: "family_name".into(),
+            email_claim: "email".into(),
+            scopes: Vec::new(),
+            extra_arguments: BTreeMap::new(),
+            state_secret: Secret::default(),
+            link_by_verified_email: false,
+            request_timeout: GoDuration::from_secs(10),
         }
     }
 }
@@ -120,4 +203,59 @@ pub struct PolicyConfig {
     pub protected_claims: Vec<String>,
     /// Let a superuser (`stk=S`) write protected entities anyway.
     pub allow_superuser_override: bool,
+}
+
+/// Where an OpenID provider's mapped claims come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimsSource {
+    /// The verified id_token (Stoke's `token` or `id_token`).
+    IdToken,
+    /// The UserInfo endpoint, asked with the access token (Stoke's `endpoint` or `user_info`).
+    Endpoint,
+}
+
+impl ClaimsSource {
+    pub fn parse(text: &str) -> Option<ClaimsSource> {
+        match text.to_ascii_lowercase().as_str() {
+            "token" | "id_token" => Some(ClaimsSource::IdToken),
+            "endpoint" | "user_info" | "userinfo" => Some(ClaimsSource::Endpoint),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `name` can be the last segment of `/oidc/<name>`.
+pub fn oidc_name_ok(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Whether Tessera may talk to an OpenID provider at `url`: https, or plain http on a loopback address (a
+/// provider in a test or beside the server).
+pub fn provider_url_ok(url: &str) -> bool {
+    if let Some(rest) = url.strip_prefix("https://") {
+        return !rest.is_empty();
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The redirect URI of an OpenID provider: its `redirect_uri`, else `server.public_url` + `/oidc/<name>`.
+pub fn oidc_redirect_uri(c: &super::Config, p: &ProviderConfig) -> String {
+    if !p.oidc.redirect_uri.is_empty() {
+        return p.oidc.redirect_uri.clone();
+    }
+    match c.server.public_url.trim_end_matches('/') {
+        "" => String::new(),
+        base => format!("{base}/oidc/{}", p.name),
+    }
 }

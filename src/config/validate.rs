@@ -208,7 +208,7 @@ fn accounts(c: &Config, fail: &mut impl FnMut(&str, String)) {
     }
 }
 
-/// User providers (LDAP).
+/// User providers (LDAP directories and upstream OpenID providers).
 fn providers(c: &Config, fail: &mut impl FnMut(&str, String)) {
     let mut names = std::collections::HashSet::new();
     for (i, p) in c.users.providers.iter().enumerate() {
@@ -221,10 +221,16 @@ fn providers(c: &Config, fail: &mut impl FnMut(&str, String)) {
                 format!("provider name {:?} is used twice", p.name),
             );
         }
+        if p.is_oidc() {
+            for (field, msg) in oidc_findings(c, p) {
+                fail(&format!("{key}.{field}"), msg);
+            }
+            continue;
+        }
         if !p.kind.eq_ignore_ascii_case("ldap") {
             fail(
                 &format!("{key}.type"),
-                format!("provider type {:?} is not supported (only ldap)", p.kind),
+                format!("provider type {:?} is not supported (ldap or oidc)", p.kind),
             );
         }
         let url = p.ldap.server_url.as_str();
@@ -250,9 +256,131 @@ fn providers(c: &Config, fail: &mut impl FnMut(&str, String)) {
     }
 }
 
+/// What is wrong with an OpenID provider's settings, by key.
+fn oidc_findings(c: &Config, p: &super::ProviderConfig) -> Vec<(&'static str, String)> {
+    let o = &p.oidc;
+    let mut out = Vec::new();
+    if !p.name.is_empty() && !super::oidc_name_ok(&p.name) {
+        out.push((
+            "name",
+            format!(
+                "{:?} cannot be part of the path /oidc/<name>: use 1-64 letters, digits, '-' or '_'",
+                p.name
+            ),
+        ));
+    }
+    match o.auth_flow_type.to_ascii_lowercase().as_str() {
+        "code" => {}
+        "implicit" | "hybrid" => out.push((
+            "auth_flow_type",
+            format!(
+                "{:?} is refused: it hands tokens to the browser in the URL, where history, logs and referrers \
+                 leak them, with no PKCE to bind them to this server (RFC 9700 2.1.2); use `code`, which Tessera runs with PKCE",
+                o.auth_flow_type
+            ),
+        )),
+        other => out.push(("auth_flow_type", format!("{other:?} is not a flow: use `code`"))),
+    }
+    if super::ClaimsSource::parse(&o.claims_source).is_none() {
+        out.push((
+            "claims_source",
+            format!(
+                "{:?} is not a source: `token` (the id_token) or `endpoint` (UserInfo)",
+                o.claims_source
+            ),
+        ));
+    }
+    if o.client_id.is_empty() {
+        out.push((
+            "client_id",
+            "the client ID the provider gave this server is needed".into(),
+        ));
+    }
+    if !o.client_secret.is_empty() && !o.client_secret_file.is_empty() {
+        out.push((
+            "client_secret_file",
+            "set client_secret or client_secret_file, not both".into(),
+        ));
+    }
+    if !o.client_secret_file.is_empty() && std::fs::read_to_string(&o.client_secret_file).is_err() {
+        out.push((
+            "client_secret_file",
+            format!("{:?} is not a readable file", o.client_secret_file),
+        ));
+    }
+    let endpoints: [(&'static str, &str); 6] = [
+        ("discovery_url", &o.discovery_url),
+        ("auth_url", &o.auth_url),
+        ("token_url", &o.token_url),
+        ("user_info_url", &o.user_info_url),
+        ("jwks_url", &o.jwks_url),
+        ("issuer", &o.issuer),
+    ];
+    for (field, url) in endpoints {
+        if !url.is_empty() && !super::provider_url_ok(url) {
+            out.push((
+                field,
+                format!("{url:?} must be an https URL (plain http only on a loopback address)"),
+            ));
+        }
+    }
+    if o.discovery_url.is_empty() {
+        for (field, url) in [
+            ("auth_url", &o.auth_url),
+            ("token_url", &o.token_url),
+            ("issuer", &o.issuer),
+            ("jwks_url", &o.jwks_url),
+        ] {
+            if url.is_empty() {
+                out.push((field, "needed when there is no discovery_url".into()));
+            }
+        }
+        if super::ClaimsSource::parse(&o.claims_source) == Some(super::ClaimsSource::Endpoint)
+            && o.user_info_url.is_empty()
+        {
+            out.push((
+                "user_info_url",
+                "needed for claims_source endpoint when there is no discovery_url".into(),
+            ));
+        }
+    }
+    let redirect = super::oidc_redirect_uri(c, p);
+    if redirect.is_empty() {
+        out.push((
+            "redirect_uri",
+            format!(
+                "needed (this server's /oidc/{}, as registered with the provider), or set server.public_url",
+                p.name
+            ),
+        ));
+    } else if !redirect.ends_with(&format!("/oidc/{}", p.name)) {
+        out.push((
+            "redirect_uri",
+            format!(
+                "{redirect:?} must be this server's /oidc/{} (the provider returns there)",
+                p.name
+            ),
+        ));
+    }
+    if o.request_timeout.as_duration().is_zero() {
+        out.push(("request_timeout", "must be more than 0".into()));
+    }
+    out
+}
+
 /// What does not stop a start but is worth a word.
 fn warnings(c: &Config, warn: &mut impl FnMut(&str, String)) {
     for (i, p) in c.users.providers.iter().enumerate() {
+        if p.is_oidc() {
+            if !p.oidc.state_secret.is_empty() {
+                warn(
+                    &format!("users.providers[{i}].state_secret"),
+                    "unused: Tessera keeps each sign-in's state in the database, so replicas need no shared secret"
+                        .into(),
+                );
+            }
+            continue;
+        }
         if p.ldap.user_filter_template.trim().is_empty() {
             warn(
                 &format!("users.providers[{i}].user_filter_template"),

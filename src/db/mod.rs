@@ -17,6 +17,7 @@ pub mod import;
 pub mod keys;
 pub mod mfa;
 pub mod migrations;
+pub mod oidc;
 pub mod outbox;
 pub mod refresh;
 pub mod schema;

@@ -188,6 +188,7 @@ diesel::joinable!(refresh_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(totp_factors -> users (user_id));
+diesel::joinable!(oidc_identities -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -208,7 +209,45 @@ diesel::allow_tables_to_appear_in_same_query!(
     totp_factors,
     recovery_codes,
     mfa_tokens,
+    oidc_identities,
+    oidc_flows,
+    oidc_exchanges,
 );
+
+diesel::table! {
+    /// Who an upstream OpenID provider says a user is (see the `oidc` migration).
+    oidc_identities (provider, issuer, subject) {
+        provider -> Text,
+        issuer -> Text,
+        subject -> Text,
+        user_id -> BigInt,
+        created_at -> BigInt,
+        last_login_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Authorization requests on their way through a provider, by the SHA-256 of their state.
+    oidc_flows (digest) {
+        digest -> Binary,
+        provider -> Text,
+        nonce -> Text,
+        verifier -> Text,
+        next_url -> Text,
+        xfer -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Verified upstream logins waiting for `/api/login`, by the SHA-256 of their exchange pair.
+    oidc_exchanges (digest) {
+        digest -> Binary,
+        provider -> Text,
+        user_id -> BigInt,
+        expires_at -> BigInt,
+    }
+}
 
 diesel::table! {
     audit_log (id) {

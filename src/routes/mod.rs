@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod mfa;
 pub mod middleware;
 pub mod oauth;
+pub mod oidc;
 pub mod openapi;
 pub mod tokens;
 pub mod wellknown;
@@ -59,6 +60,7 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         .configure(clients::configure)
         .configure(api_keys::configure)
         .configure(mfa::configure)
+        .configure(oidc::configure)
         .configure(admin::configure)
         .configure(admin_ui::configure)
         .configure(accounts::configure)

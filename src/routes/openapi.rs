@@ -327,6 +327,8 @@ impl Modify for BearerAuth {
         crate::routes::mfa::second_step,
         crate::routes::mfa::status,
         crate::routes::mfa::reset,
+        crate::routes::oidc::sign_in,
+        crate::routes::oidc::transfer_js,
     )
 )]
 pub struct ApiDoc;

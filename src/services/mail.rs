@@ -196,7 +196,8 @@ fn split_subject(text: &str) -> Option<(String, String)> {
     Some((subject, rest.to_string()))
 }
 
-fn html_escape(s: &str) -> String {
+/// `s` with the five HTML metacharacters escaped (safe in text and in quoted attributes).
+pub(crate) fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

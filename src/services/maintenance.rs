@@ -64,6 +64,8 @@ pub struct Swept {
     pub sealed_successors: usize,
     pub revoked_tokens: usize,
     pub mfa_tokens: usize,
+    /// Sign-ins through an OpenID provider that were never finished or redeemed.
+    pub oidc_pending: usize,
 }
 
 impl Swept {
@@ -76,6 +78,7 @@ impl Swept {
             + self.sealed_successors
             + self.revoked_tokens
             + self.mfa_tokens
+            + self.oidc_pending
     }
 }
 
@@ -129,6 +132,7 @@ pub async fn sweep(state: &AppState, now: i64) -> Result<Swept, DbError> {
                 sealed_successors: db::refresh::clear_sealed(c, grace_ended)?,
                 revoked_tokens: db::clients::sweep_revoked(c, revoked_before, BATCH)?,
                 mfa_tokens: db::mfa::delete_expired_tokens(c, now, BATCH)?,
+                oidc_pending: db::oidc::delete_expired(c, now, BATCH)?,
             })
         })
         .await?;

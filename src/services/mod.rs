@@ -15,6 +15,7 @@ pub mod mail;
 pub mod maintenance;
 pub mod mfa;
 pub mod oauth;
+pub mod oidc;
 pub mod passwords;
 pub mod rights;
 pub mod state;

@@ -98,7 +98,7 @@ fn mergeable(u: &UserRow) -> bool {
 const COLUMN: usize = 255;
 
 /// `text` cut to the column width, on a character boundary.
-fn fit(text: &str) -> String {
+pub(crate) fn fit(text: &str) -> String {
     let mut end = text.len().min(COLUMN);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -106,28 +106,53 @@ fn fit(text: &str) -> String {
     text[..end].to_string()
 }
 
-/// Whether a link of this type applies to `provider`: `LDAP:<provider>`, `LDAP:` or `LDAP` (case-insensitive kind).
-pub fn link_applies(link_type: &str, provider: &str) -> bool {
-    let (kind, which) = link_type.split_once(':').unwrap_or((link_type, ""));
-    kind.trim().eq_ignore_ascii_case("ldap") && (which.is_empty() || which == provider)
+/// Whether a link of this type applies to `provider` of `kind` (`LDAP`, `OIDC`): `<kind>:<provider>`, `<kind>:`
+/// or `<kind>` (case-insensitive kind).
+pub fn link_applies(link_type: &str, kind: &str, provider: &str) -> bool {
+    let (k, which) = link_type.split_once(':').unwrap_or((link_type, ""));
+    k.trim().eq_ignore_ascii_case(kind) && (which.is_empty() || which == provider)
 }
 
-fn sync_groups(c: &mut DbConn, provider: &str, user_id: i64, directory_groups: &[String]) -> Result<(), DbError> {
+/// The claim groups `kind` links of `provider` manage, and those among them whose `resource_spec` `matches`.
+pub fn linked_groups(
+    c: &mut DbConn,
+    kind: &str,
+    provider: &str,
+    matches: impl Fn(&str) -> bool,
+) -> Result<(HashSet<i64>, HashSet<i64>), DbError> {
     let mut managed = HashSet::new();
     let mut wanted = HashSet::new();
     for (link_type, spec, group) in catalog::attached_links(c)? {
-        if !link_applies(&link_type, provider) {
+        if !link_applies(&link_type, kind, provider) {
             continue;
         }
         managed.insert(group);
-        // LDAP names and DNs compare case-insensitively.
-        if directory_groups
-            .iter()
-            .any(|g| g.trim().eq_ignore_ascii_case(spec.trim()))
-        {
+        if matches(&spec) {
             wanted.insert(group);
         }
     }
+    Ok((managed, wanted))
+}
+
+fn sync_groups(c: &mut DbConn, provider: &str, user_id: i64, directory_groups: &[String]) -> Result<(), DbError> {
+    // LDAP names and DNs compare case-insensitively.
+    let (managed, wanted) = linked_groups(c, "LDAP", provider, |spec| {
+        directory_groups
+            .iter()
+            .any(|g| g.trim().eq_ignore_ascii_case(spec.trim()))
+    })?;
+    apply_links(c, provider, user_id, &managed, &wanted)
+}
+
+/// Makes the user's memberships of the `managed` groups be `wanted`, keeping the last superuser's: a provider's
+/// change never leaves nobody holding `stk=S`.
+pub fn apply_links(
+    c: &mut DbConn,
+    provider: &str,
+    user_id: i64,
+    managed: &HashSet<i64>,
+    wanted: &HashSet<i64>,
+) -> Result<(), DbError> {
     if managed.is_empty() {
         return Ok(());
     }
@@ -145,12 +170,12 @@ fn sync_groups(c: &mut DbConn, provider: &str, user_id: i64, directory_groups: &
         let holdings = catalog::holdings(c)?;
         let superusers = holdings.superusers();
         if superusers.len() == 1 && superusers.contains(&user_id) {
-            // Whatever the directory says, the last superuser stays one: keep the groups that make it so.
+            // Whatever the provider says, the last superuser stays one: keep the groups that make it so.
             gone.retain(|g| !holdings.group(*g).is_superuser());
             tracing::warn!(
                 user_id,
                 provider,
-                "the directory no longer puts the last superuser in its group; the membership is kept"
+                "the provider no longer puts the last superuser in its group; the membership is kept"
             );
         }
     }
@@ -172,10 +197,12 @@ mod tests {
 
     #[test]
     fn link_types_select_providers() {
-        assert!(link_applies("LDAP:", "corp"));
-        assert!(link_applies("LDAP", "corp"));
-        assert!(link_applies("ldap:corp", "corp"));
-        assert!(!link_applies("LDAP:other", "corp"));
-        assert!(!link_applies("OIDC:", "corp"));
+        assert!(link_applies("LDAP:", "LDAP", "corp"));
+        assert!(link_applies("LDAP", "LDAP", "corp"));
+        assert!(link_applies("ldap:corp", "LDAP", "corp"));
+        assert!(!link_applies("LDAP:other", "LDAP", "corp"));
+        assert!(!link_applies("OIDC:", "LDAP", "corp"));
+        assert!(link_applies("OIDC:google", "OIDC", "google"));
+        assert!(!link_applies("LDAP:google", "OIDC", "google"));
     }
 }

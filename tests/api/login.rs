@@ -181,6 +181,7 @@ async fn available_providers_lists_configured_ldap() {
                 name: "corp".into(),
                 kind: "ldap".into(),
                 ldap: Default::default(),
+                oidc: Default::default(),
             })
         },
         None,

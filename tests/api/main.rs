@@ -27,6 +27,7 @@ mod metrics;
 mod mfa;
 mod migrations;
 mod oauth;
+mod oidc;
 mod openapi;
 mod outage;
 mod process;

@@ -130,7 +130,12 @@ async fn limited_login(
     if state.passwords.too_long(&input.password) {
         return Err(ServiceError::invalid("password_too_long", "the password is too long"));
     }
-    let provider = match input.provider.as_deref().filter(|p| !p.is_empty()) {
+    let named = input.provider.as_deref().filter(|p| !p.is_empty());
+    if let Some(name) = named.filter(|name| state.providers.oidc(name).is_some()) {
+        let name = name.to_string();
+        return oidc_login(state, input, grant, &name).await;
+    }
+    let provider = match named {
         Some(p) if p.eq_ignore_ascii_case("local") => None,
         Some(p) => Some(
             state
@@ -211,6 +216,20 @@ async fn key_login(
             Err(ServiceError::BadCredentials)
         }
     }
+}
+
+/// A login with the exchange pair of an upstream sign-in (`username`: the page's `id_token`, `password`: its
+/// `access_code`). The pair has 256 random bits and works once, so, as for API keys, no name is reserved; a
+/// user's second factor is asked for as after a password.
+async fn oidc_login(
+    state: &AppState,
+    input: LoginInput,
+    grant: Option<ClientGrant>,
+    provider: &str,
+) -> Result<(Pair, String), ServiceError> {
+    let user = crate::services::oidc::redeem(state, provider, &input.username, &input.password).await?;
+    let factor = second_factor(state, &user, &input, Kind::Oidc, grant.is_some()).await?;
+    issue(state, user, input, grant, (Credential::Other(Kind::Oidc), factor)).await
 }
 
 async fn login_inner(
