@@ -94,6 +94,41 @@ export async function signIn(username, password, provider) {
   return started(await post('api/login', body), username);
 }
 
+/**
+ * Signs in through the upstream OpenID provider `name` (Stoke's `/oidc/<name>` with `xfer=window`): a popup goes
+ * through the provider, and its last page posts the exchange pair here, which `/api/login` redeems. Resolves to
+ * the session, or rejects as `signIn` does (also when the popup is closed or blocked).
+ */
+export function signInWithProvider(name) {
+  const url = new URL(`oidc/${encodeURIComponent(name)}`, apiRoot);
+  url.searchParams.set('xfer', 'window');
+  const popup = window.open(url, 'tessera-oidc', 'popup,width=520,height=680');
+  if (!popup) return Promise.reject(Object.assign(new Error('The sign-in window was blocked.'), { code: 'popup_blocked' }));
+  return new Promise((resolve, reject) => {
+    const closed = setInterval(() => {
+      if (popup.closed) finish(() => reject(Object.assign(new Error('The sign-in window was closed.'), { code: 'popup_closed' })));
+    }, 500);
+    function finish(then) {
+      clearInterval(closed);
+      window.removeEventListener('message', onMessage);
+      then();
+    }
+    function onMessage(event) {
+      // Only the callback page of this server, in the popup this call opened.
+      if (event.origin !== window.location.origin || event.source !== popup) return;
+      let data = event.data;
+      try {
+        if (typeof data === 'string') data = JSON.parse(data);
+      } catch {
+        return;
+      }
+      if (!data || !data.id_token || !data.access_code) return;
+      finish(() => signIn(data.id_token, data.access_code, name).then(resolve, reject));
+    }
+    window.addEventListener('message', onMessage);
+  });
+}
+
 /** The second step of a sign-in: `{code}` or `{recovery_code}` for the token of `mfa_required`. */
 export async function signInWithCode(mfaToken, answer, username) {
   return started(await post('api/login/mfa', { mfa_token: mfaToken, ...answer }), username);

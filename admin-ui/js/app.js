@@ -136,10 +136,13 @@ async function signInPage() {
   } catch {
     // No list: local accounts only.
   }
-  if (providers.length) {
+  // Directories check a password here; OpenID providers sign in on their own page (a button each).
+  const directories = providers.filter((p) => p.provider_type !== 'OIDC');
+  const upstream = providers.filter((p) => p.provider_type === 'OIDC');
+  if (directories.length) {
     fields.push(
       field('Sign in with', 'provider', {
-        options: [['', 'Local account'], ...providers.map((p) => [p.name, `${p.name} (${p.provider_type})`])],
+        options: [['', 'Local account'], ...directories.map((p) => [p.name, `${p.name} (${p.provider_type})`])],
       }),
     );
   }
@@ -162,6 +165,27 @@ async function signInPage() {
       }
     },
   });
+  const failed = h('p', { class: 'notice error', role: 'alert', hidden: true });
+  const buttons = upstream.map((p) =>
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'provider',
+        onclick: async () => {
+          failed.hidden = true;
+          try {
+            await api.signInWithProvider(p.name);
+          } catch (err) {
+            if (err.code === 'mfa_required') return codePage(err.mfaToken, p.name);
+            failed.textContent = err.message;
+            failed.hidden = false;
+          }
+        },
+      },
+      `Sign in with ${p.name}`,
+    ),
+  );
   mount(
     app,
     h(
@@ -170,6 +194,7 @@ async function signInPage() {
       h('h1', {}, 'Tessera admin'),
       notice ? h('p', { class: 'notice error', role: 'alert' }, notice) : null,
       f,
+      buttons.length ? h('div', { class: 'providers' }, h('p', { class: 'meta' }, 'Or'), ...buttons, failed) : null,
     ),
   );
   notice = '';

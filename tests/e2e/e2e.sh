@@ -23,8 +23,41 @@ if [ ! -f tests/e2e/node_modules/playwright-core/package.json ]; then
     npm ci --prefix tests/e2e --no-audit --no-fund --silent
 fi
 
+if [ ! -f tests/interop/node_modules/oidc-provider/package.json ]; then
+    npm ci --prefix tests/interop --no-audit --no-fund --silent
+fi
+
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+
+# The upstream OpenID provider the sign-in page offers (node oidc-provider, as in tests/api/oidc.rs); its user
+# grace is in the group linked to an operators' claim group.
+cat > "$work/accounts.json" <<JSON
+{"grace": {"email": "grace@example.test", "email_verified": true, "given_name": "Grace", "family_name": "Hopper", "groups": ["operators"]}}
+JSON
+node tests/interop/oidc_provider.mjs "$work/accounts.json" --until-killed > "$work/provider.out" 2> "$work/provider.log" &
+provider_pid=$!
+pid=""
+cleanup() {
+    kill $pid "$provider_pid" 2>/dev/null || true
+    wait $pid "$provider_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 1 60); do
+    [ -s "$work/provider.out" ] && break
+    sleep 0.25
+done
+issuer="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["issuer"])' "$work/provider.out")"
+cat > "$work/dbinit.yaml" <<YAML
+claims:
+  - {name: Super Read, short_name: stk, value: s, description: Grants read access to all stoke admin}
+groups:
+  - name: Upstream operators
+    description: people the upstream provider puts in operators
+    links: [{type: OIDC, provider: upstream, resource: "groups=operators"}]
+    claims: [Super Read]
+YAML
 cat > "$work/config.yaml" <<YAML
 server:
   address: 127.0.0.1
@@ -39,19 +72,22 @@ tokens:
 security:
   password_hash: { memory_kib: 256, iterations: 1, parallelism: 1 }
 users:
-  # Listed so the sign-in page offers a provider choice; nothing in the test signs in through it.
+  # corp: listed so the sign-in page offers a directory choice (nothing signs in through it); upstream: a button.
   providers:
     - { name: corp, type: ldap, server_url: "ldap://127.0.0.1:9" }
+    - name: upstream
+      type: oidc
+      discovery_url: "$issuer/.well-known/openid-configuration"
+      client_id: tessera
+      client_secret: tessera-secret
+      redirect_uri: "http://127.0.0.1:$port/oidc/upstream"
+      claims_source: endpoint
+      scopes: [profile, email, groups]
+  user_init_file: "$work/dbinit.yaml"
 YAML
 
 "$bin" --config "$work/config.yaml" serve > "$work/server.log" 2>&1 &
 pid=$!
-cleanup() {
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 base="http://127.0.0.1:$port/"
 for _ in $(seq 1 120); do

@@ -8,7 +8,8 @@
 // no write controls (applications included), an admin without s or S no Applications page; revoking a session
 // makes its refresh fail; keys, audit log and metrics pages render; the console refreshes its token before it
 // expires; a user's API key is listed and revoked on their page, a group's credential limit edited; a user with a
-// second factor signs in with a code on the sign-in page, and an admin resets it. Every page is screenshotted
+// second factor signs in with a code on the sign-in page, and an admin resets it; a user of the upstream OpenID
+// provider signs in through its button (a popup and the provider's form). Every page is screenshotted
 // into the artifacts dir.
 // Any console error (such as a Content-Security-Policy violation) fails the run.
 
@@ -121,13 +122,13 @@ async function signIn(username, password) {
   await page.goto(url('login'));
   await page.getByLabel('Username or email').fill(username);
   await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.locator('#sign-out').waitFor();
 }
 
 async function signOut() {
   await page.locator('#sign-out').click();
-  await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor();
 }
 
 async function nav(label) {
@@ -210,14 +211,14 @@ async function takeSecret(name) {
 try {
   step = 'sign-in page';
   await page.goto(new URL('admin', base).toString());
-  await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor();
   check(page.url().endsWith('/admin/login'), `expected a redirect to /admin/login, at ${page.url()}`);
   // The providers of /api/available_providers are offered (the server under test lists an LDAP one).
   const providers = await page.getByLabel('Sign in with').locator('option').allTextContents();
   check(providers.join('|') === 'Local account|corp (LDAP)', `provider choice: ${providers.join('|')}`);
   await page.getByLabel('Username or email').fill(adminUser);
   await page.getByLabel('Password').fill('not the password');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByText('Wrong username or password').waitFor();
   await screenshot('sign-in-refused');
 
@@ -543,7 +544,7 @@ try {
   await page.goto(url('login'));
   await page.getByLabel('Username or email').fill(USER_ADMIN.username);
   await page.getByLabel('Password').fill(USER_ADMIN.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('heading', { name: 'Two-factor sign-in' }).waitFor();
   await screenshot('signin-code');
   // The code of the next step: the one of this step confirmed the enrolment, and a code works once.
@@ -568,6 +569,25 @@ try {
   await signIn(USER_ADMIN.username, USER_ADMIN.password);
   await signOut();
   say('signed in with a code, then with the password alone after the reset');
+
+  step = 'sign in through the upstream OpenID provider (a popup, Stoke\'s window transfer)';
+  await page.goto(url('login'));
+  await screenshot('signin-providers');
+  const [popup] = await Promise.all([
+    context.waitForEvent('page'),
+    page.getByRole('button', { name: 'Sign in with upstream' }).click(),
+  ]);
+  // The provider's own login form (oidc-provider's development interactions: any password).
+  await popup.locator('input[name=login]').fill('grace');
+  await popup.locator('input[name=password]').fill('anything');
+  await popup.locator('button[type=submit]').click();
+  await page.locator('#sign-out').waitFor();
+  check((await page.locator('.who').innerText()).includes('grace@example.test'), 'the console should show grace signed in');
+  const upstreamSession = JSON.parse(await page.evaluate(() => sessionStorage.getItem('tessera.admin.session')));
+  check(claimsOf(upstreamSession.token).stk === 's', 'grace should hold stk=s through the linked group');
+  await screenshot('oidc-signed-in');
+  await signOut();
+  say('signed in through the upstream provider in a popup');
 
   step = 'the dark theme follows the system setting';
   await page.emulateMedia({ colorScheme: 'dark' });

@@ -1,9 +1,9 @@
 // A real OpenID provider for the tests: node `oidc-provider` (pinned in package-lock.json), on a loopback port.
 //
-//   node oidc_provider.mjs ACCOUNTS_JSON
+//   node oidc_provider.mjs ACCOUNTS_JSON [--until-killed]
 //
 // Prints one JSON line {"issuer": "http://127.0.0.1:PORT"} once it listens, then serves until stdin closes (the
-// test process ends). Its login page is oidc-provider's devInteractions form (any login name, any password);
+// test process ends), or with --until-killed until it is killed (tests/e2e/e2e.sh). Its login page is oidc-provider's devInteractions form (any login name, any password);
 // consent is granted without a page. PKCE is required of every client. Accounts come from ACCOUNTS_JSON, read
 // at each request, so a test can change a user's claims between two sign-ins:
 //   {"<login>": {"email": ..., "email_verified": true, "given_name": ..., "family_name": ..., "groups": [...]}}
@@ -83,5 +83,7 @@ provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(value
 
 server.on('request', provider.callback());
 process.stdout.write(`${JSON.stringify({ issuer })}\n`);
-process.stdin.on('end', () => process.exit(0));
-process.stdin.resume();
+if (process.argv[3] !== '--until-killed') {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
