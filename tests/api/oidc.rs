@@ -101,20 +101,25 @@ fn provider_config(issuer: &str, port: u16) -> ProviderConfig {
     p
 }
 
-/// Claims `staff` and `ops`, in groups linked to the provider's `groups` claim.
+/// Claims `staff` and `ops`, in groups linked to the `groups` claim of the provider [`NAME`].
 fn dbinit(dir: &std::path::Path) -> PathBuf {
+    dbinit_for(dir, NAME, "groups=staff")
+}
+
+/// The same at provider `name`, with the staff group linked by `staff_link`.
+fn dbinit_for(dir: &std::path::Path, name: &str, staff_link: &str) -> PathBuf {
     let text = format!(
         r#"claims:
   - {{name: Staff, short_name: staff, value: "yes", description: staff}}
   - {{name: Ops, short_name: ops, value: "yes", description: ops}}
 groups:
   - name: Staff group
-    description: linked to groups=staff
-    links: [{{type: OIDC, provider: {NAME}, resource: "groups=staff"}}]
+    description: linked to {staff_link}
+    links: [{{type: OIDC, provider: {name}, resource: "{staff_link}"}}]
     claims: [Staff]
   - name: Ops group
     description: linked to groups=ops
-    links: [{{type: OIDC, provider: {NAME}, resource: "groups=ops"}}]
+    links: [{{type: OIDC, provider: {name}, resource: "groups=ops"}}]
     claims: [Ops]
 "#
     );
@@ -161,9 +166,14 @@ impl Browser {
     /// Starts a sign-in and goes through the provider (logging in as `login` on its form) until it sends the
     /// browser back to Tessera; returns that callback URL, not yet opened.
     async fn through_provider(&self, app: &TestApp, query: &str, login: &str) -> String {
-        let mut url = app.url(&format!("/oidc/{NAME}?{query}"));
+        self.through(app, NAME, query, login).await
+    }
+
+    /// [`Browser::through_provider`] at the provider `name`.
+    async fn through(&self, app: &TestApp, name: &str, query: &str, login: &str) -> String {
+        let mut url = app.url(&format!("/oidc/{name}?{query}"));
         for _ in 0..12 {
-            if url.starts_with(&app.url(&format!("/oidc/{NAME}?")))
+            if url.starts_with(&app.url(&format!("/oidc/{name}?")))
                 && (url.contains("state=") || url.contains("error="))
             {
                 return url;
@@ -233,7 +243,11 @@ async fn user_count(app: &TestApp) -> i64 {
 
 /// Signs in at the provider as `login` and redeems the page's pair at `/api/login`: the login's answer.
 async fn full_sign_in(app: &TestApp, browser: &Browser, login: &str) -> Value {
-    let callback = browser.through_provider(app, "next=/admin/&xfer=local", login).await;
+    sign_in_at(app, browser, NAME, login).await
+}
+
+async fn sign_in_at(app: &TestApp, browser: &Browser, name: &str, login: &str) -> Value {
+    let callback = browser.through(app, name, "next=/admin/&xfer=local", login).await;
     let (status, page) = browser.open(&callback).await;
     assert_eq!(status, 200, "{page}");
     let (id_token, access_code) = (
@@ -244,7 +258,7 @@ async fn full_sign_in(app: &TestApp, browser: &Browser, login: &str) -> Value {
     let resp = app
         .post_json(
             "/api/login",
-            &json!({"username": id_token, "password": access_code, "provider": NAME}),
+            &json!({"username": id_token, "password": access_code, "provider": name}),
         )
         .await;
     assert_eq!(resp.status(), 200);
@@ -253,7 +267,7 @@ async fn full_sign_in(app: &TestApp, browser: &Browser, login: &str) -> Value {
     let again = app
         .post_json(
             "/api/login",
-            &json!({"username": id_token, "password": access_code, "provider": NAME}),
+            &json!({"username": id_token, "password": access_code, "provider": name}),
         )
         .await;
     assert_eq!(again.status(), 401);
@@ -443,6 +457,10 @@ enum Mode {
     Expired,
     WrongAudience,
     AlgNone,
+    /// The authorization response names another issuer (RFC 9207 mix-up).
+    MixUp,
+    /// UserInfo describes another subject than the id_token.
+    OtherSubject,
     ServerError,
     Hang,
     Garbage,
@@ -506,6 +524,17 @@ impl Hostile {
                     }),
                 )
                 .route("/auth", web::get().to(hostile_auth))
+                .route(
+                    "/userinfo",
+                    web::get().to(|s: web::Data<HostileState>| async move {
+                        let sub = match *s.mode.lock().unwrap() {
+                            Mode::OtherSubject => "someone-else",
+                            _ => "hostile-user",
+                        };
+                        HttpResponse::Ok()
+                            .json(json!({"sub": sub, "email": "mallory@example.test", "groups": ["staff"]}))
+                    }),
+                )
                 .route("/token", web::post().to(hostile_token))
         })
         .workers(1)
@@ -548,7 +577,10 @@ async fn hostile_auth(
         .lock()
         .unwrap()
         .insert(code.clone(), (q["nonce"].clone(), q["code_challenge"].clone()));
-    let location = format!("{}?code={code}&state={}", q["redirect_uri"], urlencode(&q["state"]));
+    let mut location = format!("{}?code={code}&state={}", q["redirect_uri"], urlencode(&q["state"]));
+    if *s.mode.lock().unwrap() == Mode::MixUp {
+        location.push_str("&iss=https%3A%2F%2Fother-provider.example");
+    }
     actix_web::HttpResponse::SeeOther()
         .insert_header(("location", location))
         .finish()
@@ -619,10 +651,7 @@ async fn hostile_token(
 #[tokio::test]
 async fn id_tokens_that_fail_a_check_and_providers_that_fail_are_refused_with_nothing_created() {
     let hostile = Hostile::start();
-    let (app, _dir) = app_for(&hostile.issuer, TestDb::Sqlite, |c| {
-        c.users.providers[0].oidc.claims_source = "token".into();
-    })
-    .await;
+    let (app, _dir) = app_for(&hostile.issuer, TestDb::Sqlite, |_| {}).await;
     let before = user_count(&app).await;
     let cases = [
         (Mode::WrongNonce, 400, "oidc_check_failed", "nonce"),
@@ -630,6 +659,8 @@ async fn id_tokens_that_fail_a_check_and_providers_that_fail_are_refused_with_no
         (Mode::Expired, 400, "oidc_check_failed", "expired"),
         (Mode::WrongAudience, 400, "oidc_check_failed", "audience"),
         (Mode::AlgNone, 400, "oidc_check_failed", "none"),
+        (Mode::MixUp, 400, "oidc_check_failed", "another issuer"),
+        (Mode::OtherSubject, 400, "oidc_check_failed", "another user"),
         (Mode::ServerError, 502, "oidc_provider_error", "500"),
         (Mode::Garbage, 502, "oidc_provider_error", "JSON"),
         (Mode::Hang, 502, "oidc_provider_unavailable", "in time"),
@@ -657,4 +688,172 @@ async fn id_tokens_that_fail_a_check_and_providers_that_fail_are_refused_with_no
     let body = full_sign_in(&app, &Browser::new(), "-").await;
     assert_eq!(body["username"], "mallory@example.test");
     assert_eq!(claims_of(body["token"].as_str().unwrap())["staff"], "yes");
+}
+
+/// Stoke's example provider files (its `providers.d`: an LDAP directory and Google) load as they are; the
+/// Google one, pointed at the test provider (the four keys the fixture's README names), signs users in; and
+/// the implicit and hybrid flows Stoke offers are refused by the configuration check, saying why.
+#[tokio::test]
+async fn stokes_example_provider_files_load_and_google_signs_in() {
+    let upstream = Upstream::start();
+    upstream.set_account(
+        "ada",
+        json!({"email": "ada@example.test", "given_name": "Ada", "family_name": "L", "groups": ["staff"]}),
+    );
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = repo_path("tests/fixtures/stoke-providers.d");
+    std::fs::copy(fixtures.join("01_ldap.yaml"), dir.path().join("01_ldap.yaml")).unwrap();
+    let google = std::fs::read_to_string(fixtures.join("02_google_oidc.yaml"))
+        .unwrap()
+        .replace(
+            "https://accounts.google.com/.well-known/openid-configuration",
+            &format!("{}/.well-known/openid-configuration", upstream.issuer),
+        )
+        .replace("client_id: CLIENT ID", "client_id: tessera")
+        .replace("client_secret: CLIENT SECRET", "client_secret: tessera-secret")
+        .replace(
+            "http://localhost:8080/oidc/google",
+            &format!("http://127.0.0.1:{port}/oidc/google"),
+        );
+    std::fs::write(dir.path().join("02_google_oidc.yaml"), &google).unwrap();
+    let text = format!("users:\n  provider_config_dir: {}\n", dir.path().display());
+    let loaded = tessera::config::load_from_str(&text, "t.yaml", Vec::new(), false).unwrap_or_else(|e| panic!("{e}"));
+    let providers = loaded.config.users.providers.clone();
+    let kinds: Vec<(&str, &str)> = providers.iter().map(|p| (p.name.as_str(), p.kind.as_str())).collect();
+    assert_eq!(kinds, [("local_ldap", "ldap"), ("google", "oidc")]);
+
+    // Stoke's file asks for no groups scope: the staff group is linked by email.
+    let init = dbinit_for(dir.path(), "google", "email=ada@example.test");
+    let app = spawn_app_with(
+        TestDb::Sqlite,
+        move |c| {
+            c.server.port = port;
+            c.users.providers = providers;
+        },
+        Some(init),
+    )
+    .await
+    .unwrap();
+    let body = sign_in_at(&app, &Browser::new(), "google", "ada").await;
+    assert_eq!(body["username"], "ada@example.test");
+    assert_eq!(claims_of(body["token"].as_str().unwrap())["staff"], "yes");
+
+    for flow in ["implicit", "hybrid"] {
+        std::fs::write(
+            dir.path().join("02_google_oidc.yaml"),
+            google.replace("auth_flow_type: code", &format!("auth_flow_type: {flow}")),
+        )
+        .unwrap();
+        let err = tessera::config::load_from_str(&text, "t.yaml", Vec::new(), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("auth_flow_type") && err.contains("PKCE") && err.contains("leak"),
+            "{flow}: {err}"
+        );
+    }
+}
+
+/// Puts a user into the database as an admin would have: `username` with `email`, a local account.
+async fn local_user(app: &TestApp, username: &str, email: &str) {
+    let u = tessera::db::users::UserRow::new_local(username, Some(email), ("Local", "User"), (None, None), 1);
+    app.state
+        .db
+        .run(move |c| tessera::db::users::insert(c, &u))
+        .await
+        .unwrap();
+}
+
+async fn sign_in_error(app: &TestApp, login: &str) -> Option<String> {
+    let browser = Browser::new();
+    let callback = browser.through_provider(app, "", login).await;
+    let (status, page) = browser.open(&callback).await;
+    if status == 200 {
+        return None;
+    }
+    attribute(&page, "data-error")
+}
+
+/// A first sign-in whose email an account already has joins it only when the operator allows it and the
+/// provider verified the email, never an account holding stk=S; once linked, the identity (iss, sub) decides.
+#[tokio::test]
+async fn existing_accounts_are_joined_only_by_verified_email_and_never_a_superusers() {
+    let upstream = Upstream::start();
+    let (app, _dir) = app_for(&upstream.issuer, TestDb::Sqlite, |c| {
+        c.users.providers[0].oidc.link_by_verified_email = true;
+        // The claims of the id_token alone (the other tests read UserInfo).
+        c.users.providers[0].oidc.claims_source = "token".into();
+    })
+    .await;
+    local_user(&app, "carol", "carol@example.test").await;
+    let carol =
+        |verified: bool| json!({"email": "carol@example.test", "email_verified": verified, "groups": ["staff"]});
+    upstream.set_account("carol", carol(false));
+    assert_eq!(
+        sign_in_error(&app, "carol").await.as_deref(),
+        Some("oidc_account_exists")
+    );
+    upstream.set_account("carol", carol(true));
+    let body = full_sign_in(&app, &Browser::new(), "carol").await;
+    assert_eq!(body["username"], "carol", "the existing account");
+    // Linked now: the identity signs in whatever the provider says about the email.
+    upstream.set_account("carol", carol(false));
+    assert_eq!(full_sign_in(&app, &Browser::new(), "carol").await["username"], "carol");
+    // Another subject of the provider with the same email cannot take the linked account.
+    upstream.set_account("carol2", carol(true));
+    assert_eq!(
+        sign_in_error(&app, "carol2").await.as_deref(),
+        Some("oidc_account_exists")
+    );
+
+    // The bootstrap superuser's email, verified by the provider: refused.
+    let superuser = app
+        .state
+        .db
+        .run(|c| tessera::db::users::find_by_username(c, "sadmin"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut changed = superuser.clone();
+    changed.email = Some("root@example.test".into());
+    app.state
+        .db
+        .run(move |c| tessera::db::users::update_profile(c, &changed, 2))
+        .await
+        .unwrap();
+    upstream.set_account(
+        "root",
+        json!({"email": "root@example.test", "email_verified": true, "groups": ["staff"]}),
+    );
+    let before = user_count(&app).await;
+    assert_eq!(sign_in_error(&app, "root").await.as_deref(), Some("oidc_link_refused"));
+    assert_eq!(user_count(&app).await, before);
+}
+
+/// Without `link_by_verified_email` (the default) a verified email of an existing account is refused too.
+#[tokio::test]
+async fn by_default_no_existing_account_is_joined() {
+    let upstream = Upstream::start();
+    let (app, _dir) = app_for(&upstream.issuer, TestDb::Sqlite, |_| {}).await;
+    local_user(&app, "dave", "dave@example.test").await;
+    upstream.set_account(
+        "dave",
+        json!({"email": "dave@example.test", "email_verified": true, "groups": ["staff"]}),
+    );
+    assert_eq!(
+        sign_in_error(&app, "dave").await.as_deref(),
+        Some("oidc_account_exists")
+    );
+    // A provider user named like a local account (its email is the username) is refused as well.
+    local_user(&app, "erin@example.test", "erin-other@example.test").await;
+    upstream.set_account(
+        "erin",
+        json!({"email": "erin@example.test", "email_verified": true, "groups": ["staff"]}),
+    );
+    assert_eq!(
+        sign_in_error(&app, "erin").await.as_deref(),
+        Some("oidc_account_exists")
+    );
 }
