@@ -271,18 +271,25 @@ pub async fn finish(state: &AppState, name: &str, back: Callback, cookie: Option
     };
     let (id_token, access_code) = (random_token(), random_token());
     let pair = pair_digest(&id_token, &access_code);
-    let (now, provider_name) = (state.clock.now(), name.to_string());
-    let stored = state
-        .db
-        .write(move |c| {
+    let now = state.clock.now();
+    let job = std::sync::Arc::new((name.to_string(), sign_in, profile, policy, pair));
+    let attempt = || {
+        let job = job.clone();
+        state.db.write(move |c| {
+            let (provider, sign_in, profile, policy, pair) = &*job;
             let exchange = Exchange {
-                digest: &pair,
+                digest: pair,
                 expires_at: now + EXCHANGE_SECONDS,
             };
-            store::store(c, &provider_name, &sign_in, &profile, &policy, &exchange, now)
+            store::store(c, provider, sign_in, profile, policy, &exchange, now)
         })
-        .await
-        .map_err(|e| Failure::from(ServiceError::from(e)))?;
+    };
+    let stored = match attempt().await {
+        // Two first sign-ins of one identity at once: the other one created the account; ours now finds it.
+        Err(e) if e.is_unique_violation() => attempt().await,
+        other => other,
+    }
+    .map_err(|e| Failure::from(ServiceError::from(e)))?;
     let user = match stored {
         Stored::User(user) => user,
         Stored::Refused(code, message) => {

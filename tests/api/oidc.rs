@@ -857,3 +857,51 @@ async fn by_default_no_existing_account_is_joined() {
         Some("oidc_account_exists")
     );
 }
+
+/// Parallel bursts: a callback opened many times at once spends its state once; a pair sent many times at once
+/// logs in once; two first sign-ins of one new identity at once make one account, and both succeed.
+#[tokio::test]
+async fn a_state_and_a_pair_work_once_under_a_parallel_burst() {
+    for db in [TestDb::Sqlite, TestDb::Postgres, TestDb::Mysql] {
+        crate::helpers::run_on(db, burst).await;
+    }
+}
+
+async fn burst(db: TestDb) {
+    let upstream = Upstream::start();
+    upstream.set_account("fay", json!({"email": "fay@example.test", "groups": ["staff"]}));
+    let (app, _dir) = app_for(&upstream.issuer, db, |_| {}).await;
+    let browser = Browser::new();
+    let callback = browser.through_provider(&app, "", "fay").await;
+    let mut opens = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let request = browser.client.get(&callback);
+        opens.spawn(async move {
+            let resp = request.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        });
+    }
+    let pages: Vec<(u16, String)> = opens.join_all().await;
+    let won: Vec<&String> = pages.iter().filter(|(s, _)| *s == 200).map(|(_, p)| p).collect();
+    assert_eq!(won.len(), 1, "{:?}", pages.iter().map(|(s, _)| *s).collect::<Vec<_>>());
+    let body = json!({
+        "username": attribute(won[0], "data-id-token").unwrap(),
+        "password": attribute(won[0], "data-access-code").unwrap(),
+        "provider": NAME,
+    });
+    let mut logins = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let request = app.client.post(app.url("/api/login")).json(&body);
+        logins.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let statuses: Vec<u16> = logins.join_all().await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+
+    upstream.set_account("gus", json!({"email": "gus@example.test", "groups": ["staff"]}));
+    let (a, b) = (Browser::new(), Browser::new());
+    let (ca, cb) = tokio::join!(a.through_provider(&app, "", "gus"), b.through_provider(&app, "", "gus"));
+    let before = user_count(&app).await;
+    let ((sa, pa), (sb, pb)) = tokio::join!(a.open(&ca), b.open(&cb));
+    assert_eq!((sa, sb), (200, 200), "{pa}\n{pb}");
+    assert_eq!(user_count(&app).await, before + 1);
+}
