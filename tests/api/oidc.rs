@@ -758,7 +758,12 @@ async fn stokes_example_provider_files_load_and_google_signs_in() {
 
 /// Puts a user into the database as an admin would have: `username` with `email`, a local account.
 async fn local_user(app: &TestApp, username: &str, email: &str) {
-    let u = tessera::db::users::UserRow::new_local(username, Some(email), ("Local", "User"), (None, None), 1);
+    user_of_source(app, username, email, "LOCAL").await;
+}
+
+async fn user_of_source(app: &TestApp, username: &str, email: &str, source: &str) {
+    let mut u = tessera::db::users::UserRow::new_local(username, Some(email), ("Local", "User"), (None, None), 1);
+    u.source = source.into();
     app.state
         .db
         .run(move |c| tessera::db::users::insert(c, &u))
@@ -846,6 +851,27 @@ async fn by_default_no_existing_account_is_joined() {
         sign_in_error(&app, "dave").await.as_deref(),
         Some("oidc_account_exists")
     );
+    // A user Stoke created from this provider (imported: source OIDC:<name>, no identity) is linked again by its
+    // verified email, and only by a verified one.
+    user_of_source(&app, "hank@example.test", "hank@example.test", &format!("OIDC:{NAME}")).await;
+    upstream.set_account(
+        "hank",
+        json!({"email": "hank@example.test", "email_verified": false, "groups": ["staff"]}),
+    );
+    assert_eq!(
+        sign_in_error(&app, "hank").await.as_deref(),
+        Some("oidc_account_exists")
+    );
+    upstream.set_account(
+        "hank",
+        json!({"email": "hank@example.test", "email_verified": true, "groups": ["staff"]}),
+    );
+    let before = user_count(&app).await;
+    assert_eq!(
+        full_sign_in(&app, &Browser::new(), "hank").await["username"],
+        "hank@example.test"
+    );
+    assert_eq!(user_count(&app).await, before);
     // A provider user named like a local account (its email is the username) is refused as well.
     local_user(&app, "erin@example.test", "erin-other@example.test").await;
     upstream.set_account(

@@ -132,12 +132,14 @@ fn plan_groups(dump: &StokeDump, target: &Target, p: &mut Plan) -> HashMap<i64, 
     ok
 }
 
-/// Tessera's `source` for Stoke's: `LOCAL`, or `LDAP` for `LDAP` and `LDAP:<provider>`.
-fn source_of(stoke: &str) -> Option<&'static str> {
-    let (kind, _) = stoke.split_once(':').unwrap_or((stoke, ""));
+/// Tessera's `source` for Stoke's: `LOCAL`, `LDAP` for `LDAP` and `LDAP:<provider>`, and `OIDC:<provider>` as it
+/// is (such a user is linked again at its first sign-in through that provider, by verified email).
+fn source_of(stoke: &str) -> Option<String> {
+    let (kind, provider) = stoke.split_once(':').unwrap_or((stoke, ""));
     match kind.trim().to_ascii_uppercase().as_str() {
-        "LOCAL" => Some("LOCAL"),
-        "LDAP" => Some(sync::SOURCE),
+        "LOCAL" => Some("LOCAL".into()),
+        "LDAP" => Some(sync::SOURCE.into()),
+        "OIDC" if !provider.trim().is_empty() => Some(crate::user_source::oidc::store::source_of(provider.trim())),
         _ => None,
     }
 }
@@ -152,7 +154,7 @@ fn plan_users(dump: &StokeDump, target: &Target, opts: &Options, now: i64, p: &m
         }
         let Some(source) = source_of(&u.source) else {
             p.problems.push(format!(
-                "{label}: unknown source {:?} (Tessera knows LOCAL and LDAP:<provider>)",
+                "{label}: unknown source {:?} (Tessera knows LOCAL, LDAP:<provider> and OIDC:<provider>)",
                 u.source
             ));
             continue;
@@ -162,7 +164,7 @@ fn plan_users(dump: &StokeDump, target: &Target, opts: &Options, now: i64, p: &m
             && !opts.providers.iter().any(|n| n == provider)
         {
             p.notes.push(format!(
-                "{label}: its directory {provider:?} is not configured under users.providers; it cannot log in until it is"
+                "{label}: its provider {provider:?} is not configured under users.providers; it cannot log in until it is"
             ));
         }
         let hash = u.password.as_deref().filter(|h| !h.is_empty());
@@ -214,7 +216,7 @@ fn plan_users(dump: &StokeDump, target: &Target, opts: &Options, now: i64, p: &m
             ),
             now,
         );
-        row.source = source.to_string();
+        row.source = source;
         row.created_at = u.created_at.unwrap_or(now);
         p.changes.users.push(row);
         ok.insert(u.id, u.username.clone());

@@ -107,7 +107,8 @@ fn first_sign_in(
 }
 
 /// A first sign-in whose email names an existing account: joined only when the provider verified the email, the
-/// operator allows it, the account has no identity at this provider yet and does not hold `stk=S`.
+/// operator allows it (or the account is this provider's already: a user Stoke created, imported without the
+/// identity Stoke never kept), the account has no identity at this provider yet and does not hold `stk=S`.
 fn join_by_email(
     c: &mut DbConn,
     provider: &str,
@@ -116,7 +117,8 @@ fn join_by_email(
     policy: &Policy,
 ) -> Result<Result<UserRow, Stored>, DbError> {
     let email = profile.email.as_deref().unwrap_or_default();
-    if !(policy.link_by_verified_email && profile.email_verified)
+    let allowed = policy.link_by_verified_email || existing.source == source_of(provider);
+    if !(allowed && profile.email_verified)
         || existing.email.as_deref() != Some(email)
         || oidc_db::has_identity_at(c, provider, existing.id)?
     {
