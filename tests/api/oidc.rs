@@ -456,6 +456,8 @@ enum Mode {
     ForeignKey,
     Expired,
     WrongAudience,
+    /// Several audiences, ours among them, and no azp.
+    SharedAudience,
     AlgNone,
     /// The authorization response names another issuer (RFC 9207 mix-up).
     MixUp,
@@ -626,6 +628,7 @@ async fn hostile_token(
             claims["exp"] = json!(now - 200);
         }
         Mode::WrongAudience => claims["aud"] = json!("someone-else"),
+        Mode::SharedAudience => claims["aud"] = json!(["tessera", "someone-else"]),
         _ => {}
     }
     let Value::Object(map) = claims else { unreachable!() };
@@ -658,6 +661,7 @@ async fn id_tokens_that_fail_a_check_and_providers_that_fail_are_refused_with_no
         (Mode::ForeignKey, 400, "oidc_check_failed", "bad signature"),
         (Mode::Expired, 400, "oidc_check_failed", "expired"),
         (Mode::WrongAudience, 400, "oidc_check_failed", "audience"),
+        (Mode::SharedAudience, 400, "oidc_check_failed", "azp"),
         (Mode::AlgNone, 400, "oidc_check_failed", "none"),
         (Mode::MixUp, 400, "oidc_check_failed", "another issuer"),
         (Mode::OtherSubject, 400, "oidc_check_failed", "another user"),
@@ -930,4 +934,66 @@ async fn burst(db: TestDb) {
     let ((sa, pa), (sb, pb)) = tokio::join!(a.open(&ca), b.open(&cb));
     assert_eq!((sa, sb), (200, 200), "{pa}\n{pb}");
     assert_eq!(user_count(&app).await, before + 1);
+}
+
+/// What `validate` and start-up refuse in an OpenID provider's settings, each with the key and the reason.
+#[test]
+fn bad_provider_settings_are_configuration_errors() {
+    let load = |keys: &str| {
+        let text = format!("users:\n  providers:\n    - name: up\n      type: oidc\n{keys}");
+        tessera::config::load_from_str(&text, "t.yaml", Vec::new(), false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let good = "      discovery_url: https://op.example/.well-known/openid-configuration\n      client_id: c\n      \
+                redirect_uri: https://id.example/oidc/up\n";
+    assert_eq!(load(good), "", "a complete provider loads");
+    for (keys, key, says) in [
+        (
+            good.replace("https://op.example", "http://op.example"),
+            "discovery_url",
+            "https",
+        ),
+        (
+            good.replace("client_id: c", "client_id: \"\""),
+            "client_id",
+            "client ID",
+        ),
+        (
+            format!("{good}      client_secret_file: /nonexistent/secret\n"),
+            "client_secret_file",
+            "readable",
+        ),
+        (
+            format!("{good}      client_secret: s\n      client_secret_file: /etc/hostname\n"),
+            "client_secret_file",
+            "not both",
+        ),
+        (good.replace("/oidc/up", "/callback"), "redirect_uri", "/oidc/up"),
+        (
+            format!("{good}      claims_source: cookie\n"),
+            "claims_source",
+            "endpoint",
+        ),
+        (
+            "      client_id: c\n      redirect_uri: https://id.example/oidc/up\n".to_string(),
+            "jwks_url",
+            "discovery_url",
+        ),
+        (
+            format!("{good}      request_timeout: 0s\n"),
+            "request_timeout",
+            "more than 0",
+        ),
+    ] {
+        let err = load(&keys);
+        assert!(err.contains(key) && err.contains(says), "{key}: {err}");
+    }
+    let bad_name = "users:\n  providers:\n    - name: \"a/b\"\n      type: oidc\n      discovery_url: https://op.example/.well-known/openid-configuration\n      client_id: c\n      redirect_uri: https://id.example/oidc/a/b\n";
+    let err = tessera::config::load_from_str(bad_name, "t.yaml", Vec::new(), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("/oidc/<name>"), "{err}");
 }
