@@ -173,7 +173,10 @@ fn migrate(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
     log_source(&loaded);
     match startup::prepare(&loaded.config, cli.dbinit.as_deref(), &SystemClock) {
         Ok(prepared) => {
-            announce_superuser(prepared.superuser_password.as_deref());
+            announce_superuser(
+                prepared.superuser_password.as_deref(),
+                loaded.config.logging.json_stdout(),
+            );
             // Every algorithm's key is made now, so `serve` starts with the whole ring.
             if let Err(e) = prepared.keys.refresh(crate::clock::Clock::now(&SystemClock)) {
                 eprintln!("error: signing keys: {e}");
@@ -260,6 +263,7 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
         }
     };
     let config: Config = loaded.config;
+    let about = Startup::of(&config, &loaded.file);
     let dbinit = cli.dbinit.clone();
     let grace = config.server.shutdown_timeout.as_duration();
     runtime.block_on(async move {
@@ -278,8 +282,8 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
             eprintln!("error: cannot listen for signals: {e}");
             return ExitCode::FAILURE;
         }
-        announce_superuser(app.superuser_password.as_deref());
-        tracing::info!(port = app.port(), "tessera listening");
+        announce_superuser(app.superuser_password.as_deref(), about.json);
+        about.announce(app.port());
         match app.run_until_stopped().await {
             Ok(()) => {
                 tracing::info!("stopped");
@@ -349,10 +353,99 @@ fn stop_on_signals(server: actix_web::dev::ServerHandle, grace: std::time::Durat
 }
 
 /// Shows the generated superuser password once, on stdout only (never in the log file).
-fn announce_superuser(password: Option<&str>) {
-    if let Some(pw) = password {
+/// The bootstrap superuser's one-time password, on stdout only (never into `logging.log_file`): two plain lines,
+/// or with JSON logs one JSON line shaped like the log's own.
+fn announce_superuser(password: Option<&str>, json: bool) {
+    let Some(pw) = password else { return };
+    if json {
+        let line = serde_json::json!({
+            "timestamp": crate::api_types::rfc3339(crate::clock::Clock::now(&crate::clock::SystemClock)),
+            "level": "WARN",
+            "fields": {
+                "message": "superuser created; its password is shown this once: sign in and change it",
+                "username": "sadmin",
+                "password": pw,
+            },
+            "target": "tessera::bootstrap",
+        });
+        println!("{line}");
+    } else {
         println!("Created superuser 'sadmin' password={pw}");
         println!("(shown once: sign in and change it)");
+    }
+}
+
+/// What the first lines of a start tell an operator: where the server is, its console, its version, and which
+/// configuration file and database it runs on.
+struct Startup {
+    scheme: &'static str,
+    host: String,
+    console: bool,
+    config: String,
+    database: String,
+    json: bool,
+}
+
+impl Startup {
+    fn of(config: &Config, file: &Option<std::path::PathBuf>) -> Startup {
+        let address = config.server.address.as_str();
+        let host = match address {
+            "" | "0.0.0.0" => "127.0.0.1".to_string(),
+            "::" => "[::1]".to_string(),
+            a if a.contains(':') => format!("[{a}]"),
+            a => a.to_string(),
+        };
+        let database = match config.database.resolve() {
+            Ok((backend, url)) => format!("{backend:?} {}", without_password(&url)).to_lowercase(),
+            Err(e) => e,
+        };
+        Startup {
+            scheme: if config.server.tls_private_key.is_empty() {
+                "http"
+            } else {
+                "https"
+            },
+            host,
+            console: !config.server.disable_admin,
+            config: file
+                .as_ref()
+                .map_or_else(|| "none: defaults".to_string(), |f| f.display().to_string()),
+            database,
+            json: config.logging.json_stdout(),
+        }
+    }
+
+    fn announce(&self, port: u16) {
+        let url = format!("{}://{}:{port}/", self.scheme, self.host);
+        let console = if self.console {
+            format!("{url}admin/")
+        } else {
+            "off (server.disable_admin)".into()
+        };
+        tracing::info!(
+            port,
+            url = %url,
+            console = %console,
+            version = env!("CARGO_PKG_VERSION"),
+            config = %self.config,
+            database = %self.database,
+            "tessera listening"
+        );
+    }
+}
+
+/// A database URL as it may be shown: without a password.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let user = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -411,6 +504,21 @@ fn read_password() -> std::io::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn database_urls_are_shown_without_their_password() {
+        use super::without_password;
+        assert_eq!(
+            without_password("postgres://app:s3cret@db:5432/tessera"),
+            "postgres://app:***@db:5432/tessera"
+        );
+        assert_eq!(
+            without_password("mysql://root@127.0.0.1/test"),
+            "mysql://root@127.0.0.1/test"
+        );
+        assert_eq!(without_password("postgres://a:b@c@h/x"), "postgres://a:***@h/x");
+        assert_eq!(without_password("tessera.db"), "tessera.db");
+    }
+
     use super::*;
 
     #[test]

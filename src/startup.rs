@@ -307,6 +307,7 @@ impl Application {
         let timeout = Some(config.server.timeout.0).filter(|t| !t.is_zero());
         let server_state = state.clone();
         let encrypted_forms = state.form_key.is_some();
+        let access_log = config.logging.access_log;
         let mut server = HttpServer::new(move || {
             let metrics = server_state.metrics.clone();
             App::new()
@@ -316,7 +317,7 @@ impl Application {
                     encrypted_forms,
                     actix_web::middleware::from_fn(routes::middleware::decrypt_forms),
                 ))
-                .wrap_fn(move |req, srv| routes::middleware::envelope(req, srv, metrics.clone(), timeout))
+                .wrap_fn(move |req, srv| routes::middleware::envelope(req, srv, metrics.clone(), timeout, access_log))
                 .configure(routes::configure(max_body))
         })
         // Signals are the binary's business (`cli::serve`), not the library's: tests and embedders stop the

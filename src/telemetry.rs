@@ -22,7 +22,12 @@ pub fn init(cfg: &LoggingConfig) -> Result<(), String> {
 
     let stdout = cfg.write_to_stdout.then(|| {
         if cfg.pretty_stdout {
-            tracing_subscriber::fmt::layer().with_target(false).boxed()
+            // Colour only for a person at a terminal, not for a file or a log collector.
+            use std::io::IsTerminal as _;
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_ansi(std::io::stdout().is_terminal())
+                .boxed()
         } else {
             tracing_subscriber::fmt::layer().json().with_current_span(true).boxed()
         }

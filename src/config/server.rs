@@ -58,6 +58,8 @@ pub struct LoggingConfig {
     /// Human-readable stdout; otherwise JSON lines.
     pub pretty_stdout: bool,
     pub write_to_stdout: bool,
+    /// One `info` line per request (method, route, status, latency, request id).
+    pub access_log: bool,
 }
 
 impl Default for LoggingConfig {
@@ -67,7 +69,15 @@ impl Default for LoggingConfig {
             log_file: String::new(),
             pretty_stdout: true,
             write_to_stdout: true,
+            access_log: true,
         }
+    }
+}
+
+impl LoggingConfig {
+    /// Whether stdout carries JSON lines (so whatever else goes there must be JSON too).
+    pub fn json_stdout(&self) -> bool {
+        self.write_to_stdout && !self.pretty_stdout
     }
 }
 

@@ -15,12 +15,15 @@ use crate::services::AppState;
 
 /// What every request passes through: a request id on every log line it causes (the client's `X-Request-Id`
 /// when short and plain, else a new one), echoed in the response; the `server.timeout` budget (503 `timeout`
-/// when it runs out); and the metrics, by matched route pattern so ids in paths do not explode the label set.
+/// when it runs out); the metrics, by matched route pattern so ids in paths do not explode the label set; and,
+/// with `logging.access_log`, one `info` line per request (`tessera::access`: status, route, latency; the span
+/// adds the request id, method and path).
 pub fn envelope<S, B>(
     req: ServiceRequest,
     srv: &S,
     metrics: Arc<crate::metrics::Metrics>,
     timeout: Option<Duration>,
+    access_log: bool,
 ) -> impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
@@ -48,7 +51,10 @@ where
                         .headers_mut()
                         .insert(HeaderName::from_static("x-request-id"), value);
                 }
-                tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "request finished");
+                if access_log {
+                    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+                    tracing::info!(target: "tessera::access", status, route = %route, latency_ms, "request");
+                }
                 Ok(response)
             }
             Err(e) => {

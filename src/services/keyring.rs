@@ -245,7 +245,7 @@ impl KeyRing {
             for successor in due {
                 match self.create(successor, step, now) {
                     Ok(key) => {
-                        tracing::info!(kid = %key.key.kid, alg = %key.key.alg, sign_from = key.sign_from, "signing key created");
+                        tracing::info!(kid = %key.key.kid, alg = %key.key.alg, sign_from = %crate::api_types::rfc3339(key.sign_from), "signing key created");
                         keys.push(Arc::new(key));
                         step += 1;
                     }

@@ -231,10 +231,36 @@ fn serve_with_no_config_and_stop_on_sigterm() {
         .spawn()
         .unwrap();
     let (port, lines) = listening_port(&mut child).expect("server did not start");
-    let superuser = lines
+    let passwords: Vec<String> = lines.iter().filter_map(|l| bootstrap_password(l)).collect();
+    assert_eq!(
+        passwords.len(),
+        1,
+        "the superuser password is printed once, as a JSON line: {lines:?}"
+    );
+    // Every line of a JSON log is JSON, the password's too; the listening line says where and what.
+    assert!(
+        lines
+            .iter()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{lines:?}"
+    );
+    let listening: serde_json::Value = lines
         .iter()
-        .any(|l| l.starts_with("Created superuser 'sadmin' password="));
-    assert!(superuser, "the superuser password is printed once");
+        .find(|l| l.contains("tessera listening"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap();
+    let f = &listening["fields"];
+    assert_eq!(f["url"], format!("http://127.0.0.1:{port}/"));
+    assert_eq!(f["console"], format!("http://127.0.0.1:{port}/admin/"));
+    assert_eq!(f["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(f["config"], "none: defaults");
+    assert!(f["database"].as_str().unwrap().starts_with("sqlite "), "{f}");
+    let key_line = lines.iter().find(|l| l.contains("signing key created")).unwrap();
+    let sign_from: serde_json::Value = serde_json::from_str(key_line).unwrap();
+    assert!(
+        sign_from["fields"]["sign_from"].as_str().unwrap().ends_with('Z'),
+        "RFC 3339: {key_line}"
+    );
     assert!(dir.path().join("tessera.db").exists());
     let body = reqwest::blocking_get(&format!("http://127.0.0.1:{port}/healthz"));
     assert_eq!(body, "{\"status\":\"ok\"}");
@@ -249,6 +275,12 @@ fn serve_with_no_config_and_stop_on_sigterm() {
 
 /// Reads a `serve` child's stdout (JSON logs) until its "tessera listening" line: the port, and the lines before.
 /// `None` after 30 s without one.
+/// The bootstrap superuser's password from its JSON line on stdout.
+pub fn bootstrap_password(line: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    (v["target"] == "tessera::bootstrap").then(|| v["fields"]["password"].as_str().map(str::to_string))?
+}
+
 pub fn listening_port(child: &mut std::process::Child) -> Option<(u16, Vec<String>)> {
     let stdout = child.stdout.take()?;
     let (tx, rx) = std::sync::mpsc::channel();
@@ -263,11 +295,12 @@ pub fn listening_port(child: &mut std::process::Child) -> Option<(u16, Vec<Strin
         let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
             continue;
         };
-        if line.contains("tessera listening") {
-            let v: serde_json::Value = serde_json::from_str(&line).ok()?;
+        let listening = line.contains("tessera listening");
+        lines.push(line);
+        if listening {
+            let v: serde_json::Value = serde_json::from_str(lines.last()?).ok()?;
             return Some((u16::try_from(v["fields"]["port"].as_u64()?).ok()?, lines));
         }
-        lines.push(line);
     }
     None
 }

@@ -54,8 +54,8 @@ impl Server {
             let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) else {
                 continue;
             };
-            if let Some(p) = line.strip_prefix("Created superuser 'sadmin' password=") {
-                superuser_password = Some(p.trim().to_string());
+            if let Some(p) = crate::cli::bootstrap_password(&line) {
+                superuser_password = Some(p);
             }
             if line.contains("tessera listening") {
                 let v: Value = serde_json::from_str(&line).unwrap();
@@ -409,20 +409,12 @@ fn gauge(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Every log line a request causes carries its id; the response echoes it; a forged id is replaced.
+/// Every log line a request causes carries its id; the response echoes it; a forged id is replaced; each
+/// request has one access line (at info: method, path and id from its span, route, status and latency).
 #[tokio::test]
 async fn log_lines_carry_the_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("tessera.log");
-    let log_path = log.display().to_string();
-    let server = Server::start(
-        dir.path(),
-        &[
-            ("TESSERA__LOGGING__LEVEL", "debug"),
-            ("TESSERA__LOGGING__LOG_FILE", &log_path),
-            ("TESSERA__SECURITY__PASSWORD_HASH__MEMORY_KIB", "256"),
-        ],
-    );
+    let (server, log) = logging_server(&dir, &[("TESSERA__SECURITY__PASSWORD_HASH__MEMORY_KIB", "256")]);
     let client = reqwest::Client::new();
     let resp = client
         .post(server.url("/api/login"))
@@ -453,13 +445,49 @@ async fn log_lines_carry_the_request_id() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let of_login: Vec<&Value> = lines.iter().filter(|l| l["span"]["request_id"] == "trace-42").collect();
+    let access: Vec<&&Value> = of_login.iter().filter(|l| l["target"] == "tessera::access").collect();
+    assert_eq!(access.len(), 1, "{of_login:?}");
+    let line = access[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["fields"]["status"], 401);
+    assert_eq!(line["fields"]["route"], "/api/login");
     assert!(
-        of_login
-            .iter()
-            .any(|l| l["fields"]["message"] == "request finished" && l["fields"]["status"] == 401),
-        "{of_login:?}"
+        line["fields"]["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{line}"
+    );
+    assert_eq!(
+        (line["span"]["method"].as_str(), line["span"]["path"].as_str()),
+        (Some("POST"), Some("/api/login"))
     );
     assert!(lines.iter().any(|l| l["span"]["request_id"] == replaced.as_str()));
     // Nothing of the password reached the log.
     assert!(!std::fs::read_to_string(&log).unwrap().contains("not-the-password"));
+}
+
+/// `logging.access_log: false` turns the access lines off (and nothing else).
+#[tokio::test]
+async fn the_access_log_is_off_with_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = logging_server(&dir, &[("TESSERA__LOGGING__ACCESS_LOG", "false")]);
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        client.get(server.url("/healthz")).send().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("tessera listening"), "{text}");
+    assert!(!text.contains("tessera::access"), "{text}");
+}
+
+/// A server that also writes its log to a file in `dir` (returned), with `env`.
+fn logging_server(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> (Server, std::path::PathBuf) {
+    let log = dir.path().join("tessera.log");
+    let log_path = log.display().to_string();
+    let mut all: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| *k != "TESSERA__LOGGING__LOG_FILE")
+        .copied()
+        .collect();
+    all.push(("TESSERA__LOGGING__LOG_FILE", &log_path));
+    (Server::start(dir.path(), &all), log)
 }

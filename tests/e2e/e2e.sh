@@ -95,7 +95,15 @@ for _ in $(seq 1 120); do
     kill -0 "$pid" 2>/dev/null || { cat "$work/server.log"; echo "e2e: the server exited" >&2; exit 1; }
     sleep 0.5
 done
-password="$(sed -n "s/^Created superuser 'sadmin' password=//p" "$work/server.log" | head -n 1)"
+# JSON logs: the one-time password is a JSON line of its own (target tessera::bootstrap).
+password="$(python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    try:
+        v = json.loads(line)
+    except ValueError:
+        continue
+    if v.get("target") == "tessera::bootstrap":
+        print(v["fields"]["password"]); break' "$work/server.log")"
 [ -n "$password" ] || { cat "$work/server.log"; echo "e2e: no bootstrap password in the server output" >&2; exit 1; }
 
 if ! node tests/e2e/run.mjs "$base" sadmin "$password" "$artifacts"; then
