@@ -133,7 +133,8 @@ fn validate(cli: &Cli, strict: bool) -> ExitCode {
     match load(cli, strict) {
         Ok(loaded) => {
             print_warnings(&loaded.warnings);
-            // The dbinit files `serve` would apply: refused here for what `serve` would refuse them for.
+            // What `serve` reads besides the configuration, refused here for what `serve` would refuse it for: the
+            // dbinit files; the provider files, CA and secret files were checked with the configuration.
             let mut bad = false;
             for file in startup::init_files(&loaded.config, cli.dbinit.as_deref()) {
                 if let Err(problems) = crate::services::dbinit::check_file(&file) {
@@ -142,6 +143,11 @@ fn validate(cli: &Cli, strict: bool) -> ExitCode {
                         eprintln!("error: dbinit file {}: {p}", file.display());
                     }
                 }
+            }
+            // The email templates (and the SMTP CA file), read and parsed as `serve` reads them.
+            if let Err(e) = crate::services::mail::Mailer::new(&loaded.config.email) {
+                bad = true;
+                eprintln!("error: email: {e}");
             }
             if bad {
                 return ExitCode::FAILURE;

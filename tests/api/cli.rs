@@ -356,3 +356,34 @@ fn validate_checks_the_dbinit_files() {
         "a dbinit file that serve cannot read passed validate"
     );
 }
+
+/// `validate` reads the email templates `serve` would use: a template without its subject line fails it, naming
+/// the file.
+#[test]
+fn validate_checks_the_email_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(templates.join("password_reset.txt"), "no subject line\n").unwrap();
+    std::fs::write(dir.path().join("config.yaml"), "email:\n  templates_dir: templates\n").unwrap();
+    let out = tessera(dir.path())
+        .args(["--config", "config.yaml", "validate"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("error: email:") && stderr.contains("password_reset.txt"),
+        "{stderr}"
+    );
+    std::fs::write(
+        templates.join("password_reset.txt"),
+        "Subject: Reset\n\nHello {{username}}: {{link}}\n",
+    )
+    .unwrap();
+    let out = tessera(dir.path())
+        .args(["--config", "config.yaml", "validate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
