@@ -105,10 +105,19 @@ export function signInWithProvider(name) {
   const popup = window.open(url, 'tessera-oidc', 'popup,width=520,height=680');
   if (!popup) return Promise.reject(Object.assign(new Error('The sign-in window was blocked.'), { code: 'popup_blocked' }));
   return new Promise((resolve, reject) => {
+    let settled = false;
+    // A closed popup ends the wait a second later: its last message may still be on its way.
     const closed = setInterval(() => {
-      if (popup.closed) finish(() => reject(Object.assign(new Error('The sign-in window was closed.'), { code: 'popup_closed' })));
+      if (!popup.closed) return;
+      clearInterval(closed);
+      setTimeout(
+        () => finish(() => reject(Object.assign(new Error('The sign-in window was closed.'), { code: 'popup_closed' }))),
+        1000,
+      );
     }, 500);
     function finish(then) {
+      if (settled) return;
+      settled = true;
       clearInterval(closed);
       window.removeEventListener('message', onMessage);
       then();

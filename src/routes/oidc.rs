@@ -80,6 +80,14 @@ pub async fn sign_in(state: State, req: HttpRequest, name: web::Path<String>) ->
         Some(q) => q,
         None => return page_error(&Failure::bad("invalid_query", "the query string cannot be read")),
     };
+    // A name that no provider can have (they are checked at start-up) never names a cookie.
+    if !crate::config::oidc_name_ok(&name) {
+        return page_error(&Failure {
+            status: 404,
+            code: "unknown_provider",
+            message: "there is no OpenID provider of that name".into(),
+        });
+    }
     let secure = served_over_https(&state);
     let cookie_name = cookie_name(&name, secure);
     let back = &query.back;

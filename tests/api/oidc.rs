@@ -434,6 +434,15 @@ async fn next_may_not_leave_this_server_and_the_provider_must_exist() {
         (status, attribute(&page, "data-error").as_deref()),
         (404, Some("unknown_provider"))
     );
+    // A name no provider can have sets no cookie, even on a "return".
+    let resp = browser
+        .client
+        .get(app.url("/oidc/x%3B%20Path%3D%2F?state=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers().get("set-cookie").is_none());
     // A pair for a provider that does not exist, or a made-up pair: refused, as a wrong password is.
     let resp = app
         .post_json(
