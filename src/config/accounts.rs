@@ -16,6 +16,8 @@ pub struct EmailConfig {
     pub smtp_ca_file: String,
     pub smtp_username: String,
     pub smtp_password: Secret,
+    /// A file holding the SMTP password (instead of `smtp_password`).
+    pub smtp_password_file: String,
     /// The From address of every message.
     pub from: String,
     /// Base URL used in every link a message carries; never taken from a request.
@@ -55,6 +57,7 @@ impl Default for EmailConfig {
             smtp_ca_file: String::new(),
             smtp_username: String::new(),
             smtp_password: Secret::default(),
+            smtp_password_file: String::new(),
             from: String::new(),
             public_url: String::new(),
             confirm_path: "/confirm".into(),

@@ -66,6 +66,8 @@ pub struct PostgresConfig {
     pub database: String,
     pub user: String,
     pub password: Secret,
+    /// A file holding the password (instead of `password`).
+    pub password_file: String,
     /// Appended to the connection URL's query, e.g. `sslmode=require`.
     pub extra_args: String,
 }
@@ -78,6 +80,7 @@ impl Default for PostgresConfig {
             database: "tessera".into(),
             user: "tessera".into(),
             password: Secret::default(),
+            password_file: String::new(),
             extra_args: String::new(),
         }
     }
@@ -91,6 +94,8 @@ pub struct MysqlConfig {
     pub database: String,
     pub user: String,
     pub password: Secret,
+    /// A file holding the password (instead of `password`).
+    pub password_file: String,
     /// Appended to the connection URL's query. Stoke's code reads this key as `flag`; both are accepted.
     pub flags: String,
 }
@@ -103,6 +108,7 @@ impl Default for MysqlConfig {
             database: "tessera".into(),
             user: "tessera".into(),
             password: Secret::default(),
+            password_file: String::new(),
             flags: String::new(),
         }
     }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::tree::{apply_env, coerce, parse_yaml, rename_aliases, schema_of};
-use super::{Config, ProviderConfig};
+use super::{Config, ProviderConfig, Secret};
 
 /// Environment variables with this prefix override the file: `TESSERA__TOKENS__KEY_DURATION=6h`.
 pub const ENV_PREFIX: &str = "TESSERA__";
@@ -200,6 +200,13 @@ pub fn load_from_str(
     }
 
     load_provider_dir(&mut config, &provider_schema, strict, &mut report);
+    for (key, message) in read_secret_files(&mut config) {
+        report.problems.push(Problem {
+            source: origin(&key),
+            key,
+            message,
+        });
+    }
     if config.users.enable_ldap && !config.users.providers.iter().any(|p| p.name == "ldap") {
         config.users.providers.push(ProviderConfig {
             name: "ldap".into(),
@@ -322,6 +329,72 @@ fn remove_at(value: &mut Value, segments: &[serde_path_to_error::Segment]) -> bo
         }
         _ => false,
     }
+}
+
+/// Reads every secret's `<key>_file` into the secret (a trailing newline dropped), so the rest of the program sees
+/// one value; both forms at once, or an unreadable file, is a problem naming the `_file` key.
+fn read_secret_files(config: &mut Config) -> Vec<(String, String)> {
+    fn from_file(key: &str, secret: &mut Secret, file: &str, out: &mut Vec<(String, String)>) {
+        if file.is_empty() {
+            return;
+        }
+        let file_key = format!("{key}_file");
+        if !secret.is_empty() {
+            let name = key.rsplit('.').next().unwrap_or(key);
+            out.push((file_key, format!("set {name} or {name}_file, not both")));
+            return;
+        }
+        match std::fs::read_to_string(file) {
+            Ok(text) => *secret = Secret::new(text.trim_end_matches(['\r', '\n'])),
+            Err(e) => out.push((file_key, format!("{file:?} is not a readable file: {e}"))),
+        }
+    }
+    let mut out = Vec::new();
+    let db = &mut config.database;
+    from_file(
+        "database.postgres.password",
+        &mut db.postgres.password,
+        &db.postgres.password_file.clone(),
+        &mut out,
+    );
+    from_file(
+        "database.mysql.password",
+        &mut db.mysql.password,
+        &db.mysql.password_file.clone(),
+        &mut out,
+    );
+    let e = &mut config.email;
+    from_file(
+        "email.smtp_password",
+        &mut e.smtp_password,
+        &e.smtp_password_file.clone(),
+        &mut out,
+    );
+    let l = &mut config.users.ldap;
+    from_file(
+        "users.bind_user_password",
+        &mut l.bind_user_password,
+        &l.bind_user_password_file.clone(),
+        &mut out,
+    );
+    for (i, p) in config.users.providers.iter_mut().enumerate() {
+        let key = format!("users.providers[{i}]");
+        let file = p.ldap.bind_user_password_file.clone();
+        from_file(
+            &format!("{key}.bind_user_password"),
+            &mut p.ldap.bind_user_password,
+            &file,
+            &mut out,
+        );
+        let file = p.oidc.client_secret_file.clone();
+        from_file(
+            &format!("{key}.client_secret"),
+            &mut p.oidc.client_secret,
+            &file,
+            &mut out,
+        );
+    }
+    out
 }
 
 /// Adds one provider per `*.yaml` file of `users.provider_config_dir` (a missing directory is a warning).

@@ -151,6 +151,8 @@ pub struct LdapSettings {
     pub server_url: String,
     pub bind_user_dn: String,
     pub bind_user_password: Secret,
+    /// A file holding the bind password (instead of `bind_user_password`).
+    pub bind_user_password_file: String,
     pub group_search_root: String,
     /// May use `{{ .UserDN }}` and `{{ .Username }}` (both escaped).
     pub group_filter_template: String,
@@ -174,6 +176,7 @@ impl Default for LdapSettings {
             server_url: String::new(),
             bind_user_dn: String::new(),
             bind_user_password: Secret::default(),
+            bind_user_password_file: String::new(),
             group_search_root: String::new(),
             group_filter_template: String::new(),
             user_search_root: String::new(),

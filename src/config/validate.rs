@@ -296,18 +296,6 @@ fn oidc_findings(c: &Config, p: &super::ProviderConfig) -> Vec<(&'static str, St
             "the client ID the provider gave this server is needed".into(),
         ));
     }
-    if !o.client_secret.is_empty() && !o.client_secret_file.is_empty() {
-        out.push((
-            "client_secret_file",
-            "set client_secret or client_secret_file, not both".into(),
-        ));
-    }
-    if !o.client_secret_file.is_empty() && std::fs::read_to_string(&o.client_secret_file).is_err() {
-        out.push((
-            "client_secret_file",
-            format!("{:?} is not a readable file", o.client_secret_file),
-        ));
-    }
     let endpoints: [(&'static str, &str); 6] = [
         ("discovery_url", &o.discovery_url),
         ("auth_url", &o.auth_url),

@@ -63,3 +63,57 @@ fn provider_dir_and_missing_dirs() {
     assert_eq!(loaded.warnings.len(), 1);
     assert_eq!(loaded.warnings[0].key, "users.provider_config_dir");
 }
+
+/// Every secret has a `<key>_file` form: the file's text (without its trailing newline) becomes the secret;
+/// both forms at once, or a file that cannot be read, is a problem naming the `_file` key.
+#[test]
+fn secrets_can_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (pg, smtp, bind, oidc) = (
+        file("pg", "pg-pw\n"),
+        file("smtp", "smtp-pw\n"),
+        file("bind", "bind-pw"),
+        file("oidc", "oidc-pw\r\n"),
+    );
+    let text = format!(
+        "database:\n  postgres:\n    password_file: {pg}\n  mysql:\n    password_file: {pg}\n\
+         email:\n  smtp_password_file: {smtp}\n\
+         users:\n  bind_user_password_file: {bind}\n  providers:\n\
+         \x20   - {{name: corp, type: ldap, server_url: \"ldap://127.0.0.1:1\", bind_user_password_file: {bind}}}\n\
+         \x20   - {{name: up, type: oidc, discovery_url: \"https://op.example/.well-known/openid-configuration\", client_id: c, \
+         redirect_uri: \"https://id.example/oidc/up\", client_secret_file: {oidc}}}\n"
+    );
+    let c = tessera::config::load_from_str(&text, "t.yaml", Vec::new(), false)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    assert_eq!(c.database.postgres.password.expose(), "pg-pw");
+    assert_eq!(c.database.mysql.password.expose(), "pg-pw");
+    assert_eq!(c.email.smtp_password.expose(), "smtp-pw");
+    assert_eq!(c.users.ldap.bind_user_password.expose(), "bind-pw");
+    assert_eq!(c.users.providers[0].ldap.bind_user_password.expose(), "bind-pw");
+    assert_eq!(c.users.providers[1].oidc.client_secret.expose(), "oidc-pw");
+
+    let both = format!("email:\n  smtp_password: x\n  smtp_password_file: {smtp}\n");
+    let err = tessera::config::load_from_str(&both, "t.yaml", Vec::new(), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("email.smtp_password_file") && err.contains("not both"),
+        "{err}"
+    );
+    let missing = "database:\n  postgres:\n    password_file: /nonexistent/pg\n";
+    let err = tessera::config::load_from_str(missing, "t.yaml", Vec::new(), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("database.postgres.password_file") && err.contains("/nonexistent/pg"),
+        "{err}"
+    );
+}

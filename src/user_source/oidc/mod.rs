@@ -97,18 +97,11 @@ pub struct OidcProvider {
 }
 
 impl OidcProvider {
-    /// Builds the provider from checked settings (reads `client_secret_file`); nothing is fetched yet.
+    /// Builds the provider from checked settings (`client_secret_file` was read into `client_secret` with the
+    /// configuration); nothing is fetched yet.
     pub fn new(config: &Config, p: &ProviderConfig) -> Result<Self, String> {
         let o = &p.oidc;
-        let client_secret = if !o.client_secret_file.is_empty() {
-            let text = std::fs::read_to_string(&o.client_secret_file)
-                .map_err(|e| format!("client_secret_file {:?}: {e}", o.client_secret_file))?;
-            Some(text.trim_end_matches(['\r', '\n']).to_string())
-        } else if o.client_secret.is_empty() {
-            None
-        } else {
-            Some(o.client_secret.expose().to_string())
-        };
+        let client_secret = (!o.client_secret.is_empty()).then(|| o.client_secret.expose().to_string());
         let source = ClaimsSource::parse(&o.claims_source).ok_or("claims_source is not token or endpoint")?;
         let timeout = o.request_timeout.as_duration();
         let http = reqwest::Client::builder()
