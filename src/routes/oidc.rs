@@ -82,11 +82,7 @@ pub async fn sign_in(state: State, req: HttpRequest, name: web::Path<String>) ->
     };
     // A name that no provider can have (they are checked at start-up) never names a cookie.
     if !crate::config::oidc_name_ok(&name) {
-        return page_error(&Failure {
-            status: 404,
-            code: "unknown_provider",
-            message: "there is no OpenID provider of that name".into(),
-        });
+        return page_error(&Failure::unknown_provider(&name));
     }
     let secure = served_over_https(&state);
     let cookie_name = cookie_name(&name, secure);

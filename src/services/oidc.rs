@@ -68,6 +68,15 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// 404: no OpenID provider has this name.
+    pub fn unknown_provider(name: &str) -> Failure {
+        Failure {
+            status: 404,
+            code: "unknown_provider",
+            message: format!("there is no OpenID provider named {name:?}"),
+        }
+    }
+
     pub fn bad(code: &'static str, message: impl Into<String>) -> Failure {
         Failure {
             status: 400,
@@ -133,11 +142,10 @@ pub struct Callback {
 }
 
 fn provider(state: &AppState, name: &str) -> Result<std::sync::Arc<OidcProvider>, Failure> {
-    state.providers.oidc(name).ok_or_else(|| Failure {
-        status: 404,
-        code: "unknown_provider",
-        message: format!("there is no OpenID provider named {name:?}"),
-    })
+    state
+        .providers
+        .oidc(name)
+        .ok_or_else(|| Failure::unknown_provider(name))
 }
 
 fn digest(text: &str) -> Vec<u8> {
