@@ -129,11 +129,21 @@ groups:
 }
 
 async fn app_for(issuer: &str, db: TestDb, tweak: impl FnOnce(&mut Config)) -> (TestApp, tempfile::TempDir) {
+    app_with_clock(issuer, db, tweak, None).await
+}
+
+/// [`app_for`] with a clock the test moves.
+async fn app_with_clock(
+    issuer: &str,
+    db: TestDb,
+    tweak: impl FnOnce(&mut Config),
+    clock: Option<Arc<dyn tessera::clock::Clock>>,
+) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let init = dbinit(dir.path());
     let port = free_port();
     let issuer = issuer.to_string();
-    let app = spawn_app_with(
+    let app = crate::helpers::spawn_app_full(
         db,
         move |c| {
             c.server.port = port;
@@ -141,6 +151,7 @@ async fn app_for(issuer: &str, db: TestDb, tweak: impl FnOnce(&mut Config)) -> (
             tweak(c);
         },
         Some(init),
+        clock,
     )
     .await
     .unwrap();
@@ -1005,4 +1016,39 @@ fn bad_provider_settings_are_configuration_errors() {
         .unwrap()
         .to_string();
     assert!(err.contains("/oidc/<name>"), "{err}");
+}
+
+/// Expired values: a sign-in left at the provider for more than 10 minutes cannot be finished, and an exchange
+/// pair not redeemed within 2 minutes logs nobody in.
+#[tokio::test]
+async fn an_expired_state_or_pair_is_refused() {
+    let upstream = Upstream::start();
+    upstream.set_account("ivy", json!({"email": "ivy@example.test", "groups": ["staff"]}));
+    let clock = tessera::clock::ManualClock::new();
+    let (app, _dir) = app_with_clock(&upstream.issuer, TestDb::Sqlite, |_| {}, Some(Arc::new(clock.clone()))).await;
+    let before = user_count(&app).await;
+
+    let browser = Browser::new();
+    let callback = browser.through_provider(&app, "", "ivy").await;
+    clock.advance(601);
+    let (status, page) = browser.open(&callback).await;
+    assert_eq!(
+        (status, attribute(&page, "data-error").as_deref()),
+        (400, Some("oidc_state_unknown")),
+        "{page}"
+    );
+    assert_eq!(user_count(&app).await, before);
+    clock.advance(-601);
+
+    let browser = Browser::new();
+    let callback = browser.through_provider(&app, "", "ivy").await;
+    let (status, page) = browser.open(&callback).await;
+    assert_eq!(status, 200, "{page}");
+    let body = json!({
+        "username": attribute(&page, "data-id-token").unwrap(),
+        "password": attribute(&page, "data-access-code").unwrap(),
+        "provider": NAME,
+    });
+    clock.advance(121);
+    assert_eq!(app.post_json("/api/login", &body).await.status(), 401);
 }
