@@ -256,11 +256,6 @@ fn import_stoke(loaded: LoadedConfig, from: &str, dry_run: bool, skip_invalid: b
 }
 
 fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
-    if let Err(e) = crate::telemetry::init(&loaded.config.logging) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
-    log_source(&loaded);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -268,11 +263,23 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The gRPC exporters' connections live on the server's runtime.
+    let exporters = {
+        let _runtime = runtime.enter();
+        match crate::telemetry::init_with_export(&loaded.config.logging, &loaded.config.telemetry) {
+            Ok(exporters) => exporters,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    log_source(&loaded);
     let config: Config = loaded.config;
     let about = Startup::of(&config, &loaded.file);
     let dbinit = cli.dbinit.clone();
     let grace = config.server.shutdown_timeout.as_duration();
-    runtime.block_on(async move {
+    let code = runtime.block_on(async {
         let app = match Application::build(config, dbinit).await {
             Ok(app) => app,
             Err(e) => {
@@ -280,6 +287,8 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let state = app.state();
+        exporters.observe(state.metrics.clone(), move || state.gauges());
         if let Err(e) = stop_on_signals(app.handle(), grace) {
             eprintln!("error: cannot listen for signals: {e}");
             return ExitCode::FAILURE;
@@ -300,7 +309,10 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // What is still queued goes out while the runtime (and its gRPC connections) is alive.
+    exporters.shutdown();
+    code
 }
 
 /// SIGHUP re-reads the TLS certificate files (a renewal); without TLS it is logged and ignored.

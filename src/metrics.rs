@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 14] = [
+pub const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -30,7 +30,7 @@ impl Outcomes {
         *map.entry(outcome).or_default() += 1;
     }
 
-    fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

@@ -81,13 +81,17 @@ impl LoggingConfig {
     }
 }
 
-/// Stoke's OpenTelemetry keys. Tessera accepts them so Stoke configs load; it exports Prometheus text at
-/// `/metrics` and does not push traces or metrics.
+/// Stoke's OpenTelemetry keys: traces and metrics pushed over OTLP (gRPC or HTTP with protobuf bodies) when a
+/// provider is set, besides the Prometheus text at `/metrics`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TelemetryConfig {
+    /// `grpc`, `http`, or `none`/empty (no trace export).
     pub trace_provider: String,
+    /// The collector: for `grpc` its `http(s)://host:port`, for `http` its base URL (`/v1/traces` is added to a
+    /// URL without a path) or the full URL. Empty: `OTEL_EXPORTER_OTLP_*_ENDPOINT`, else the OTLP default.
     pub trace_export_url: String,
+    /// No TLS, even to an `https://` URL (as Stoke's exporter does).
     pub trace_insecure: bool,
     pub metric_provider: String,
     pub metric_exporter_url: String,
@@ -111,6 +115,109 @@ impl Default for TelemetryConfig {
             require_prometheus_authentication: false,
         }
     }
+}
+
+/// The OTLP transport of a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    Grpc,
+    /// HTTP with protobuf bodies (`application/x-protobuf`).
+    Http,
+}
+
+/// Where and how one signal (traces or metrics) is exported: what [`TelemetryConfig::traces`] and
+/// [`TelemetryConfig::metrics`] make of Stoke's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpExport {
+    pub protocol: OtlpProtocol,
+    /// `None`: the exporter's own (the `OTEL_EXPORTER_OTLP_*` variables, else `localhost:4317`/`4318`).
+    pub endpoint: Option<String>,
+}
+
+impl OtlpExport {
+    /// Whether the connection is made over TLS.
+    pub fn tls(&self) -> bool {
+        self.endpoint.as_deref().is_some_and(|e| e.starts_with("https://"))
+    }
+}
+
+impl TelemetryConfig {
+    /// The trace export, if `trace_provider` asks for one; `Err` names the key that is wrong, and why.
+    pub fn traces(&self) -> Result<Option<OtlpExport>, (&'static str, String)> {
+        otlp_export(
+            &self.trace_provider,
+            &self.trace_export_url,
+            self.trace_insecure,
+            "/v1/traces",
+        )
+        .map_err(|e| match e {
+            Wrong::Provider(msg) => ("telemetry.trace_provider", msg),
+            Wrong::Url(msg) => ("telemetry.trace_export_url", msg),
+        })
+    }
+
+    /// The metric export, if `metric_provider` asks for one.
+    pub fn metrics(&self) -> Result<Option<OtlpExport>, (&'static str, String)> {
+        otlp_export(
+            &self.metric_provider,
+            &self.metric_exporter_url,
+            self.metric_insecure,
+            "/v1/metrics",
+        )
+        .map_err(|e| match e {
+            Wrong::Provider(msg) => ("telemetry.metric_provider", msg),
+            Wrong::Url(msg) => ("telemetry.metric_exporter_url", msg),
+        })
+    }
+}
+
+/// Which of a signal's keys is wrong.
+enum Wrong {
+    Provider(String),
+    Url(String),
+}
+
+/// One signal's keys read as Stoke meant them: the provider names the transport; an `http` URL without a path
+/// gets the signal's standard path; `insecure` drops TLS whatever the scheme says.
+fn otlp_export(provider: &str, url: &str, insecure: bool, signal_path: &str) -> Result<Option<OtlpExport>, Wrong> {
+    let protocol = match provider.trim().to_ascii_lowercase().as_str() {
+        "" | "none" => return Ok(None),
+        "grpc" => OtlpProtocol::Grpc,
+        "http" => OtlpProtocol::Http,
+        other => return Err(Wrong::Provider(format!("{other:?} is not one of grpc, http, none"))),
+    };
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(Some(OtlpExport {
+            protocol,
+            endpoint: None,
+        }));
+    }
+    let (scheme, rest) = url
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https"))
+        .ok_or_else(|| Wrong::Url(format!("{url:?} is not an http:// or https:// URL")))?;
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
+        return Err(Wrong::Url(format!(
+            "{url:?} is not a collector URL (scheme, host, port and, for http, a path)"
+        )));
+    }
+    let scheme = if insecure {
+        "http".to_string()
+    } else {
+        scheme.to_ascii_lowercase()
+    };
+    let path = match protocol {
+        OtlpProtocol::Grpc if path.is_empty() || path == "/" => "",
+        OtlpProtocol::Grpc => return Err(Wrong::Url(format!("{url:?}: a gRPC collector URL has no path"))),
+        OtlpProtocol::Http if path.is_empty() || path == "/" => signal_path,
+        OtlpProtocol::Http => path,
+    };
+    Ok(Some(OtlpExport {
+        protocol,
+        endpoint: Some(format!("{scheme}://{authority}{path}")),
+    }))
 }
 
 /// Settings for several replicas. Tessera replicas share one key ring through their common database, so

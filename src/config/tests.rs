@@ -155,3 +155,89 @@ fn the_config_file_is_found_in_order() {
         Some((b.clone(), "--config"))
     );
 }
+
+/// Stoke's telemetry keys as the exporters read them: the provider names the transport, `*_insecure` drops TLS
+/// whatever the scheme, an http URL without a path gets the signal's path, and what cannot be a collector is
+/// refused naming its key.
+#[test]
+fn telemetry_keys_become_otlp_exports() {
+    use super::{OtlpExport, OtlpProtocol, TelemetryConfig};
+    let read = |provider: &str, url: &str, insecure: bool| {
+        let t = TelemetryConfig {
+            trace_provider: provider.into(),
+            trace_export_url: url.into(),
+            trace_insecure: insecure,
+            metric_provider: provider.into(),
+            metric_exporter_url: url.into(),
+            metric_insecure: insecure,
+            ..TelemetryConfig::default()
+        };
+        (t.traces(), t.metrics())
+    };
+    let export = |protocol, endpoint: &str| {
+        Ok(Some(OtlpExport {
+            protocol,
+            endpoint: Some(endpoint.into()),
+        }))
+    };
+    // Stoke's example: grpc to an https URL, insecure.
+    let (traces, _) = read("grpc", "https://localhost:4317", true);
+    assert_eq!(traces, export(OtlpProtocol::Grpc, "http://localhost:4317"));
+    assert!(traces.is_ok_and(|t| t.is_some_and(|t| !t.tls())));
+    let (traces, _) = read("GRPC", "https://collector.example:4317/", false);
+    assert_eq!(traces, export(OtlpProtocol::Grpc, "https://collector.example:4317"));
+    let (traces, metrics) = read("http", "http://127.0.0.1:4318", false);
+    assert_eq!(traces, export(OtlpProtocol::Http, "http://127.0.0.1:4318/v1/traces"));
+    assert_eq!(metrics, export(OtlpProtocol::Http, "http://127.0.0.1:4318/v1/metrics"));
+    let (traces, _) = read("http", "https://otel.example/ingest/traces", false);
+    assert_eq!(traces, export(OtlpProtocol::Http, "https://otel.example/ingest/traces"));
+    let (traces, _) = read("grpc", "", false);
+    assert_eq!(
+        traces,
+        Ok(Some(OtlpExport {
+            protocol: OtlpProtocol::Grpc,
+            endpoint: None
+        }))
+    );
+    for off in ["", "none", " None "] {
+        assert_eq!(read(off, "http://x:1", false), (Ok(None), Ok(None)));
+    }
+    let wrong = |provider: &str, url: &str| {
+        let (traces, metrics) = read(provider, url, false);
+        (traces.err().map(|e| e.0), metrics.err().map(|e| e.0))
+    };
+    assert_eq!(
+        wrong("zipkin", "http://x:1"),
+        (Some("telemetry.trace_provider"), Some("telemetry.metric_provider"))
+    );
+    for url in [
+        "localhost:4317",
+        "ftp://x:1",
+        "http://",
+        "http://user:pw@x:1",
+        "http://x:1/v1/traces?a=b",
+    ] {
+        assert_eq!(
+            wrong("http", url),
+            (
+                Some("telemetry.trace_export_url"),
+                Some("telemetry.metric_exporter_url")
+            ),
+            "{url}"
+        );
+    }
+    assert_eq!(
+        wrong("grpc", "http://x:4317/v1/traces").0,
+        Some("telemetry.trace_export_url")
+    );
+}
+
+/// A telemetry key the exporters cannot use stops the start (and `validate`), naming the key.
+#[test]
+fn a_bad_telemetry_key_is_an_error() {
+    let err = load_from_str("telemetry:\n  trace_provider: zipkin\n", "cfg.yaml", no_env(), false).err();
+    let keys: Vec<String> = err
+        .map(|e| e.problems.into_iter().map(|p| p.key).collect())
+        .unwrap_or_default();
+    assert_eq!(keys, vec!["telemetry.trace_provider"]);
+}

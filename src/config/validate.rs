@@ -9,7 +9,7 @@ pub(super) fn check(c: &Config) -> Vec<Finding> {
     let mut out: Vec<Finding> = Vec::new();
     {
         let mut fail = |key: &str, msg: String| out.push((key.into(), msg, true));
-        for section in [database_and_logs, tokens, security, accounts, providers] {
+        for section in [database_and_logs, telemetry, tokens, security, accounts, providers] {
             section(c, &mut fail);
         }
     }
@@ -51,6 +51,16 @@ fn database_and_logs(c: &Config, fail: &mut impl FnMut(&str, String)) {
             "logging.level",
             format!("{:?} is not one of trace, debug, info, warn, error", c.logging.level),
         );
+    }
+}
+
+/// The OTLP exports (the same reading the exporters are built from).
+fn telemetry(c: &Config, fail: &mut impl FnMut(&str, String)) {
+    for wrong in [c.telemetry.traces().err(), c.telemetry.metrics().err()]
+        .into_iter()
+        .flatten()
+    {
+        fail(wrong.0, wrong.1);
     }
 }
 
@@ -392,12 +402,6 @@ fn warnings(c: &Config, warn: &mut impl FnMut(&str, String)) {
             "tokens.algorithms",
             "RS256 is not among them: OpenID Discovery requires it, and many resource-server libraries know only RS256"
                 .into(),
-        );
-    }
-    if c.telemetry.trace_provider != "none" && !c.telemetry.trace_provider.is_empty() {
-        warn(
-            "telemetry.trace_provider",
-            "trace export is not supported; /metrics serves Prometheus text".into(),
         );
     }
     if c.database.resolve().is_ok_and(|(b, _)| b != Backend::Sqlite)

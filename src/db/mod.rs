@@ -34,6 +34,7 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
+use tracing::Instrument as _;
 
 use crate::config::{Backend, DatabaseConfig};
 
@@ -215,6 +216,17 @@ impl Db {
         Ok(self.pool.get()?)
     }
 
+    /// The span of one database call in an exported trace (`operation`: "db read", "db write", …); disabled
+    /// (and free) when traces are not exported.
+    fn span(&self, operation: &'static str) -> tracing::Span {
+        let system = match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+            Backend::Mysql => "mysql",
+        };
+        tracing::trace_span!(target: crate::telemetry::otlp::TARGET, "db", otel.name = operation, db.system.name = system)
+    }
+
     /// Runs `f` with a pooled connection on the blocking thread pool.
     pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -222,7 +234,18 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let (pool, span) = (self.pool.clone(), tracing::Span::current());
+        self.run_in(self.span("db"), f).await
+    }
+
+    /// [`Db::run`] inside `span`.
+    async fn run_in<T, E, F>(&self, span: tracing::Span, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        // On the blocking thread, log lines keep their request: the database span, or the request's own.
+        let (pool, span) = (self.pool.clone(), crate::telemetry::otlp::child(span));
         match tokio::task::spawn_blocking(move || {
             let _request = span.enter();
             let mut conn = pool.get().map_err(DbError::from)?;
@@ -247,12 +270,13 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        let span = self.span("db read");
         if self.backend == Backend::Sqlite
             && let Some(mut conn) = self.pool.try_get()
         {
-            return f(&mut conn);
+            return span.in_scope(|| f(&mut conn));
         }
-        self.run(f).await
+        self.run_in(span, f).await
     }
 
     /// Runs `f` without a transaction of its own: on SQLite as a job of the writer thread, elsewhere on a pooled
@@ -266,9 +290,10 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        let span = self.span("db");
         match &self.writer {
-            Some(Writer::Thread(writer)) => writer.submit(f).await,
-            _ => self.run(f).await,
+            Some(Writer::Thread(writer)) => writer.submit(f).instrument(span).await,
+            _ => self.run_in(span, f).await,
         }
     }
 
@@ -281,9 +306,10 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        let span = self.span("db read");
         match &self.writer {
-            Some(Writer::Thread(writer)) => writer.submit_read(f).await,
-            _ => self.run(f).await,
+            Some(Writer::Thread(writer)) => writer.submit_read(f).instrument(span).await,
+            _ => self.run_in(span, f).await,
         }
     }
 
@@ -316,10 +342,11 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        let span = self.span("db write");
         match self.writer.clone() {
-            Some(Writer::Thread(writer)) => writer.submit(f).await,
+            Some(Writer::Thread(writer)) => writer.submit(f).instrument(span).await,
             turn => {
-                self.run(move |conn| {
+                self.run_in(span, move |conn| {
                     // The connection first, then the lock: a lock holder never waits for the pool.
                     let _turn = match &turn {
                         Some(Writer::Turn(t)) => Some(t.lock().unwrap_or_else(|p| p.into_inner())),

@@ -4,7 +4,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::authz::Letter;
 use crate::error::ApiError;
-use crate::metrics::Gauges;
 use crate::routes::auth::Admin;
 use crate::services::AppState;
 
@@ -24,16 +23,7 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
             return Err(ApiError::Forbidden);
         }
     }
-    let (in_use, idle) = state.db.pool_state();
-    let gauges = Gauges {
-        hash_queue_depth: state.passwords.queue_depth(),
-        db_connections_in_use: in_use,
-        db_connections_idle: idle,
-        signing_keys: state.keys.current().keys.len(),
-        key_rotations: state.keys.rotations.load(std::sync::atomic::Ordering::Relaxed),
-        password_hashes: state.passwords.computed(),
-    };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&gauges)))
+        .body(state.metrics.render(&state.gauges())))
 }

@@ -30,7 +30,7 @@ where
 {
     let (start, method) = (crate::clock::monotonic(), req.method().to_string());
     let id = request_id(&req);
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let span = request_span(&req, &id, &method);
     let response = span.in_scope(|| srv.call(req));
     async move {
         let result = match timeout {
@@ -46,6 +46,7 @@ where
                 let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
                 let status = response.status().as_u16();
                 metrics.observe(&method, &route, status, elapsed);
+                finish_span(&method, &route, status, elapsed);
                 if let Ok(value) = HeaderValue::from_str(&id) {
                     response
                         .headers_mut()
@@ -60,11 +61,33 @@ where
             Err(e) => {
                 let status = e.as_response_error().status_code().as_u16();
                 metrics.observe(&method, "timeout", status, elapsed);
+                finish_span(&method, "timeout", status, elapsed);
                 Err(e)
             }
         }
     }
     .instrument(span)
+}
+
+/// The span of one request: its id, method and path on every log line it causes; with traces exported, also a
+/// server span in the caller's trace (W3C `traceparent`) that [`finish_span`] names by route and status.
+fn request_span(req: &ServiceRequest, id: &str, method: &str) -> tracing::Span {
+    if !crate::telemetry::otlp::tracing_on() {
+        return tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    }
+    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path(),
+        otel.kind = "server", otel.name = crate::metrics::method_label(method),
+        http.request.method = crate::metrics::method_label(method), url.path = %req.path());
+    crate::telemetry::otlp::adopt_parent(&span, req.headers());
+    span
+}
+
+/// Names the current request span by its route (`POST /api/login`) and records its status (5xx an error), and
+/// counts the request in the exported duration histogram; nothing when neither is exported.
+fn finish_span(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let method = crate::metrics::method_label(method);
+    crate::telemetry::otlp::record_request(method, route, status, elapsed);
+    crate::telemetry::otlp::finish(&tracing::Span::current(), method, route, status);
 }
 
 /// The client's `X-Request-Id` if it is 1 to 64 plain characters (so it cannot forge log lines), else a new

@@ -11,6 +11,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
 
 use crate::config::SecurityConfig;
 use crate::crypto::password::{Hasher, Memory, PasswordError, Stored, Verdict};
@@ -93,8 +94,10 @@ impl Passwords {
             waiting.fetch_sub(1, Ordering::Relaxed);
             let _ = tx.send(out);
         });
+        // In a trace: the wait in the queue and the hash itself, as the caller waits for both.
+        let span = tracing::trace_span!(target: crate::telemetry::otlp::TARGET, "password hash");
         match self.queue.try_send(job) {
-            Ok(()) => rx.await.map_err(|_| HashError::Stopped),
+            Ok(()) => rx.instrument(span).await.map_err(|_| HashError::Stopped),
             Err(e) => {
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
                 Err(match e {

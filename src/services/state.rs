@@ -32,7 +32,7 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// Failed OAuth client authentications, per client id and address.
     pub client_failures: Arc<crate::services::oauth::ClientFailures>,
-    /// The user providers (LDAP directories) of `users.providers`, with their connections.
+    /// The user providers (LDAP directories, OpenID providers) of `users.providers`, with their connections.
     pub providers: Arc<crate::user_source::Providers>,
     /// Email templates, links and the SMTP transport; wakes the outbox worker.
     pub mail: Arc<crate::services::mail::Mailer>,
@@ -40,4 +40,19 @@ pub struct AppState {
     pub form_key: Option<Arc<crate::services::accounts::FormKey>>,
     /// The key-encryption key: what TOTP secrets are encrypted under at rest.
     pub kek: crate::services::at_rest::Kek,
+}
+
+impl AppState {
+    /// The values `/metrics` and the OTLP export read from the parts of the server at that moment.
+    pub fn gauges(&self) -> crate::metrics::Gauges {
+        let (in_use, idle) = self.db.pool_state();
+        crate::metrics::Gauges {
+            hash_queue_depth: self.passwords.queue_depth(),
+            db_connections_in_use: in_use,
+            db_connections_idle: idle,
+            signing_keys: self.keys.current().keys.len(),
+            key_rotations: self.keys.rotations.load(std::sync::atomic::Ordering::Relaxed),
+            password_hashes: self.passwords.computed(),
+        }
+    }
 }

@@ -29,6 +29,7 @@ mod migrations;
 mod oauth;
 mod oidc;
 mod openapi;
+mod otlp;
 mod outage;
 mod process;
 mod refresh;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
 /// A `tessera serve` child process on a free port (its stdout is drained by a thread, and kept).
-struct Server {
+pub(crate) struct Server {
     child: Child,
     port: u16,
     /// The bootstrap superuser's password, when this start created it.
@@ -23,7 +23,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(dir).env_remove("RUST_LOG");
         for (k, _) in std::env::vars() {
@@ -71,7 +71,7 @@ impl Server {
     }
 
     /// The last lines the server printed.
-    fn tail(&self) -> String {
+    pub(crate) fn tail(&self) -> String {
         let output = self.output.lock().unwrap();
         output[output.len().saturating_sub(40)..].join("\n")
     }
@@ -87,11 +87,16 @@ impl Server {
             .unwrap()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn signal(&self, signal: &str) {
+    /// Waits for the process to exit.
+    pub(crate) fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.child.id().to_string())
@@ -375,7 +380,7 @@ async fn a_second_signal_exits_at_once() {
 /// A server hashing on one thread, whose one user `tester` (password `tester`) has a hash of `iterations` that the
 /// server's parameters match, so no rehash is queued: the hash queue holds only logins. The per-name login limit
 /// is off: these tests queue many logins of one name at once, which it would (rightly) refuse.
-fn start_with_tester(dir: &Path, iterations: u32, env: &[(&str, &str)]) -> Server {
+pub(crate) fn start_with_tester(dir: &Path, iterations: u32, env: &[(&str, &str)]) -> Server {
     let params = tessera::config::PasswordHashConfig {
         iterations,
         ..Default::default()

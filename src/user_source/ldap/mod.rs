@@ -149,8 +149,15 @@ impl LdapProvider {
         &self.name
     }
 
-    /// Asks the directory about `username` and `password`.
+    /// Asks the directory about `username` and `password` (a span of its own in an exported trace).
     pub async fn authenticate(&self, username: &str, password: &str) -> Outcome {
+        use tracing::Instrument as _;
+        let span = tracing::trace_span!(target: crate::telemetry::otlp::TARGET, "directory",
+            otel.name = "ldap authenticate", tessera.provider = %self.name);
+        self.ask(username, password).instrument(span).await
+    }
+
+    async fn ask(&self, username: &str, password: &str) -> Outcome {
         // Without a user filter (configuration loading warns) the directory finds nobody.
         if username.is_empty() || username.len() > MAX_USERNAME || self.user_filter.is_empty() {
             return Outcome::NotFound;
