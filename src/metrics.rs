@@ -199,6 +199,105 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP tessera_build_info The running version.\n# TYPE tessera_build_info gauge\n\
+             tessera_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        process::render(&mut out);
         out
+    }
+}
+
+/// The standard `process_*` series of Prometheus clients, read from `/proc` at render time (Linux; elsewhere
+/// none).
+mod process {
+    use std::fmt::Write as _;
+
+    /// Clock ticks per second in `/proc/<pid>/stat`: `USER_HZ`, which Linux fixes at 100 for user space.
+    const USER_HZ: f64 = 100.0;
+
+    pub(super) fn render(out: &mut String) {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // The fields after the parenthesised command name (which may itself hold spaces): state is field 3.
+        let fields: Vec<&str> = stat
+            .rfind(')')
+            .map_or(Vec::new(), |i| stat[i + 1..].split_whitespace().collect());
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(utime), Some(stime)) = (field(14), field(15)) {
+            let cpu = (utime + stime) / USER_HZ;
+            series(
+                out,
+                "process_cpu_seconds_total",
+                "counter",
+                "User and system CPU time spent, in seconds.",
+                cpu,
+            );
+        }
+        let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok())
+        });
+        if let (Some(boot), Some(ticks)) = (boot, field(22)) {
+            let start = boot + ticks / USER_HZ;
+            series(
+                out,
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since the Unix epoch, in seconds.",
+                start,
+            );
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        for (field, name, help) in [
+            (
+                "VmRSS:",
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+            ),
+            (
+                "VmSize:",
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+            ),
+        ] {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().strip_suffix("kB"))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+            {
+                series(out, name, "gauge", help, kib * 1024.0);
+            }
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            series(
+                out,
+                "process_open_fds",
+                "gauge",
+                "Number of open file descriptors.",
+                fds.count() as f64,
+            );
+        }
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+        if let Some(max) = limits
+            .lines()
+            .find_map(|l| l.strip_prefix("Max open files"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            series(
+                out,
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                max,
+            );
+        }
+    }
+
+    fn series(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     }
 }
