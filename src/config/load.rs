@@ -149,10 +149,13 @@ pub fn load_from_str(
     };
     rename_aliases(&mut tree);
     let env_keys = apply_env(&mut tree, env);
+    // Where a finding about `key` comes from: the variable that set it, one under it (an unknown section set only
+    // from the environment), or one above it; else the file.
     let origin = |key: &str| -> String {
+        let within = |inner: &str, outer: &str| inner == outer || inner.starts_with(&format!("{outer}."));
         env_keys
             .iter()
-            .find(|(path, _)| key == path.as_str() || key.starts_with(&format!("{path}.")))
+            .find(|(path, _)| within(key, path) || within(path, key))
             .map(|(_, var)| format!("environment variable {var}"))
             .unwrap_or_else(|| source.to_string())
     };
@@ -272,7 +275,8 @@ fn section<T: DeserializeOwned + Default>(name: &str, mut value: Value, errors: 
             Err(e) => {
                 let segments: Vec<serde_path_to_error::Segment> = e.path().iter().cloned().collect();
                 let key = dotted(name, &segments);
-                errors.push((key, e.into_inner().to_string()));
+                let message = in_operator_words(&e.into_inner().to_string(), &key);
+                errors.push((key, message));
                 if segments.is_empty() || !remove_at(&mut value, &segments) {
                     return T::default();
                 }
@@ -280,6 +284,42 @@ fn section<T: DeserializeOwned + Default>(name: &str, mut value: Value, errors: 
         }
     }
     T::default()
+}
+
+/// serde's "invalid type: string \"lots\", expected u16" as an operator reads it: `"lots" is not a port number
+/// (0–65535)`. Messages of another shape (durations, unknown variants, …) are already worded and stay.
+fn in_operator_words(message: &str, key: &str) -> String {
+    let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split_once(", expected "))
+    else {
+        return message.to_string();
+    };
+    let found = match found.split_once(' ') {
+        Some(("string", text)) => text.to_string(),
+        Some(("integer" | "floating", value)) => value.trim_start_matches("point ").trim_matches('`').to_string(),
+        _ if found == "map" => "a section of keys".into(),
+        _ if found == "sequence" => "a list".into(),
+        _ if found.starts_with("boolean") => found.trim_start_matches("boolean ").trim_matches('`').to_string(),
+        _ => found.to_string(),
+    };
+    let whole = |range: &str| format!("a whole number from {range}");
+    let expected = match expected {
+        "u16" if key.ends_with("port") => "a port number (0–65535)".into(),
+        "u8" => whole("0 to 255"),
+        "u16" => whole("0 to 65535"),
+        "u32" => whole("0 to 4294967295"),
+        "u64" | "usize" => "a whole number, 0 or more".into(),
+        "i32" | "i64" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a boolean" => "true or false (yes/no, on/off)".into(),
+        "a sequence" => "a list".into(),
+        "a string" => "text".into(),
+        other if other.starts_with("struct ") || other == "a map" => "a section of keys".into(),
+        other => other.to_string(),
+    };
+    format!("{found} is not {expected}")
 }
 
 fn dotted(section: &str, segments: &[serde_path_to_error::Segment]) -> String {

@@ -47,6 +47,28 @@ fn every_bad_key_is_reported() {
     assert!(keys.contains(&"tokens.token_duration".to_string()), "{keys:?}");
 }
 
+/// An unknown key (or a whole unknown section) that only the environment sets is reported as coming from it.
+#[test]
+fn unknown_env_keys_name_the_variable() {
+    let env = vec![
+        ("TESSERA__SERVER__PROTT".to_string(), "1".to_string()),
+        ("TESSERA__NOSECTION__X".to_string(), "2".to_string()),
+    ];
+    let loaded = load_from_str("", "cfg.yaml", env, false).map_err(|e| e.to_string());
+    let warnings = loaded.unwrap_or_else(|e| unreachable!("{e}")).warnings;
+    let found: Vec<(String, String)> = warnings.into_iter().map(|w| (w.key, w.source)).collect();
+    assert_eq!(
+        found,
+        vec![
+            ("nosection".into(), "environment variable TESSERA__NOSECTION__X".into()),
+            (
+                "server.prott".into(),
+                "environment variable TESSERA__SERVER__PROTT".into()
+            ),
+        ]
+    );
+}
+
 #[test]
 fn env_problems_name_the_variable() {
     let env = vec![("TESSERA__TOKENS__TOKEN_DURATION".to_string(), "soon".to_string())];
@@ -240,4 +262,34 @@ fn a_bad_telemetry_key_is_an_error() {
         .map(|e| e.problems.into_iter().map(|p| p.key).collect())
         .unwrap_or_default();
     assert_eq!(keys, vec!["telemetry.trace_provider"]);
+}
+
+/// A value of the wrong kind is described as an operator reads it, not in serde's words ("expected u16").
+#[test]
+fn wrong_values_are_worded_for_operators() {
+    let text = "server:\n  port: lots\n  workers: -1\n  allowed_hosts: 5\ntokens:\n  persist_keys: maybe\nsecurity:\n  login_throttle: 3\n";
+    let env = vec![(
+        "TESSERA__DATABASE__MAX_CONNECTIONS".to_string(),
+        "99999999999".to_string(),
+    )];
+    let err = load_from_str(text, "cfg.yaml", env, false).err();
+    let found: Vec<String> = err
+        .map(|e| {
+            e.problems
+                .into_iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect()
+        })
+        .unwrap_or_default();
+    for line in [
+        "server.port: \"lots\" is not a port number (0–65535)",
+        "server.workers: -1 is not a whole number, 0 or more",
+        "server.allowed_hosts: 5 is not a list",
+        "tokens.persist_keys: \"maybe\" is not true or false (yes/no, on/off)",
+        "security.login_throttle: 3 is not a section of keys",
+        "database.max_connections: 99999999999 is not a whole number from 0 to 4294967295",
+    ] {
+        assert!(found.iter().any(|f| f == line), "{line} not in {found:#?}");
+    }
+    assert!(!found.iter().any(|f| f.contains("expected")), "{found:#?}");
 }
