@@ -351,6 +351,19 @@ db_test!(crud_edges_and_errors, async |db| {
             json!({"email": "a@b@c"}),
             400,
         ),
+        // The account flows' one email rule: no address syntax an email header would misread.
+        (
+            Method::PATCH,
+            format!("/api/admin/users/{none_id}"),
+            json!({"email": "a<b@x.com"}),
+            400,
+        ),
+        (
+            Method::POST,
+            "/api/admin/localuser".to_string(),
+            json!({"fname": "", "lname": "", "username": "mallory", "email": "m@x.com\r\nBcc: all@x.com", "password": "a long enough password"}),
+            400,
+        ),
         (
             Method::PATCH,
             format!("/api/admin/users/{none_id}"),

@@ -30,7 +30,7 @@ pub use locks::{LockedName, lift as lift_lock, locks};
 pub use operations::*;
 pub use reads::*;
 pub use users::{
-    check_email, create_api_key, create_local_user, reset_mfa, revoke_api_key, revoke_sessions, session_dto,
+    create_api_key, create_local_user, reset_mfa, revoke_api_key, revoke_sessions, session_dto,
     set_local_password, user_api_keys, user_dto, user_mfa,
 };
 
