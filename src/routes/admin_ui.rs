@@ -5,6 +5,8 @@
 //! survive a reload). It holds no logic of the console itself: the app talks to the JSON API like any client.
 //! These routes are not API endpoints and so are not in the OpenAPI document.
 
+use std::borrow::Cow;
+
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use rust_embed::RustEmbed;
@@ -61,16 +63,18 @@ async fn serve(
 ) -> Result<HttpResponse, ApiError> {
     enabled(&state)?;
     let path = path.into_inner();
-    let (name, body) = match Assets::get(&path).filter(|_| !path.is_empty() && content_type(&path).is_some()) {
-        Some(file) if path != INDEX => (path.as_str(), file.data.into_owned()),
+    let (name, body, etag) = match Assets::get(&path).filter(|_| !path.is_empty() && content_type(&path).is_some()) {
+        Some(file) if path != INDEX => (path.as_str(), file.data, etag(&file.metadata.sha256_hash())),
         // A missing file that looks like one (`app.js`, `logo.png`) is a 404, not the app: a stale or mistyped
         // asset URL must fail loudly rather than be answered with HTML.
         None if last_segment(&path).contains('.') => {
             return Err(ApiError::NotFound(format!("no file {path:?} in the admin console")));
         }
-        _ => (INDEX, index(&state.config.server.base_path)?),
+        _ => {
+            let (body, etag) = index(&state.config.server.base_path)?;
+            (INDEX, body, etag)
+        }
     };
-    let etag = format!("\"{}\"", &crate::crypto::sha256_hex(&body)[..32]);
     let fresh = if_none_match(&req, &etag);
     let mut response = if fresh {
         HttpResponse::NotModified()
@@ -100,13 +104,21 @@ fn enabled(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The ETag of a file: its SHA-256, which rust-embed computes when it embeds the file (no hashing per request).
+fn etag(sha256: &[u8; 32]) -> String {
+    let hex: String = sha256[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
 /// `index.html`, its absolute `/admin/` URLs prefixed with `server.base_path` when one is set (the app derives
-/// every other URL from where its script was loaded).
-fn index(base_path: &str) -> Result<Vec<u8>, ApiError> {
+/// every other URL from where its script was loaded), and its ETag (the embedded file's, with the prefix mixed
+/// in when there is one).
+fn index(base_path: &str) -> Result<(Cow<'static, [u8]>, String), ApiError> {
     let file = Assets::get(INDEX).ok_or_else(|| ApiError::Internal("admin-ui/index.html is not embedded".into()))?;
     let base = base_path.trim_end_matches('/');
+    let hash = file.metadata.sha256_hash();
     if base.is_empty() {
-        return Ok(file.data.into_owned());
+        return Ok((file.data, etag(&hash)));
     }
     let base = if base.starts_with('/') {
         base.to_string()
@@ -114,7 +126,11 @@ fn index(base_path: &str) -> Result<Vec<u8>, ApiError> {
         format!("/{base}")
     };
     let text = String::from_utf8_lossy(&file.data);
-    Ok(text.replace("\"/admin/", &format!("\"{base}/admin/")).into_bytes())
+    let body = text.replace("\"/admin/", &format!("\"{base}/admin/")).into_bytes();
+    let mut mixed = hash.to_vec();
+    mixed.extend_from_slice(base.as_bytes());
+    let tag = format!("\"{}\"", &crate::crypto::sha256_hex(&mixed)[..32]);
+    Ok((Cow::Owned(body), tag))
 }
 
 fn last_segment(path: &str) -> &str {

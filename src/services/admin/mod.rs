@@ -30,8 +30,8 @@ pub use locks::{LockedName, lift as lift_lock, locks};
 pub use operations::*;
 pub use reads::*;
 pub use users::{
-    create_api_key, create_local_user, reset_mfa, revoke_api_key, revoke_sessions, session_dto,
-    set_local_password, user_api_keys, user_dto, user_mfa,
+    create_api_key, create_local_user, reset_mfa, revoke_api_key, revoke_sessions, session_dto, set_local_password,
+    user_api_keys, user_dto, user_mfa,
 };
 
 /// What a caller wants to touch.
