@@ -6,6 +6,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A password or key from the configuration. `Debug` and `Serialize` print `[redacted]` (or an empty string
 /// when unset, so `validate` still shows that nothing was configured); only [`Secret::expose`] reveals it.
+///
+/// Not the `secrecy` crate: its `Serialize` writes the value itself (behind an opt-in trait), where `validate`
+/// and the effective-config dump need a redacted one, and the wiping on drop it adds would be theatre here, as
+/// the exposed value is copied into connection strings and bind requests.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
