@@ -16,6 +16,7 @@ mod api_keys;
 mod cli;
 mod config_files;
 mod dbinit;
+mod deploy;
 mod health;
 mod import;
 mod interop;
