@@ -159,7 +159,27 @@ pub struct AuditEntry {
     pub actor: String,
     pub action: String,
     pub target: String,
+    /// The target's name when the target is the id of a user, claim, claim group or group link that still
+    /// exists (the username, the name, the link's resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
     pub detail: String,
+}
+
+/// `?actor=&action=&target=&since=&until=`: which audit entries a page shows (each absent one does not narrow).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Exactly this actor, ignoring case (a username, `tessera`, `import-stoke`, `OIDC:<provider>`, …).
+    pub actor: Option<String>,
+    /// Actions that start with this, ignoring case: `login.` for every login event, `user.delete` for one.
+    pub action: Option<String>,
+    /// Exactly this target, ignoring case (an id, a key id, a username).
+    pub target: Option<String>,
+    /// Entries recorded at or after this time: RFC 3339 (`2026-12-01T00:00:00Z`) or Unix seconds.
+    pub since: Option<String>,
+    /// Entries recorded before this time, likewise.
+    pub until: Option<String>,
 }
 
 /// Public metadata of one signing key (private keys are never served).

@@ -32,9 +32,44 @@ pub fn record(c: &mut DbConn, at: i64, actor: &str, action: &str, target: &str, 
     Ok(())
 }
 
-/// Newest first.
-pub fn list(c: &mut DbConn, offset: i64, limit: i64) -> Result<Vec<AuditRow>, DbError> {
+/// Which entries a listing shows; a `None` does not narrow it. Text matches ignore case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Exactly this actor.
+    pub actor: Option<String>,
+    /// Actions that start with this (`login.`, or a whole action name).
+    pub action: Option<String>,
+    /// Exactly this target.
+    pub target: Option<String>,
+    /// Recorded at or after (Unix seconds).
+    pub since: Option<i64>,
+    /// Recorded before (Unix seconds).
+    pub until: Option<i64>,
+}
+
+/// `value` as a `LIKE` pattern that matches only itself (lower-cased; the column is lower-cased too).
+fn literal(value: &str) -> String {
+    value
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The entries `filter` selects, newest first (ties by id, so pages never overlap or skip).
+pub fn list(c: &mut DbConn, filter: &Filter, offset: i64, limit: i64) -> Result<Vec<AuditRow>, DbError> {
+    use super::users::lower;
+    let exact = |v: &Option<String>| v.as_deref().map_or_else(|| "%".to_string(), literal);
+    let prefix = filter
+        .action
+        .as_deref()
+        .map_or_else(|| "%".to_string(), |a| format!("{}%", literal(a)));
     Ok(audit_log::table
+        .filter(lower(audit_log::actor).like(exact(&filter.actor)).escape('\\'))
+        .filter(lower(audit_log::action).like(prefix).escape('\\'))
+        .filter(lower(audit_log::target).like(exact(&filter.target)).escape('\\'))
+        .filter(audit_log::at.ge(filter.since.unwrap_or(i64::MIN)))
+        .filter(audit_log::at.lt(filter.until.unwrap_or(i64::MAX)))
         .order((audit_log::at.desc(), audit_log::id.desc()))
         .offset(offset)
         .limit(limit)

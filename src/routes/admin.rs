@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use crate::api_types::{
-    AuditEntry, Claim, ClaimGroup, ClaimInput, GroupInput, GroupLink, KeyRingInfo, LinkInput, LocalUserCreate,
-    LocalUserPassword, Message, PageQuery, Rotated, Session, Totals, User, UserInput,
+    AuditEntry, AuditQuery, Claim, ClaimGroup, ClaimInput, GroupInput, GroupLink, KeyRingInfo, LinkInput,
+    LocalUserCreate, LocalUserPassword, Message, PageQuery, Rotated, Session, Totals, User, UserInput,
 };
 use crate::error::ApiError;
 use crate::routes::auth::Admin;
@@ -216,9 +216,9 @@ pub async fn link_group(s: State, a: Admin, id: Id) -> Reply {
 
 // ---- operations
 
-#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [AuditEntry]), AdminErrors))]
-pub async fn audit(s: State, a: Admin, q: Query) -> Reply {
-    ok(admin::audit_trail(&s, &a.0, admin::page(&q)?).await?)
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(PageQuery, AuditQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [AuditEntry]), AdminErrors))]
+pub async fn audit(s: State, a: Admin, q: Query, f: web::Query<AuditQuery>) -> Reply {
+    ok(admin::audit_trail(&s, &a.0, admin::page(&q)?, &f).await?)
 }
 
 #[utoipa::path(get, path = "/api/admin/keys", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "Success", body = KeyRingInfo), AdminErrors))]

@@ -3,6 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::accounts::error_code;
 use crate::db_test;
 use crate::helpers::{TestApp, TestDb, spawn_app_with};
 
@@ -747,6 +748,115 @@ db_test!(audit_trail_and_key_rotation, async |db| {
     let create = trail.iter().find(|e| e["action"] == "claim.create").unwrap();
     assert_eq!(create["actor"], "user_S");
     assert!(create["detail"].as_str().unwrap().contains("\"short_name\":\"aud\""));
+});
+
+db_test!(the_audit_trail_filters_pages_and_names_targets, async |db| {
+    let app = admin_app(db, |_| {}).await.unwrap();
+    let s = token(&app, "user_S").await;
+    assert_eq!(app.login("user_c", "wrong").await.status(), 401);
+    let users: Vec<Value> = call(&app, Some(&s), Method::GET, "/api/admin/users?q=user_none", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = users[0]["id"].as_i64().unwrap();
+    let patched = call(
+        &app,
+        Some(&s),
+        Method::PATCH,
+        &format!("/api/admin/users/{id}"),
+        Some(json!({"fname": "Nan"})),
+    )
+    .await;
+    assert_eq!(patched.status(), 200);
+    let get = async |query: &str| -> Vec<Value> {
+        let resp = call(
+            &app,
+            Some(&s),
+            Method::GET,
+            &format!("/api/admin/audit?itemsPerPage=255&{query}"),
+            None,
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{query}");
+        resp.json().await.unwrap()
+    };
+    let actions = |entries: &[Value]| {
+        entries
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+
+    // Who, ignoring case; what, by prefix; on what, exactly; and the target's name when it is an id.
+    let of_c = get("actor=User_C").await;
+    assert_eq!(actions(&of_c), ["login.failed"]);
+    let logins = get("action=login.").await;
+    assert!(
+        logins.len() >= 2
+            && logins
+                .iter()
+                .all(|e| e["action"].as_str().unwrap().starts_with("login."))
+    );
+    let updates = get(&format!("action=user.update&target={id}")).await;
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0]["target_name"], "user_none");
+    assert_eq!(updates[0]["actor"], "user_S");
+    // A LIKE wildcard in a filter is a character, not a pattern.
+    assert!(get("actor=user%25").await.is_empty());
+    assert!(get("action=%25").await.is_empty());
+
+    // Time ranges, as RFC 3339 or Unix seconds; an empty range is empty.
+    let at = updates[0]["at"].as_str().unwrap().to_string();
+    let seconds = time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .unix_timestamp();
+    assert_eq!(
+        get(&format!("action=user.update&since={}", at.replace('+', "%2B")))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        get(&format!("action=user.update&since={seconds}&until={}", seconds + 1))
+            .await
+            .len(),
+        1
+    );
+    assert!(get(&format!("action=user.update&until={seconds}")).await.is_empty());
+    assert!(get(&format!("since={}", seconds + 3600)).await.is_empty());
+
+    // Pages of one entry never repeat or skip one, whatever the clock's resolution.
+    let all = get("").await;
+    let mut paged = Vec::new();
+    for page in 1..=all.len() {
+        let one: Vec<Value> = call(
+            &app,
+            Some(&s),
+            Method::GET,
+            &format!("/api/admin/audit?itemsPerPage=1&page={page}"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        paged.push(one[0]["id"].clone());
+    }
+    assert_eq!(paged, all.iter().map(|e| e["id"].clone()).collect::<Vec<_>>());
+
+    for bad in [
+        "since=yesterday",
+        "until=2026-13-01T00:00:00Z",
+        &format!("actor={}", "a".repeat(256)),
+    ] {
+        let resp = call(&app, Some(&s), Method::GET, &format!("/api/admin/audit?{bad}"), None).await;
+        assert_eq!(error_code(resp).await, (400, "invalid_query".into()), "{bad}");
+    }
+    // The trail is the operators' (stk s); a user admin may not read it, filtered or not.
+    let u = token(&app, "user_u").await;
+    let resp = call(&app, Some(&u), Method::GET, "/api/admin/audit?actor=user_S", None).await;
+    assert_eq!(resp.status(), 403);
 });
 
 db_test!(conflicts_name_the_value_that_is_taken, async |db| {

@@ -276,6 +276,32 @@ pub fn sessions_of(c: &mut DbConn, user: i64) -> Result<Vec<super::refresh::Fami
         .load(c)?)
 }
 
+/// The names people know entities by, by id (usernames, claim and group names, link resource specs); ids that
+/// no longer exist are absent.
+pub fn display_names(c: &mut DbConn, kind: Kind, ids: &[i64]) -> Result<Vec<(i64, String)>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(match kind {
+        Kind::User => users::table
+            .filter(users::id.eq_any(ids))
+            .select((users::id, users::username))
+            .load(c)?,
+        Kind::Claim => claims::table
+            .filter(claims::id.eq_any(ids))
+            .select((claims::id, claims::name))
+            .load(c)?,
+        Kind::Group => claim_groups::table
+            .filter(claim_groups::id.eq_any(ids))
+            .select((claim_groups::id, claim_groups::name))
+            .load(c)?,
+        Kind::Link => group_links::table
+            .filter(group_links::id.eq_any(ids))
+            .select((group_links::id, group_links::resource_spec))
+            .load(c)?,
+    })
+}
+
 /// What policies protect entities by: usernames, group names, claim short names (links: resource specs).
 pub fn policy_names(c: &mut DbConn, kind: Kind, ids: &[i64]) -> Result<Vec<String>, DbError> {
     if ids.is_empty() {

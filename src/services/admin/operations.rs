@@ -1,8 +1,8 @@
 //! Keys and the audit trail, for superusers and read-all operators.
 
-use crate::api_types::{AuditEntry, KeyInfo, KeyRingInfo, rfc3339};
+use crate::api_types::{AuditEntry, AuditQuery, KeyInfo, KeyRingInfo, rfc3339};
 use crate::db::audit::{self, AuditRow};
-use crate::db::catalog::Page;
+use crate::db::catalog::{self, Page};
 use crate::services::AppState;
 
 use super::{Area, Caller, ServiceError};
@@ -14,16 +14,89 @@ pub fn audit_dto(r: AuditRow) -> AuditEntry {
         actor: r.actor,
         action: r.action,
         target: r.target,
+        target_name: None,
         detail: r.detail,
     }
 }
 
-pub async fn audit_trail(state: &AppState, caller: &Caller, page: Page) -> Result<Vec<AuditEntry>, ServiceError> {
-    let rows = super::read(state, caller, Area::Operations, move |c| {
-        Ok(audit::list(c, page.offset, page.limit)?)
+/// What kind of entity an action's target is the id of, if any (`user.delete` → a user).
+fn target_kind(action: &str) -> Option<catalog::Kind> {
+    let (subject, _) = action.split_once('.')?;
+    match subject {
+        "user" => Some(catalog::Kind::User),
+        "claim" => Some(catalog::Kind::Claim),
+        "claim_group" => Some(catalog::Kind::Group),
+        "group_link" => Some(catalog::Kind::Link),
+        _ => None,
+    }
+}
+
+/// The audit entries `query` selects, a page at a time, newest first, with the names of their targets.
+pub async fn audit_trail(
+    state: &AppState,
+    caller: &Caller,
+    page: Page,
+    query: &AuditQuery,
+) -> Result<Vec<AuditEntry>, ServiceError> {
+    let filter = audit_filter(query)?;
+    super::read(state, caller, Area::Operations, move |c| {
+        let rows = audit::list(c, &filter, page.offset, page.limit)?;
+        let mut entries: Vec<AuditEntry> = rows.into_iter().map(audit_dto).collect();
+        for kind in [
+            catalog::Kind::User,
+            catalog::Kind::Claim,
+            catalog::Kind::Group,
+            catalog::Kind::Link,
+        ] {
+            let of_kind = |e: &AuditEntry| target_kind(&e.action) == Some(kind);
+            let ids: Vec<i64> = entries
+                .iter()
+                .filter(|e| of_kind(e))
+                .filter_map(|e| e.target.parse().ok())
+                .collect();
+            let names = catalog::display_names(c, kind, &ids)?;
+            for entry in entries.iter_mut().filter(|e| of_kind(e)) {
+                let id = entry.target.parse::<i64>().ok();
+                entry.target_name = names.iter().find(|(n, _)| Some(*n) == id).map(|(_, name)| name.clone());
+            }
+        }
+        Ok(entries)
     })
-    .await?;
-    Ok(rows.into_iter().map(audit_dto).collect())
+    .await
+}
+
+/// The query as a filter: text at most 255 characters, times as RFC 3339 or Unix seconds.
+fn audit_filter(q: &AuditQuery) -> Result<audit::Filter, ServiceError> {
+    let text = |name: &str, v: &Option<String>| -> Result<Option<String>, ServiceError> {
+        match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            Some(v) if v.chars().count() > 255 => Err(ServiceError::invalid(
+                "invalid_query",
+                format!("{name} is longer than 255 characters"),
+            )),
+            other => Ok(other.map(str::to_string)),
+        }
+    };
+    let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, ServiceError> {
+        let Some(v) = text(name, v)? else { return Ok(None) };
+        if let Ok(seconds) = v.parse::<i64>() {
+            return Ok(Some(seconds));
+        }
+        time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
+            .map(|t| Some(t.unix_timestamp()))
+            .map_err(|_| {
+                ServiceError::invalid(
+                    "invalid_query",
+                    format!("{name} {v:?} is not a time (RFC 3339, e.g. 2026-12-01T00:00:00Z, or Unix seconds)"),
+                )
+            })
+    };
+    Ok(audit::Filter {
+        actor: text("actor", &q.actor)?,
+        action: text("action", &q.action)?,
+        target: text("target", &q.target)?,
+        since: time("since", &q.since)?,
+        until: time("until", &q.until)?,
+    })
 }
 
 /// Public metadata of the ring and when it next rotates.
