@@ -166,6 +166,41 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// The claims a user's next login would put in its access token, and that token's size: what an operator
+/// checks before a group change reaches the user. The token itself is never shown.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct TokenPreview {
+    /// The login it previews: `password`, `ldap` or `oidc` (by the user's source), with `mfa` when the user
+    /// has a confirmed second factor.
+    pub login: String,
+    #[schema(value_type = Object)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The signed token's length in bytes, with the current signing key (what a client's header carries).
+    pub size: usize,
+}
+
+/// What the console's overview shows: the version and readiness for any admin; the signing key with the next
+/// rotation, and failed logins in the last hour, for operators (stk s); the locks for user readers. A part the
+/// caller may not see is absent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct AdminStatus {
+    pub version: String,
+    /// What `/readyz` says: the database answers and a key signs.
+    pub ready: bool,
+    /// `sqlite`, `postgres` or `mysql`.
+    pub database: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<KeyInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation: Option<String>,
+    /// `login.failed` audit entries of the last hour, counted up to 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_logins_last_hour: Option<usize>,
+    /// Names and addresses the login throttle holds locked now, counted up to 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locks: Option<usize>,
+}
+
 /// `?actor=&action=&target=&since=&until=`: which audit entries a page shows (each absent one does not narrow).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

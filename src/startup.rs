@@ -81,7 +81,8 @@ pub fn prepare(config: &Config, dbinit_file: Option<&Path>, clock: &dyn Clock) -
         if config.users.create_stoke_claims {
             bootstrap::ensure_stoke_claims(conn, clock.now())?;
         }
-        Ok::<_, StartupError>(bootstrap::ensure_superuser(conn, &hasher, clock.now())?)
+        let names = bootstrap::Names::for_config(config.users.create_stoke_claims);
+        Ok::<_, StartupError>(bootstrap::ensure_superuser(conn, &hasher, clock.now(), names)?)
     })?;
     let kek = at_rest::resolve(config, &mut conn)?;
     crate::services::accounts::forms::protect_stored(&mut conn, &kek)

@@ -3,7 +3,7 @@
 import * as api from './api.js';
 import { anyAccess, letters, may } from './perm.js';
 import { go, href, onRoute, route } from './router.js';
-import { failed, field, form, h, link, mount } from './ui.js';
+import { failed, field, form, h, link, mount, when } from './ui.js';
 import { usersPage, userPage } from './pages/users.js';
 import { groupsPage, groupPage } from './pages/groups.js';
 import { claimsPage } from './pages/claims.js';
@@ -243,9 +243,25 @@ function codePage(mfaToken, username) {
 }
 
 async function overviewPage(main) {
-  const t = await api.get('api/admin/totals');
+  const [t, st] = await Promise.all([api.get('api/admin/totals'), api.get('api/admin/status')]);
   const card = (n, label, to, area) =>
     h('div', { class: 'card' }, h('div', { class: 'big' }, String(n)), may(area) ? link(to, label) : label);
+  const capped = (n) => (n >= 1000 ? '1000+' : String(n));
+  const facts = [
+    ['Status', h('span', { class: st.ready ? 'badge' : 'badge bad', id: 'readiness' }, st.ready ? 'Ready' : 'Not ready')],
+    ['Version', `Tessera ${st.version}`],
+    ['Database', st.database],
+  ];
+  if (st.signing_key) {
+    const k = st.signing_key;
+    facts.push(['Signing key', h('span', {}, h('code', {}, k.kid), ` (${k.alg}), until ${when(k.expires_at)}`)]);
+  }
+  if (st.next_rotation) facts.push(['Next rotation', when(st.next_rotation)]);
+  if (st.failed_logins_last_hour !== undefined) {
+    const n = capped(st.failed_logins_last_hour);
+    facts.push(['Failed logins, last hour', may('operations') ? link('audit', n) : n]);
+  }
+  if (st.locks !== undefined) facts.push(['Locked names and addresses', link('users', capped(st.locks))]);
   mount(
     main,
     h('h1', {}, 'Overview'),
@@ -256,6 +272,7 @@ async function overviewPage(main) {
       card(t.claim_groups, 'Claim groups', 'groups', 'groups'),
       card(t.claims, 'Claims', 'claims', 'claims'),
     ),
+    h('dl', { class: 'pairs', id: 'status' }, facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
   );
 }
 

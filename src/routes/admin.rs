@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use crate::api_types::{
-    AuditEntry, AuditQuery, Claim, ClaimGroup, ClaimInput, GroupInput, GroupLink, KeyRingInfo, LinkInput,
-    LocalUserCreate, LocalUserPassword, Message, PageQuery, Rotated, Session, Totals, User, UserInput,
+    AdminStatus, AuditEntry, AuditQuery, Claim, ClaimGroup, ClaimInput, GroupInput, GroupLink, KeyRingInfo, LinkInput,
+    LocalUserCreate, LocalUserPassword, Message, PageQuery, Rotated, Session, TokenPreview, Totals, User, UserInput,
 };
 use crate::error::ApiError;
 use crate::routes::auth::Admin;
@@ -67,6 +67,11 @@ pub async fn delete_user(s: State, a: Admin, id: Id) -> Reply {
 #[utoipa::path(get, path = "/api/admin/users/{id}/claim-groups", tag = "admin", params(("id" = i64, Path, description = "Entity id"), PageQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [ClaimGroup]), AdminErrors))]
 pub async fn user_groups(s: State, a: Admin, id: Id, q: Query) -> Reply {
     ok(admin::user_groups(&s, &a.0, id.into_inner(), admin::page(&q)?).await?)
+}
+
+#[utoipa::path(get, path = "/api/admin/users/{id}/token-preview", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = TokenPreview), AdminErrors))]
+pub async fn token_preview(s: State, a: Admin, id: Id) -> Reply {
+    ok(admin::token_preview(&s, &a.0, id.into_inner()).await?)
 }
 
 #[utoipa::path(get, path = "/api/admin/users/{id}/sessions", tag = "admin", params(("id" = i64, Path, description = "Entity id")), security(("bearer" = [])), responses((status = 200, description = "Success", body = [Session]), AdminErrors))]
@@ -216,6 +221,11 @@ pub async fn link_group(s: State, a: Admin, id: Id) -> Reply {
 
 // ---- operations
 
+#[utoipa::path(get, path = "/api/admin/status", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "Success", body = AdminStatus), AdminErrors))]
+pub async fn status(s: State, a: Admin) -> Reply {
+    ok(admin::status(&s, &a.0).await?)
+}
+
 #[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(PageQuery, AuditQuery), security(("bearer" = [])), responses((status = 200, description = "Success", body = [AuditEntry]), AdminErrors))]
 pub async fn audit(s: State, a: Admin, q: Query, f: web::Query<AuditQuery>) -> Reply {
     ok(admin::audit_trail(&s, &a.0, admin::page(&q)?, &f).await?)
@@ -241,6 +251,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}", web::patch().to(patch_user))
             .route("/users/{id}", web::delete().to(delete_user))
             .route("/users/{id}/claim-groups", web::get().to(user_groups))
+            .route("/users/{id}/token-preview", web::get().to(token_preview))
             .route("/users/{id}/sessions", web::get().to(user_sessions))
             .route("/users/{id}/sessions", web::delete().to(revoke_user_sessions))
             .route("/users/{id}/sessions/{session}", web::delete().to(revoke_user_session))
@@ -250,6 +261,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/locks", web::get().to(list_locks))
             .route("/locks/{name}", web::delete().to(lift_lock))
             .route("/audit", web::get().to(audit))
+            .route("/status", web::get().to(status))
             .route("/keys", web::get().to(keys))
             .route("/keys/rotate", web::post().to(rotate_keys))
             .route("/claim-groups", web::get().to(list_groups))

@@ -291,6 +291,8 @@ impl Modify for BearerAuth {
         crate::routes::admin::delete_link,
         crate::routes::admin::link_group,
         crate::routes::admin::audit,
+        crate::routes::admin::status,
+        crate::routes::admin::token_preview,
         crate::routes::admin::keys,
         crate::routes::admin::rotate_keys,
         crate::routes::clients::list_clients,

@@ -24,6 +24,47 @@ const STOKE_CLAIMS: [(&str, &str, &str); 8] = [
     ("Monitoring Access", "Grants read access to stoke monitoring", "m"),
 ];
 
+/// The names start-up gives the superuser's claim, group and person when it has to create them: Stoke's with
+/// `users.create_stoke_claims` (a Stoke deployment's people and scripts look for those), Tessera's otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Names {
+    /// The `stk=S` claim: name and description.
+    pub claim: (&'static str, &'static str),
+    /// The group holding it: name and description.
+    pub group: (&'static str, &'static str),
+    /// `sadmin`'s first and last name.
+    pub person: (&'static str, &'static str),
+}
+
+pub const STOKE_NAMES: Names = Names {
+    claim: (
+        "Stoke Super User",
+        "Grants superuser management access to the stoke server",
+    ),
+    group: ("Stoke Superusers", "Stoke server superusers"),
+    person: ("Stoke", "Admin"),
+};
+
+pub const TESSERA_NAMES: Names = Names {
+    claim: (
+        "Superuser",
+        "Grants every right in Tessera's admin API and console (stk=S)",
+    ),
+    group: ("Superusers", "Tessera's superusers"),
+    person: ("Tessera", "Admin"),
+};
+
+impl Names {
+    /// The names for `users.create_stoke_claims`.
+    pub fn for_config(create_stoke_claims: bool) -> Names {
+        if create_stoke_claims {
+            STOKE_NAMES
+        } else {
+            TESSERA_NAMES
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error(transparent)]
@@ -50,7 +91,12 @@ pub fn ensure_stoke_claims(conn: &mut DbConn, now: i64) -> Result<(), BootstrapE
 
 /// Makes sure some user holds `stk=S`. When nobody does, creates (or reuses) `sadmin` with a new random
 /// password, puts it in a superuser group, and returns that password so the caller can show it once.
-pub fn ensure_superuser(conn: &mut DbConn, hasher: &Hasher, now: i64) -> Result<Option<String>, BootstrapError> {
+pub fn ensure_superuser(
+    conn: &mut DbConn,
+    hasher: &Hasher,
+    now: i64,
+    names: Names,
+) -> Result<Option<String>, BootstrapError> {
     conn.transaction(|conn| {
         // Read the way the token parser reads them: a group whose stk value is "S,C" makes superusers too.
         let super_groups: Vec<i64> = catalog::group_letters(conn)?
@@ -63,7 +109,7 @@ pub fn ensure_superuser(conn: &mut DbConn, hasher: &Hasher, now: i64) -> Result<
         }
         let group_id = match super_groups.first() {
             Some(&id) => id,
-            None => superuser_group(conn, now)?,
+            None => superuser_group(conn, now, names)?,
         };
         let password = random_password();
         let hash = hasher.hash(&password)?;
@@ -73,7 +119,7 @@ pub fn ensure_superuser(conn: &mut DbConn, hasher: &Hasher, now: i64) -> Result<
                 user.id
             }
             None => {
-                let row = UserRow::new_local(SUPERUSER, None, ("Stoke", "Admin"), (Some(&hash), None), now);
+                let row = UserRow::new_local(SUPERUSER, None, names.person, (Some(&hash), None), now);
                 users_db::insert(conn, &row)?;
                 row.id
             }
@@ -84,24 +130,18 @@ pub fn ensure_superuser(conn: &mut DbConn, hasher: &Hasher, now: i64) -> Result<
 }
 
 /// The group that grants `stk=S`, created with its claim when neither exists.
-fn superuser_group(conn: &mut DbConn, now: i64) -> Result<i64, BootstrapError> {
+fn superuser_group(conn: &mut DbConn, now: i64, names: Names) -> Result<i64, BootstrapError> {
     let claim_id = match catalog::claim_by_value(conn, ADMIN_CLAIM, "S")? {
         Some(claim) => claim.id,
-        None => insert_claim(
-            conn,
-            "Stoke Super User",
-            "Grants superuser management access to the stoke server",
-            "S",
-            now,
-        )?,
+        None => insert_claim(conn, names.claim.0, names.claim.1, "S", now)?,
     };
-    let group_id = match catalog::group_by_name(conn, "Stoke Superusers")? {
+    let group_id = match catalog::group_by_name(conn, names.group.0)? {
         Some(group) => group.id,
         None => {
             let row = GroupRow {
                 id: new_id(),
-                name: "Stoke Superusers".into(),
-                description: "Stoke server superusers".into(),
+                name: names.group.0.into(),
+                description: names.group.1.into(),
                 created_at: now,
                 credentials: None,
             };

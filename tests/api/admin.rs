@@ -109,6 +109,7 @@ fn matrix() -> Vec<(Method, &'static str, Option<Value>, &'static [&'static str]
         (Method::GET, "/api/admin/users/999999999", None, USERS_R),
         (Method::GET, "/api/admin/users/999999999/claim-groups", None, USERS_R),
         (Method::GET, "/api/admin/users/999999999/sessions", None, USERS_R),
+        (Method::GET, "/api/admin/users/999999999/token-preview", None, USERS_R),
         (
             Method::PATCH,
             "/api/admin/users/999999999",
@@ -130,6 +131,7 @@ fn matrix() -> Vec<(Method, &'static str, Option<Value>, &'static [&'static str]
             USERS_W,
         ),
         (Method::GET, "/api/admin/totals", None, TOTALS),
+        (Method::GET, "/api/admin/status", None, TOTALS),
         (Method::GET, "/api/admin/audit", None, OPS_R),
         (Method::GET, "/api/admin/keys", None, OPS_R),
         (Method::POST, "/api/admin/keys/rotate", None, SUPERUSER),
@@ -858,6 +860,105 @@ db_test!(the_audit_trail_filters_pages_and_names_targets, async |db| {
     let resp = call(&app, Some(&u), Method::GET, "/api/admin/audit?actor=user_S", None).await;
     assert_eq!(resp.status(), 403);
 });
+
+/// The overview's status: version and readiness for any admin; the signing key, the next rotation and the failed
+/// logins of the last hour for operators; the lock count for user readers; nothing for a user without letters.
+#[tokio::test]
+async fn the_status_shows_each_part_to_whom_may_read_it() {
+    let app = admin_app(TestDb::Sqlite, |_| {}).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(app.login("user_c", "wrong").await.status(), 401);
+    }
+    let status = async |user: &str| -> Value {
+        let t = token(&app, user).await;
+        let resp = call(&app, Some(&t), Method::GET, "/api/admin/status", None).await;
+        assert_eq!(resp.status(), 200, "{user}");
+        resp.json().await.unwrap()
+    };
+    let keys = ["signing_key", "next_rotation", "failed_logins_last_hour", "locks"];
+    let present = |v: &Value| {
+        keys.iter()
+            .filter(|k| v.get(**k).is_some())
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    for operator in ["user_S", "user_s"] {
+        let v = status(operator).await;
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            (v["ready"].clone(), v["database"].clone()),
+            (json!(true), json!("sqlite"))
+        );
+        assert_eq!(present(&v), keys, "{operator}: {v}");
+        assert_eq!(v["failed_logins_last_hour"], 2, "{v}");
+        assert_eq!(v["signing_key"]["signing"], true);
+        assert_eq!(v["locks"], 0);
+    }
+    assert_eq!(present(&status("user_u").await), ["locks"]);
+    assert_eq!(present(&status("user_c").await), Vec::<&str>::new());
+    let none = token(&app, "user_none").await;
+    let resp = call(&app, Some(&none), Method::GET, "/api/admin/status", None).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(
+        call(&app, None, Method::GET, "/api/admin/status", None).await.status(),
+        401
+    );
+}
+
+/// A user's page previews the claims of their next token and its size, built as a login builds them: a group
+/// change shows at once; the token itself never leaves the server; only user readers may look.
+#[tokio::test]
+async fn the_token_preview_follows_group_changes() {
+    let app = admin_app(TestDb::Sqlite, |_| {}).await.unwrap();
+    let s = token(&app, "user_S").await;
+    let id = id_of(&app, &s, "users", "username", "user_none").await;
+    let crew = id_of(&app, &s, "claim-groups", "name", "Crew").await;
+    let path = format!("/api/admin/users/{id}/token-preview");
+    let preview = async || -> Value {
+        let resp = call(&app, Some(&s), Method::GET, &path, None).await;
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    };
+    let before = preview().await;
+    assert_eq!(before["login"], "password");
+    assert_eq!(before["claims"]["u"], "user_none");
+    assert_eq!(before["claims"]["e"], "none@example.com");
+    assert!(before["claims"].get("ship").is_none(), "{before}");
+
+    let joined = call(
+        &app,
+        Some(&s),
+        Method::PATCH,
+        &format!("/api/admin/claim-groups/{crew}"),
+        Some(json!({"users": [id]})),
+    )
+    .await;
+    assert_eq!(joined.status(), 200);
+    let after = preview().await;
+    assert_eq!(after["claims"]["ship"], "acc", "{after}");
+    assert!(!after.to_string().contains("eyJ"), "no token in {after}");
+
+    // The size is what the login's token measures (same claims; random ids of fixed length).
+    let (real, _) = app.login_ok("user_none", PASSWORD).await;
+    let size = after["size"].as_u64().unwrap() as i64;
+    assert!((size - real.len() as i64).abs() <= 4, "{size} vs {}", real.len());
+    let real_claims = crate::helpers::claims_of(&real);
+    assert_eq!(real_claims["ship"], after["claims"]["ship"]);
+
+    let u = token(&app, "user_u").await;
+    assert_eq!(call(&app, Some(&u), Method::GET, &path, None).await.status(), 200);
+    let c = token(&app, "user_c").await;
+    assert_eq!(call(&app, Some(&c), Method::GET, &path, None).await.status(), 403);
+    let missing = call(
+        &app,
+        Some(&s),
+        Method::GET,
+        "/api/admin/users/999999999/token-preview",
+        None,
+    )
+    .await;
+    assert_eq!(missing.status(), 404);
+}
 
 db_test!(conflicts_name_the_value_that_is_taken, async |db| {
     let app = admin_app(db, |_| {}).await.unwrap();

@@ -137,6 +137,70 @@ async fn fresh_database_gets_a_superuser_who_can_log_in() {
         .unwrap();
     assert_eq!(stk, 9);
     let hasher = tessera::crypto::password::Hasher::new(&app.state.config.security.password_hash).unwrap();
-    let again = tessera::services::bootstrap::ensure_superuser(&mut conn, &hasher, 5).unwrap();
+    let again = tessera::services::bootstrap::ensure_superuser(
+        &mut conn,
+        &hasher,
+        5,
+        tessera::services::bootstrap::STOKE_NAMES,
+    )
+    .unwrap();
     assert_eq!(again, None);
+}
+
+/// The superuser's claim, group and name are Stoke's when the configuration asks for Stoke's claims
+/// (`users.create_stoke_claims`, on by default, as in Stoke's example) and Tessera's own otherwise.
+#[tokio::test]
+async fn built_in_names_are_tessera_s_unless_stoke_claims_are_asked_for() {
+    for (stoke, group, claim, person) in [
+        (true, "Stoke Superusers", "Stoke Super User", "Stoke Admin"),
+        (false, "Superusers", "Superuser", "Tessera Admin"),
+    ] {
+        let app = crate::helpers::spawn_app_with(
+            crate::helpers::TestDb::Sqlite,
+            |c| c.users.create_stoke_claims = stoke,
+            None,
+        )
+        .await
+        .unwrap();
+        let password = app.superuser_password.clone().unwrap();
+        let token = app.login_ok("sadmin", &password).await.0;
+        let get = async |path: &str| -> serde_json::Value {
+            app.client
+                .get(app.url(path))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        };
+        let groups = get("/api/admin/claim-groups").await;
+        assert_eq!(
+            groups
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["name"].clone())
+                .collect::<Vec<_>>(),
+            [group],
+            "{stoke}"
+        );
+        let claims = get("/api/admin/claims?itemsPerPage=255").await;
+        let names: Vec<&str> = claims
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert!(names.contains(&claim), "{names:?}");
+        // Stoke's eight read/write claims only when asked for.
+        assert_eq!(names.len(), if stoke { 9 } else { 1 }, "{names:?}");
+        let users = get("/api/admin/users?q=sadmin").await;
+        let u = &users[0];
+        assert_eq!(
+            format!("{} {}", u["fname"].as_str().unwrap(), u["lname"].as_str().unwrap()),
+            person
+        );
+    }
 }

@@ -132,12 +132,13 @@ function createUser() {
 
 export async function userPage(main, id) {
   const canWrite = may('users', true);
-  const [user, groups, sessions, keys, factor] = await Promise.all([
+  const [user, groups, sessions, keys, factor, preview] = await Promise.all([
     api.get(`api/admin/users/${id}`),
     api.all(`api/admin/users/${id}/claim-groups`),
     api.get(`api/admin/users/${id}/sessions`),
     api.get(`api/admin/users/${id}/api-keys`),
     api.get(`api/admin/users/${id}/mfa`),
+    api.get(`api/admin/users/${id}/token-preview`),
   ]);
   const reload = () => userPage(main, id);
   const details = form(
@@ -192,10 +193,36 @@ export async function userPage(main, id) {
     h('p', { class: 'meta' }, `Source: ${user.source} · created ${when(user.created_at)} · id ${user.id}`),
     h('section', {}, h('h2', {}, 'Details'), canWrite ? details : readOnlyDetails(user)),
     h('section', {}, h('h2', {}, 'Claim groups'), await membership(user, groups, canWrite, reload)),
+    h('section', { id: 'token-preview' }, h('h2', {}, 'Next token'), tokenPreview(preview)),
     canWrite ? h('section', {}, h('h2', {}, 'Password'), password) : null,
     h('section', { id: 'sessions' }, h('h2', {}, 'Sessions'), sessionList(user, sessions, canWrite, reload)),
     h('section', { id: 'api-keys' }, h('h2', {}, 'API keys'), keyList(user, keys, canWrite, reload)),
     h('section', { id: 'mfa' }, h('h2', {}, 'Two-factor sign-in'), secondFactor(user, factor, canWrite, reload)),
+  );
+}
+
+const LOGINS = { password: 'A password login', ldap: 'A directory (LDAP) login', oidc: 'A sign-in through the provider' };
+
+/** The claims the user's next login puts in its token (as the server builds them), and the token's size. */
+function tokenPreview(p) {
+  const rows = Object.entries(p.claims).map(([name, value]) => ({
+    name,
+    value: typeof value === 'string' ? value : JSON.stringify(value),
+  }));
+  return h(
+    'div',
+    {},
+    h(
+      'p',
+      {},
+      `${LOGINS[p.login.replace('+mfa', '')] || 'A login'}${p.login.endsWith('+mfa') ? ' with the second factor' : ''} would get a token of `,
+      h('strong', { id: 'token-size' }, `${p.size} bytes`),
+      ' with these claims (the ids and times are new for each token):',
+    ),
+    table(rows, [
+      ['Claim', (r) => h('code', {}, r.name)],
+      ['Value', (r) => r.value],
+    ]),
   );
 }
 

@@ -1,6 +1,6 @@
 //! Keys and the audit trail, for superusers and read-all operators.
 
-use crate::api_types::{AuditEntry, AuditQuery, KeyInfo, KeyRingInfo, rfc3339};
+use crate::api_types::{AdminStatus, AuditEntry, AuditQuery, KeyInfo, KeyRingInfo, rfc3339};
 use crate::db::audit::{self, AuditRow};
 use crate::db::catalog::{self, Page};
 use crate::services::AppState;
@@ -99,6 +99,67 @@ fn audit_filter(q: &AuditQuery) -> Result<audit::Filter, ServiceError> {
     })
 }
 
+/// Counted up to this many (the overview says "1000+").
+const STATUS_CAP: i64 = 1000;
+
+/// The overview: each part only for a caller who may read its area ([`Caller::may`], the rule every admin read
+/// goes through).
+pub async fn status(state: &AppState, caller: &Caller) -> Result<AdminStatus, ServiceError> {
+    caller.require(Area::Totals, false)?;
+    let now = state.clock.now();
+    let ready = crate::services::health::ready(state).await.is_ok();
+    let operator = caller.may(Area::Operations, false);
+    let ring = state.keys.current();
+    let signing_key = ring.signer(now).filter(|_| operator).map(|k| key_info(k, true));
+    let failed_logins_last_hour = if operator {
+        let filter = audit::Filter {
+            action: Some("login.failed".into()),
+            since: Some(now - 3600),
+            ..audit::Filter::default()
+        };
+        Some(
+            state
+                .db
+                .run(move |c| audit::list(c, &filter, 0, STATUS_CAP))
+                .await?
+                .len(),
+        )
+    } else {
+        None
+    };
+    let locks = if caller.may(Area::Users, false) {
+        Some(
+            state
+                .db
+                .run(move |c| crate::db::throttle::locked(c, now, STATUS_CAP))
+                .await?
+                .len(),
+        )
+    } else {
+        None
+    };
+    Ok(AdminStatus {
+        version: env!("CARGO_PKG_VERSION").into(),
+        ready,
+        database: state.db.backend().name().into(),
+        signing_key,
+        next_rotation: operator.then(|| rfc3339(state.keys.next_rotation(now))),
+        failed_logins_last_hour,
+        locks,
+    })
+}
+
+fn key_info(k: &crate::services::keyring::LiveKey, signing: bool) -> KeyInfo {
+    KeyInfo {
+        kid: k.key.kid.clone(),
+        alg: k.key.alg.name().to_string(),
+        published_at: rfc3339(k.publish_at),
+        signs_from: rfc3339(k.sign_from),
+        expires_at: rfc3339(k.expires_at),
+        signing,
+    }
+}
+
 /// Public metadata of the ring and when it next rotates.
 pub fn key_ring(state: &AppState, caller: &Caller) -> Result<KeyRingInfo, ServiceError> {
     caller.require(Area::Operations, false)?;
@@ -109,14 +170,7 @@ pub fn key_ring(state: &AppState, caller: &Caller) -> Result<KeyRingInfo, Servic
     let keys = ring
         .keys
         .iter()
-        .map(|k| KeyInfo {
-            kid: k.key.kid.clone(),
-            alg: k.key.alg.name().to_string(),
-            published_at: rfc3339(k.publish_at),
-            signs_from: rfc3339(k.sign_from),
-            expires_at: rfc3339(k.expires_at),
-            signing: signing.contains(&k.key.kid.as_str()),
-        })
+        .map(|k| key_info(k, signing.contains(&k.key.kid.as_str())))
         .collect();
     let next = state.keys.next_rotation(now);
     Ok(KeyRingInfo {

@@ -1,7 +1,7 @@
 //! The admin API's reads: one named function per route, each checking the caller's letters for its area, then
 //! reading on the blocking pool and mapping rows to the API's shapes.
 
-use crate::api_types::{Claim, ClaimGroup, GroupLink, Session, Totals, User};
+use crate::api_types::{Claim, ClaimGroup, GroupLink, Session, TokenPreview, Totals, User};
 use crate::db::catalog::{self, Page};
 use crate::db::{DbConn, DbError, users};
 use crate::services::AppState;
@@ -139,6 +139,51 @@ pub async fn user_groups(
         list: catalog::groups_of_user,
     };
     children(state, caller, of, (id, page), group_dto).await
+}
+
+/// The claims of the token `id`'s next login would get (the login their source implies, with the second
+/// factor when they have one) and the token's size, built by the same functions a login uses.
+pub async fn token_preview(state: &AppState, caller: &Caller, id: i64) -> Result<TokenPreview, ServiceError> {
+    use crate::credential::{Kind, Login};
+    let (user, held, second_factor) = read(state, caller, Area::Users, move |c| {
+        let user = found("user", id)(users::find(c, id)?)?;
+        let second_factor = crate::db::mfa::factor(c, id)?.is_some_and(|f| f.confirmed_at.is_some());
+        let kind = match user.source.as_str() {
+            s if s.starts_with("LDAP") => Kind::Ldap,
+            s if s.starts_with("OIDC") => Kind::Oidc,
+            _ => Kind::Password,
+        };
+        let held = users::claims_for(c, id, Some(Login::new(kind, second_factor)))?;
+        Ok((user, (kind, held), second_factor))
+    })
+    .await?;
+    let (kind, held) = held;
+    let now = state.clock.now();
+    let session = crate::services::tokens::new_family_id();
+    let view = crate::services::tokens::SessionView {
+        id: &session,
+        filter: None,
+        kind: Some(kind),
+        second_factor: second_factor.then_some("otp"),
+        refresh_count: 0,
+    };
+    let groups = crate::services::tokens::group_claims(&held);
+    let claims = crate::services::tokens::build_claims(&state.tokens, &user, groups, &view, now);
+    // Signed for its length only; the token is dropped here.
+    let size = crate::services::tokens::sign(&state.keys.current(), &claims, now)?.len();
+    let login = match (kind, second_factor) {
+        (Kind::Ldap, false) => "ldap",
+        (Kind::Ldap, true) => "ldap+mfa",
+        (Kind::Oidc, false) => "oidc",
+        (Kind::Oidc, true) => "oidc+mfa",
+        (_, false) => "password",
+        (_, true) => "password+mfa",
+    };
+    Ok(TokenPreview {
+        login: login.into(),
+        claims,
+        size,
+    })
 }
 
 /// Every session of a user, newest first.
