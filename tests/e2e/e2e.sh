@@ -71,6 +71,8 @@ tokens:
   token_duration: 30s
 security:
   password_hash: { memory_kib: 256, iterations: 1, parallelism: 1 }
+  # A name locks after three failures, so the console's locks section can be shown and lifted.
+  login_throttle: { delay_after: 3, lockout_after: 3 }
 users:
   # corp: listed so the sign-in page offers a directory choice (nothing signs in through it); upstream: a button.
   providers:

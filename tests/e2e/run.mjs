@@ -6,7 +6,9 @@
 // token with it from /oauth/token, rotate the secret, edit it, register a public one, delete the first; sign out;
 // log in as the new user through /api/login and find the claim in the token; a read-only operator (stk=s) sees
 // no write controls (applications included), an admin without s or S no Applications page; revoking a session
-// makes its refresh fail; keys, audit log and metrics pages render; the console refreshes its token before it
+// makes its refresh fail; keys, audit log (filtered, a detail opened) and metrics pages render; the overview shows
+// readiness and the signing key; a user's page previews the next token; a group adds a member found by the
+// server's search; a locked name is lifted; the console refreshes its token before it
 // expires; a user's API key is listed and revoked on their page, a group's credential limit edited; a user with a
 // second factor signs in with a code on the sign-in page, and an admin resets it; a user of the upstream OpenID
 // provider signs in through its button (a popup and the provider's form). Every page is screenshotted
@@ -225,6 +227,11 @@ try {
   step = 'superuser signs in';
   await signIn(adminUser, adminPassword);
   await page.locator('.cards').waitFor();
+  await page.locator('#readiness', { hasText: 'Ready' }).waitFor();
+  const status = await page.locator('#status').innerText();
+  for (const wanted of ['Version', 'Tessera ', 'sqlite', 'Signing key', 'Next rotation', 'Failed logins, last hour', 'Locked names']) {
+    check(status.includes(wanted), `the overview lacks ${wanted}: ${status}`);
+  }
   await screenshot('overview');
 
   step = 'create a claim';
@@ -253,6 +260,9 @@ try {
   step = 'create users in the groups';
   await createUser(READER, READERS);
   await createUser(USER, GROUP);
+  // The next token's claims follow the group just joined, with the token's size.
+  await page.locator('#token-preview').getByText(CLAIM.value, { exact: true }).waitFor();
+  check(/^\d+ bytes$/.test(await page.locator('#token-size').innerText()), 'the preview should give the token size');
   await screenshot('user');
   await nav('Users');
   await page.getByRole('searchbox').fill(stamp);
@@ -262,6 +272,20 @@ try {
   await page.getByText('No user matches').waitFor();
   await page.getByRole('searchbox').fill('');
   await screenshot('users');
+
+  step = 'a group finds new members through the server\'s search';
+  await page.goto(url('groups'));
+  await page.getByRole('link', { name: GROUP }).click();
+  await page.locator('#member-search').fill(READER.username);
+  const candidate = page.locator('#member-results tr', { hasText: READER.username });
+  await candidate.getByRole('button', { name: 'Add' }).click();
+  await page.locator('#group-members table').getByRole('link', { name: READER.username }).waitFor();
+  await page.locator('#member-search').fill(READER.username);
+  await page.getByText(`No user outside the group matches “${READER.username}”.`).waitFor();
+  await screenshot('group-members');
+  await page.locator('#group-members tr', { hasText: READER.username }).getByRole('button', { name: 'Remove' }).click();
+  await page.locator('dialog').getByRole('button', { name: 'Remove' }).click();
+  await page.locator('#group-members table').getByRole('link', { name: READER.username }).waitFor({ state: 'detached' });
 
   step = 'delete asks first';
   await page.goto(url('groups'));
@@ -408,7 +432,8 @@ try {
   await signIn(READER.username, READER.password);
   for (const label of ['Overview', 'Users', 'Claim groups', 'Claims', 'Applications', 'Keys', 'Audit log']) {
     await nav(label);
-    const writes = await page.locator('main button.primary, main button.danger, main form').count();
+    // A search form (the audit log's filters) changes nothing.
+    const writes = await page.locator('main button.primary, main button.danger, main form:not([role=search])').count();
     check(writes === 0, `${label}: ${writes} write controls shown to a read-only operator`);
   }
   await page.goto(url('users'));
@@ -493,6 +518,24 @@ try {
   await page.locator('main').getByText('claim.create').first().waitFor();
   await page.locator('main').getByText('sessions.revoke').first().waitFor();
   await screenshot('audit');
+  // Filtered by the server: the claim changes only; a change's detail opens in full.
+  await page.getByLabel('Action').fill('claim.');
+  await page.locator('#audit-filters').getByRole('button', { name: 'Filter' }).click();
+  await page.waitForFunction(
+    () => {
+      const actions = [...document.querySelectorAll('#audit-list tbody td:nth-child(3)')].map((td) => td.textContent);
+      return actions.length > 0 && actions.every((a) => a.startsWith('claim.'));
+    },
+    null,
+    { timeout: 5000 },
+  );
+  const detail = page.locator('#audit-list details').first();
+  await detail.locator('summary').click();
+  check((await detail.locator('pre').innerText()).includes('"short_name"'), 'the detail should open as JSON');
+  await screenshot('audit-filtered');
+  await page.getByLabel('Who').fill(`nobody-${stamp}`);
+  await page.locator('#audit-filters').getByRole('button', { name: 'Filter' }).click();
+  await page.getByText('No entry matches these filters.').waitFor();
 
   step = 'metrics';
   await nav('Metrics');
@@ -588,6 +631,25 @@ try {
   await screenshot('oidc-signed-in');
   await signOut();
   say('signed in through the upstream provider in a popup');
+
+  step = 'a locked name is listed and lifted';
+  let locked = false;
+  for (let i = 0; i < 6 && !locked; i++) {
+    locked = (await api('api/login', { username: READER.username, password: 'wrong again' })).status === 429;
+  }
+  check(locked, 'three failures should lock the name');
+  await signIn(adminUser, adminPassword);
+  await nav('Users');
+  const lockRow = page.locator('#locks tr', { hasText: READER.username });
+  await lockRow.waitFor();
+  await screenshot('locks');
+  await lockRow.getByRole('button', { name: 'Lift' }).click();
+  await page.getByText(`The lock of ${READER.username} is lifted.`).waitFor();
+  await page.locator('#locks').waitFor({ state: 'detached' });
+  const after = await api('api/login', { username: READER.username, password: READER.password });
+  check(after.status === 200, `a lifted name should log in, got ${after.status}`);
+  await signOut();
+  say('a locked name listed on the users page and lifted');
 
   step = 'the dark theme follows the system setting';
   await page.emulateMedia({ colorScheme: 'dark' });

@@ -43,10 +43,10 @@ export async function auditPage(main) {
     h('label', {}, label, h('input', { name, 'aria-label': label, autocomplete: 'off', ...attrs }));
   const filters = h(
     'form',
-    { class: 'filters', id: 'audit-filters' },
+    { class: 'filters', id: 'audit-filters', role: 'search' },
     input('actor', 'Who', { placeholder: 'username' }),
     input('action', 'Action', { placeholder: 'login. or user.delete' }),
-    input('target', 'Target', { placeholder: 'id or name' }),
+    input('target', 'Target', { placeholder: 'id, key id or username' }),
     input('since', 'From', { type: 'datetime-local' }),
     input('until', 'Until', { type: 'datetime-local' }),
     h('button', { type: 'submit' }, 'Filter'),

@@ -217,20 +217,42 @@ async function membersOf(group, users, canWrite, save) {
     'No members yet.',
   );
   if (!canWrite || !may('users')) return shown;
-  const everyone = (await api.all('api/admin/users')).filter((u) => !ids.includes(u.id));
-  if (!everyone.length) return shown;
-  const f = form(
-    [
-      field('Add a member', 'users', {
-        options: everyone.map((u) => [String(u.id), `${u.username}${u.email ? ` <${u.email}>` : ''}`]),
-      }),
-    ],
-    {
-      submitLabel: 'Add member',
-      submit: (v) => save({ users: [...ids, Number(v.users)] }, 'Member added.'),
-    },
-  );
-  return h('div', {}, shown, f);
+  // New members are found by the server's search (`?q=`, ten at a time), so any number of users works.
+  const results = h('div', { id: 'member-results' });
+  const search = h('input', {
+    type: 'search',
+    id: 'member-search',
+    placeholder: 'Find a user by name, username or email',
+    'aria-label': 'Find a user to add',
+  });
+  let asked = 0;
+  let timer;
+  const add = (u) =>
+    save({ users: [...ids, u.id] }, `${u.username} added.`).catch((err) => notify(explain(err), 'error'));
+  const find = async () => {
+    const q = search.value.trim();
+    const mine = ++asked;
+    if (!q) return mount(results);
+    const found = await api.get('api/admin/users', { q, itemsPerPage: 10 });
+    // A newer search may have answered first.
+    if (mine !== asked) return;
+    const addable = found.filter((u) => !ids.includes(u.id));
+    mount(
+      results,
+      addable.length
+        ? table(addable, [
+            ['Username', (u) => u.username],
+            ['Email', (u) => u.email],
+            ['', (u) => h('button', { type: 'button', class: 'small add-member', onclick: () => add(u) }, 'Add')],
+          ])
+        : h('p', { class: 'empty' }, `No user outside the group matches “${q}”.`),
+    );
+  };
+  search.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(find, 200);
+  });
+  return h('div', {}, shown, h('h3', {}, 'Add a member'), search, results);
 }
 
 function linksOf(group, links, canWrite, reload) {
