@@ -25,8 +25,9 @@ pub struct Cli {
     /// /etc/stoke/config.yaml, ./config.yaml that exists, else built-in defaults.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// A dbinit file to apply at start-up (overrides users.user_init_file).
-    #[arg(long, global = true, value_name = "FILE")]
+    /// A dbinit file to apply at start-up, overriding users.user_init_file (serve, migrate and validate; it may
+    /// also follow the command).
+    #[arg(long, value_name = "FILE")]
     pub dbinit: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -35,14 +36,22 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Migrate the database, apply dbinit, and serve (the default).
-    Serve,
+    Serve {
+        #[command(flatten)]
+        init: Init,
+    },
     /// Migrate the database and apply dbinit, then exit.
-    Migrate,
-    /// Check the configuration and print it with secrets redacted.
+    Migrate {
+        #[command(flatten)]
+        init: Init,
+    },
+    /// Check the configuration (and the dbinit files serve would apply) and print it with secrets redacted.
     Validate {
         /// Treat unknown keys as errors.
         #[arg(long)]
         strict: bool,
+        #[command(flatten)]
+        init: Init,
     },
     /// Import a Stoke database (users, groups, claims, links, memberships, unexpired keys) into the configured one.
     ImportStoke {
@@ -64,6 +73,25 @@ pub enum Command {
     },
 }
 
+/// `--dbinit` where it does something: the commands that apply (or check) dbinit files.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Init {
+    /// A dbinit file to apply at start-up (overrides users.user_init_file).
+    #[arg(long, value_name = "FILE")]
+    pub dbinit: Option<PathBuf>,
+}
+
+impl Cli {
+    /// The dbinit file given before or after the command.
+    fn dbinit(&self) -> Option<&std::path::Path> {
+        let after = match &self.command {
+            Some(Command::Serve { init } | Command::Migrate { init } | Command::Validate { init, .. }) => init,
+            _ => return self.dbinit.as_deref(),
+        };
+        after.dbinit.as_deref().or(self.dbinit.as_deref())
+    }
+}
+
 /// Rewrites Stoke's `-config x` / `-dbinit=x` into the double-dash forms.
 fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
     args.into_iter()
@@ -81,16 +109,22 @@ fn normalize_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
 /// Runs the command line and returns the process exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse_from(normalize_args(std::env::args()));
-    match cli.command.as_ref().unwrap_or(&Command::Serve) {
-        Command::Validate { strict } => validate(&cli, *strict),
+    let serve_by_default = Command::Serve { init: Init::default() };
+    let command = cli.command.as_ref().unwrap_or(&serve_by_default);
+    if cli.dbinit.is_some() && matches!(command, Command::HashPassword { .. } | Command::ImportStoke { .. }) {
+        eprintln!("error: --dbinit does nothing here: it is for serve, migrate and validate");
+        return ExitCode::from(2);
+    }
+    match command {
+        Command::Validate { strict, .. } => validate(&cli, *strict),
         Command::HashPassword { stoke } => hash_password(&cli, *stoke),
-        Command::Migrate => with_config(&cli, |loaded| migrate(&cli, loaded)),
+        Command::Migrate { .. } => with_config(&cli, |loaded| migrate(&cli, loaded)),
         Command::ImportStoke {
             from,
             dry_run,
             skip_invalid,
         } => with_config(&cli, |loaded| import_stoke(loaded, from, *dry_run, *skip_invalid)),
-        Command::Serve => with_config(&cli, |loaded| serve(&cli, loaded)),
+        Command::Serve { .. } => with_config(&cli, |loaded| serve(&cli, loaded)),
     }
 }
 
@@ -136,7 +170,7 @@ fn validate(cli: &Cli, strict: bool) -> ExitCode {
             // What `serve` reads besides the configuration, refused here for what `serve` would refuse it for: the
             // dbinit files; the provider files, CA and secret files were checked with the configuration.
             let mut bad = false;
-            for file in startup::init_files(&loaded.config, cli.dbinit.as_deref()) {
+            for file in startup::init_files(&loaded.config, cli.dbinit()) {
                 if let Err(problems) = crate::services::dbinit::check_file(&file) {
                     bad = true;
                     for p in problems {
@@ -177,7 +211,7 @@ fn migrate(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
         return ExitCode::FAILURE;
     }
     log_source(&loaded);
-    match startup::prepare(&loaded.config, cli.dbinit.as_deref(), &SystemClock) {
+    match startup::prepare(&loaded.config, cli.dbinit(), &SystemClock) {
         Ok(prepared) => {
             announce_superuser(
                 prepared.superuser_password.as_deref(),
@@ -277,7 +311,7 @@ fn serve(cli: &Cli, loaded: LoadedConfig) -> ExitCode {
     log_source(&loaded);
     let config: Config = loaded.config;
     let about = Startup::of(&config, &loaded.file);
-    let dbinit = cli.dbinit.clone();
+    let dbinit = cli.dbinit().map(std::path::Path::to_path_buf);
     let grace = config.server.shutdown_timeout.as_duration();
     let code = runtime.block_on(async {
         let app = match Application::build(config, dbinit).await {
@@ -546,6 +580,6 @@ mod tests {
         let cli = cli.unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(cli.config, Some(PathBuf::from("c.yaml")));
         assert_eq!(cli.dbinit, Some(PathBuf::from("d.yaml")));
-        assert!(matches!(cli.command, Some(Command::Migrate)));
+        assert!(matches!(cli.command, Some(Command::Migrate { .. })));
     }
 }

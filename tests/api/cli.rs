@@ -387,3 +387,43 @@ fn validate_checks_the_email_templates() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `--dbinit` is offered where it does something (serve, migrate, validate; before or after the command) and
+/// refused where it would be silently ignored.
+#[test]
+fn dbinit_is_offered_only_where_it_does_something() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["hash-password", "import-stoke"] {
+        let help = tessera(dir.path()).args([command, "--help"]).output().unwrap();
+        assert!(!String::from_utf8_lossy(&help.stdout).contains("--dbinit"), "{command}");
+    }
+    for command in ["serve", "migrate", "validate"] {
+        let help = tessera(dir.path()).args([command, "--help"]).output().unwrap();
+        assert!(String::from_utf8_lossy(&help.stdout).contains("--dbinit"), "{command}");
+    }
+    let out = tessera(dir.path())
+        .args(["--dbinit", "init.yaml", "import-stoke", "--from", "stoke.db"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dbinit does nothing here"));
+    assert!(!dir.path().join("tessera.db").exists(), "nothing was touched");
+    // After the command, as before it, for validate.
+    std::fs::write(dir.path().join("init.yaml"), "users:\n  - { username: ann }\n").unwrap();
+    for args in [
+        ["validate", "--dbinit", "init.yaml"],
+        ["--dbinit", "init.yaml", "validate"],
+    ] {
+        let out = tessera(dir.path()).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = tessera(dir.path())
+        .args(["validate", "--dbinit", "missing.yaml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
