@@ -168,7 +168,17 @@ impl de::Visitor<'_> for DurationVisitor {
         f.write_str("a duration such as \"30m\", \"3h\" or \"1h30m\"")
     }
 
+    /// A Go duration, or digits alone as a bare integer: how an environment variable writes `45`, and how the
+    /// configuration reader hands on a YAML `45` for a key whose default is a duration string, so both read the
+    /// same as the integer would.
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+        let trimmed = v.trim();
+        if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            return trimmed
+                .parse::<u64>()
+                .map_err(|_| E::custom(format!("duration {trimmed} is too large")))
+                .and_then(|n| self.visit_u64(n));
+        }
         parse(v).map_err(E::custom)
     }
 

@@ -293,3 +293,30 @@ fn wrong_values_are_worded_for_operators() {
     }
     assert!(!found.iter().any(|f| f.contains("expected")), "{found:#?}");
 }
+
+/// A bare number in a duration means the same in the file and in the environment: seconds (milliseconds for
+/// `server.timeout`, as in Stoke).
+#[test]
+fn bare_durations_read_the_same_from_file_and_environment() {
+    let from_file = load_from_str(
+        "tokens:\n  token_duration: 45\nserver:\n  timeout: 2500\n",
+        "f",
+        no_env(),
+        false,
+    )
+    .map_err(|e| e.to_string())
+    .unwrap_or_else(|e| unreachable!("{e}"))
+    .config;
+    let env = vec![
+        ("TESSERA__TOKENS__TOKEN_DURATION".to_string(), "45".to_string()),
+        ("TESSERA__SERVER__TIMEOUT".to_string(), "2500".to_string()),
+    ];
+    let from_env = load_from_str("", "f", env, false)
+        .map_err(|e| e.to_string())
+        .unwrap_or_else(|e| unreachable!("{e}"))
+        .config;
+    for c in [&from_file, &from_env] {
+        assert_eq!(c.tokens.token_duration.as_secs(), 45);
+        assert_eq!(c.server.timeout.0, std::time::Duration::from_millis(2500));
+    }
+}
