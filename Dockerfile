@@ -10,7 +10,7 @@ WORKDIR /src
 # The dependencies in a layer of their own: built from the manifests alone (with stub sources), so editing the
 # code rebuilds only Tessera, not its few hundred dependencies.
 COPY Cargo.toml Cargo.lock ./
-# Symbols stripped (Cargo's own strip, no binutils needed): a third of the size, nothing lost at run time. Set
+# Symbols stripped (Cargo's own strip, no binutils needed): 45 MB down to 40 MB, nothing lost at run time. Set
 # before the first build: a profile setting is part of every crate's fingerprint, so setting it only for the
 # second build would rebuild every dependency there and leave this layer useless.
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols

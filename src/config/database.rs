@@ -12,6 +12,8 @@ pub struct DatabaseConfig {
     pub kind: String,
     /// A full connection URL (`sqlite://file.db`, `postgres://…`, `mysql://…`); overrides the sections below.
     pub url: Secret,
+    /// A file holding `url` (it may carry a password), read once at start.
+    pub url_file: String,
     pub sqlite: SqliteConfig,
     pub postgres: PostgresConfig,
     pub mysql: MysqlConfig,
@@ -26,6 +28,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             kind: "sqlite".into(),
             url: Secret::default(),
+            url_file: String::new(),
             sqlite: SqliteConfig::default(),
             postgres: PostgresConfig::default(),
             mysql: MysqlConfig::default(),

@@ -391,6 +391,7 @@ fn read_secret_files(config: &mut Config) -> Vec<(String, String)> {
     }
     let mut out = Vec::new();
     let db = &mut config.database;
+    from_file("database.url", &mut db.url, &db.url_file.clone(), &mut out);
     from_file(
         "database.postgres.password",
         &mut db.postgres.password,

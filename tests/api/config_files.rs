@@ -97,6 +97,12 @@ fn secrets_can_come_from_files() {
     assert_eq!(c.users.ldap.bind_user_password.expose(), "bind-pw");
     assert_eq!(c.users.providers[0].ldap.bind_user_password.expose(), "bind-pw");
     assert_eq!(c.users.providers[1].oidc.client_secret.expose(), "oidc-pw");
+    // The whole database URL, which may carry a password, from a file too.
+    let url = file("url", "postgres://tessera:secret@db.example/tessera\n");
+    let c = tessera::config::load_from_str(&format!("database:\n  url_file: {url}\n"), "t.yaml", Vec::new(), false)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    assert_eq!(c.database.url.expose(), "postgres://tessera:secret@db.example/tessera");
 
     let both = format!("email:\n  smtp_password: x\n  smtp_password_file: {smtp}\n");
     let err = tessera::config::load_from_str(&both, "t.yaml", Vec::new(), false)

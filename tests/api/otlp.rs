@@ -3,7 +3,7 @@
 //! request, named by route and status, in the caller's W3C trace, with child spans for the password hash and the
 //! database; and the request-duration histogram and login counters.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
@@ -63,7 +63,8 @@ impl Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        drop(self.child.stdin.take().map(|mut s| s.flush()));
+        // Its standard input closing ends the receiver; the kill is for one that hangs.
+        drop(self.child.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
