@@ -52,26 +52,45 @@ pub fn store(
         ));
     }
     let identity = (provider, profile.issuer.as_str(), profile.subject.as_str());
-    let linked = match oidc_db::identity_user(c, identity.0, identity.1, identity.2)? {
-        Some(id) => user_db::find(c, id)?,
-        None => None,
-    };
-    let user = match linked {
-        Some(user) => {
-            oidc_db::touch_identity(c, identity, now)?;
-            refresh_profile(c, user, profile, now)?
-        }
+    let user = match linked_user(c, identity)? {
+        Some(user) => returning(c, identity, user, profile, now)?,
         None => match first_sign_in(c, provider, profile, policy, now)? {
             Ok(user) => {
                 oidc_db::link_identity(c, identity, user.id, now)?;
                 user
             }
-            Err(refused) => return Ok(refused),
+            // A parallel first sign-in of this same identity may have committed between the lookup above and the
+            // email check (PostgreSQL and MariaDB read what is committed at each statement): the account the
+            // check found is then this identity's own, not another's.
+            Err(refused) => match linked_user(c, identity)? {
+                Some(user) => returning(c, identity, user, profile, now)?,
+                None => return Ok(refused),
+            },
         },
     };
     sync::apply_links(c, provider, user.id, &managed, &wanted)?;
     oidc_db::insert_exchange(c, exchange.digest, provider, user.id, exchange.expires_at)?;
     Ok(Stored::User(user))
+}
+
+/// The account linked to `identity`, if any.
+fn linked_user(c: &mut DbConn, identity: (&str, &str, &str)) -> Result<Option<UserRow>, DbError> {
+    match oidc_db::identity_user(c, identity.0, identity.1, identity.2)? {
+        Some(id) => user_db::find(c, id),
+        None => Ok(None),
+    }
+}
+
+/// A returning identity: its last sign-in noted, its profile refreshed.
+fn returning(
+    c: &mut DbConn,
+    identity: (&str, &str, &str),
+    user: UserRow,
+    profile: &Profile,
+    now: i64,
+) -> Result<UserRow, DbError> {
+    oidc_db::touch_identity(c, identity, now)?;
+    refresh_profile(c, user, profile, now)
 }
 
 /// The account of an identity seen for the first time: joined by verified email when allowed, else created.
