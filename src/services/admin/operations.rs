@@ -1,4 +1,5 @@
-//! Keys and the audit trail, for superusers and read-all operators.
+//! Keys, the audit trail and the overview's status: for superusers and read-all operators (the status shows its other
+//! parts to other admins too).
 
 use crate::api_types::{AdminStatus, AuditEntry, AuditQuery, KeyInfo, KeyRingInfo, rfc3339};
 use crate::db::audit::{self, AuditRow};
