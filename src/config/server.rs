@@ -144,47 +144,45 @@ impl OtlpExport {
 impl TelemetryConfig {
     /// The trace export, if `trace_provider` asks for one; `Err` names the key that is wrong, and why.
     pub fn traces(&self) -> Result<Option<OtlpExport>, (&'static str, String)> {
+        let keys = ("telemetry.trace_provider", "telemetry.trace_export_url");
         otlp_export(
+            keys,
             &self.trace_provider,
             &self.trace_export_url,
             self.trace_insecure,
             "/v1/traces",
         )
-        .map_err(|e| match e {
-            Wrong::Provider(msg) => ("telemetry.trace_provider", msg),
-            Wrong::Url(msg) => ("telemetry.trace_export_url", msg),
-        })
     }
 
     /// The metric export, if `metric_provider` asks for one.
     pub fn metrics(&self) -> Result<Option<OtlpExport>, (&'static str, String)> {
+        let keys = ("telemetry.metric_provider", "telemetry.metric_exporter_url");
         otlp_export(
+            keys,
             &self.metric_provider,
             &self.metric_exporter_url,
             self.metric_insecure,
             "/v1/metrics",
         )
-        .map_err(|e| match e {
-            Wrong::Provider(msg) => ("telemetry.metric_provider", msg),
-            Wrong::Url(msg) => ("telemetry.metric_exporter_url", msg),
-        })
     }
 }
 
-/// Which of a signal's keys is wrong.
-enum Wrong {
-    Provider(String),
-    Url(String),
-}
-
-/// One signal's keys read as Stoke meant them: the provider names the transport; an `http` URL without a path
-/// gets the signal's standard path; `insecure` drops TLS whatever the scheme says.
-fn otlp_export(provider: &str, url: &str, insecure: bool, signal_path: &str) -> Result<Option<OtlpExport>, Wrong> {
+/// One signal's keys (named by `keys`: the provider's, the URL's) read as Stoke meant them: the provider names
+/// the transport; an `http` URL without a path gets the signal's standard path; `insecure` drops TLS whatever the
+/// scheme says.
+fn otlp_export(
+    (provider_key, url_key): (&'static str, &'static str),
+    provider: &str,
+    url: &str,
+    insecure: bool,
+    signal_path: &str,
+) -> Result<Option<OtlpExport>, (&'static str, String)> {
+    let bad_url = |msg: String| (url_key, msg);
     let protocol = match provider.trim().to_ascii_lowercase().as_str() {
         "" | "none" => return Ok(None),
         "grpc" => OtlpProtocol::Grpc,
         "http" => OtlpProtocol::Http,
-        other => return Err(Wrong::Provider(format!("{other:?} is not one of grpc, http, none"))),
+        other => return Err((provider_key, format!("{other:?} is not one of grpc, http, none"))),
     };
     let url = url.trim();
     if url.is_empty() {
@@ -196,10 +194,10 @@ fn otlp_export(provider: &str, url: &str, insecure: bool, signal_path: &str) -> 
     let (scheme, rest) = url
         .split_once("://")
         .filter(|(scheme, _)| matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https"))
-        .ok_or_else(|| Wrong::Url(format!("{url:?} is not an http:// or https:// URL")))?;
+        .ok_or_else(|| bad_url(format!("{url:?} is not an http:// or https:// URL")))?;
     let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
     if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
-        return Err(Wrong::Url(format!(
+        return Err(bad_url(format!(
             "{url:?} is not a collector URL (scheme, host, port and, for http, a path)"
         )));
     }
@@ -210,7 +208,7 @@ fn otlp_export(provider: &str, url: &str, insecure: bool, signal_path: &str) -> 
     };
     let path = match protocol {
         OtlpProtocol::Grpc if path.is_empty() || path == "/" => "",
-        OtlpProtocol::Grpc => return Err(Wrong::Url(format!("{url:?}: a gRPC collector URL has no path"))),
+        OtlpProtocol::Grpc => return Err(bad_url(format!("{url:?}: a gRPC collector URL has no path"))),
         OtlpProtocol::Http if path.is_empty() || path == "/" => signal_path,
         OtlpProtocol::Http => path,
     };
