@@ -171,16 +171,17 @@ pub async fn token_preview(state: &AppState, caller: &Caller, id: i64) -> Result
     let claims = crate::services::tokens::build_claims(&state.tokens, &user, groups, &view, now);
     // Signed for its length only; the token is dropped here.
     let size = crate::services::tokens::sign(&state.keys.current(), &claims, now)?.len();
-    let login = match (kind, second_factor) {
-        (Kind::Ldap, false) => "ldap",
-        (Kind::Ldap, true) => "ldap+mfa",
-        (Kind::Oidc, false) => "oidc",
-        (Kind::Oidc, true) => "oidc+mfa",
-        (_, false) => "password",
-        (_, true) => "password+mfa",
+    let login = match kind {
+        Kind::Ldap => "ldap",
+        Kind::Oidc => "oidc",
+        _ => "password",
     };
     Ok(TokenPreview {
-        login: login.into(),
+        login: if second_factor {
+            format!("{login}+mfa")
+        } else {
+            login.into()
+        },
         claims,
         size,
     })
