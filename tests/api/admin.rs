@@ -109,7 +109,13 @@ fn matrix() -> Vec<(Method, &'static str, Option<Value>, &'static [&'static str]
         (Method::GET, "/api/admin/users/999999999", None, USERS_R),
         (Method::GET, "/api/admin/users/999999999/claim-groups", None, USERS_R),
         (Method::GET, "/api/admin/users/999999999/sessions", None, USERS_R),
-        (Method::GET, "/api/admin/users/999999999/token-preview", None, USERS_R),
+        // Users and claims both: it shows claim values.
+        (
+            Method::GET,
+            "/api/admin/users/999999999/token-preview",
+            None,
+            &["s", "U"],
+        ),
         (
             Method::PATCH,
             "/api/admin/users/999999999",
@@ -906,7 +912,7 @@ async fn the_status_shows_each_part_to_whom_may_read_it() {
 }
 
 /// A user's page previews the claims of their next token and its size, built as a login builds them: a group
-/// change shows at once; the token itself never leaves the server; only user readers may look.
+/// change shows at once; the token itself never leaves the server; only who may read users and claims may look.
 #[tokio::test]
 async fn the_token_preview_follows_group_changes() {
     let app = admin_app(TestDb::Sqlite, |_| {}).await.unwrap();
@@ -945,10 +951,17 @@ async fn the_token_preview_follows_group_changes() {
     let real_claims = crate::helpers::claims_of(&real);
     assert_eq!(real_claims["ship"], after["claims"]["ship"]);
 
-    let u = token(&app, "user_u").await;
-    assert_eq!(call(&app, Some(&u), Method::GET, &path, None).await.status(), 200);
-    let c = token(&app, "user_c").await;
-    assert_eq!(call(&app, Some(&c), Method::GET, &path, None).await.status(), 403);
+    // It shows claim values: reading users alone (u) or claims alone (c) is not enough; U reads both.
+    let writer = token(&app, "user_U").await;
+    assert_eq!(call(&app, Some(&writer), Method::GET, &path, None).await.status(), 200);
+    for reader in ["user_u", "user_c"] {
+        let t = token(&app, reader).await;
+        assert_eq!(
+            call(&app, Some(&t), Method::GET, &path, None).await.status(),
+            403,
+            "{reader}"
+        );
+    }
     let missing = call(
         &app,
         Some(&s),

@@ -138,7 +138,8 @@ export async function userPage(main, id) {
     api.get(`api/admin/users/${id}/sessions`),
     api.get(`api/admin/users/${id}/api-keys`),
     api.get(`api/admin/users/${id}/mfa`),
-    api.get(`api/admin/users/${id}/token-preview`),
+    // Users and claims readers only (it shows claim values); others see no preview.
+    may('claims') ? api.get(`api/admin/users/${id}/token-preview`) : null,
   ]);
   const reload = () => userPage(main, id);
   const details = form(
@@ -193,7 +194,7 @@ export async function userPage(main, id) {
     h('p', { class: 'meta' }, `Source: ${user.source} · created ${when(user.created_at)} · id ${user.id}`),
     h('section', {}, h('h2', {}, 'Details'), canWrite ? details : readOnlyDetails(user)),
     h('section', {}, h('h2', {}, 'Claim groups'), await membership(user, groups, canWrite, reload)),
-    h('section', { id: 'token-preview' }, h('h2', {}, 'Next token'), tokenPreview(preview)),
+    preview ? h('section', { id: 'token-preview' }, h('h2', {}, 'Next token'), tokenPreview(preview)) : null,
     canWrite ? h('section', {}, h('h2', {}, 'Password'), password) : null,
     h('section', { id: 'sessions' }, h('h2', {}, 'Sessions'), sessionList(user, sessions, canWrite, reload)),
     h('section', { id: 'api-keys' }, h('h2', {}, 'API keys'), keyList(user, keys, canWrite, reload)),

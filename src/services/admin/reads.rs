@@ -142,9 +142,12 @@ pub async fn user_groups(
 }
 
 /// The claims of the token `id`'s next login would get (the login their source implies, with the second
-/// factor when they have one) and the token's size, built by the same functions a login uses.
+/// factor when they have one) and the token's size, built by the same functions a login uses. It shows claim
+/// values, so it needs the right to read claims as well as users: a `u` reader alone does not learn who holds
+/// which `stk` letters through it.
 pub async fn token_preview(state: &AppState, caller: &Caller, id: i64) -> Result<TokenPreview, ServiceError> {
     use crate::credential::{Kind, Login};
+    caller.require(Area::Claims, false)?;
     let (user, held, second_factor) = read(state, caller, Area::Users, move |c| {
         let user = found("user", id)(users::find(c, id)?)?;
         let second_factor = crate::db::mfa::factor(c, id)?.is_some_and(|f| f.confirmed_at.is_some());
